@@ -1,0 +1,67 @@
+"""Shared helpers: where the repository and the real data are, and how to run Snakemake on the workflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+# Files a copy of the workflow needs (outputs and caches are left behind).
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"]
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the snakemake of this interpreter's environment, with that environment's python on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job in a dry-run's output."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            if rule is not None:
+                jobs.append((rule, {}))
+            rule = m.group(1)
+            continue
+        m = re.match(r"^wildcards: (.*)$", line.strip())
+        if m and rule is not None:
+            jobs.append((rule, dict(kv.split("=", 1) for kv in m.group(1).split(", "))))
+            rule = None
+        elif line.startswith("Job stats") and rule is not None:
+            jobs.append((rule, {}))
+            rule = None
+    return jobs
+
+
+def job_counts(output: str) -> Counter:
+    return Counter(rule for rule, _ in planned_jobs(output))
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,270 @@
+"""The cluster path: the demo DAG to table2.md through a real one-node SLURM with profiles/slurm-ci.
+
+`tests/slurm/cluster.sh start` runs slurmctld + slurmd on localhost (8 fake GPUs, no accounting database);
+the session fixture starts it and stops it by PID. Every claim is checked against SLURM's own job records
+(`scontrol show job`, kept for MinJobAge=3600 s), not against Snakemake's word. Needs root and
+Debian's slurm-wlm + munge (`tests/slurm/cluster.sh install`), as in .ci/run.
+
+To fit 10 minutes on 2 cores, table 2 keeps its 12 rows (10 training jobs, both trainers) but only its
+GSM8K column, and training jobs ask for 4 of the node's 8 GPUs (gpus.train), so two can run at once.
+The dry run of the real profiles/slurm on the paper's grid needs the plugin, not SLURM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, copy_workflow, snakemake
+
+CLUSTER = Path(__file__).with_name("cluster.sh")
+TARGET = "results/demo/table2.md"
+COLUMNS = ["gsm8k"]
+OVERLAY = "slurm-ci.yaml"
+CI_PROFILE = yaml.safe_load((REPO / "profiles/slurm-ci/config.yaml").read_text())
+
+
+def run_env() -> dict:
+    """This interpreter's environment first on PATH: SLURM jobs inherit it (sbatch --export=ALL)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def records() -> dict[str, dict]:
+    """SLURM's record of every job slurmctld knows, by job id."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\S+?)=(\S*)", line))
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
+def run_id(log: str) -> str:
+    """The plugin's run id, which is the SLURM job name of every job of that Snakemake run."""
+    return re.search(r"SLURM run ID: (\S+)", log).group(1)
+
+
+def jobs_of(run: str) -> list[dict]:
+    return [r for r in records().values() if r["JobName"] == run]
+
+
+def comment(rule: str, wildcards: dict) -> str:
+    """How the plugin labels a job in SLURM (sbatch --comment)."""
+    return f"rule_{rule}_wildcards_{'_'.join(wildcards.values())}" if wildcards else f"rule_{rule}"
+
+
+def planned(output: str) -> list[tuple[bool, str, dict]]:
+    """(local?, rule, wildcards) of every job of a dry run."""
+    jobs, current = [], None
+    for line in output.splitlines() + ["Job stats:"]:
+        line = line.strip()
+        if m := re.fullmatch(r"(local)?rule (\w+):", line):
+            if current:
+                jobs.append(current)
+            current = (bool(m.group(1)), m.group(2), {})
+        elif (m := re.fullmatch(r"wildcards: (.*)", line)) and current:
+            current[2].update(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif line.startswith("Job stats") and current:
+            jobs.append(current)
+            current = None
+    return jobs
+
+
+def resource(rule: str, name: str, attempt: int) -> int:
+    """A resource of profiles/slurm-ci for one attempt (the profile's values are Python expressions)."""
+    value = CI_PROFILE["set-resources"].get(rule, {}).get(name, CI_PROFILE["default-resources"][name])
+    return eval(str(value), {"attempt": attempt})
+
+
+def minutes(limit: str) -> int:
+    """SLURM's TimeLimit ('00:15:00', '1-00:00:00') in minutes."""
+    days, _, hms = limit.rpartition("-")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m + (s > 0)
+
+
+def ci_overlay(work: Path) -> dict:
+    """Table 2 with only the COLUMNS benchmarks (paper values sliced to match), 4-GPU training jobs."""
+    table = yaml.safe_load((work / "config.yaml").read_text())["tables"]["table2"]
+    keep = [table["columns"].index(c) for c in COLUMNS]
+    sections = [
+        {**s, "rows": [{**r, "paper": [r["paper"][i] for i in keep]} if "paper" in r else r for r in s["rows"]]}
+        for s in table["sections"]
+    ]
+    return {"gpus": {"train": 4, "evaluate": 1}, "tables": {"table2": {"columns": COLUMNS, "sections": sections}}}
+
+
+def squeue() -> list[tuple[str, str, str]]:
+    out = subprocess.run(["squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i|%k|%T"], capture_output=True,
+                         text=True, check=True).stdout
+    return [tuple(line.split("|")) for line in out.split()]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0 or not shutil.which("slurmctld"):
+        pytest.fail("the SLURM test needs root and slurm-wlm + munge: run `tests/slurm/cluster.sh install` as root")
+    env = {**os.environ, "SRLM_SLURM_DIR": str(tmp_path_factory.mktemp("slurm-state"))}
+    subprocess.run([CLUSTER, "start"], env=env, check=True, timeout=120)
+    try:
+        yield env["SRLM_SLURM_DIR"]
+    finally:
+        subprocess.run([CLUSTER, "stop"], env=env, check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """Phase 1: the DAG with one training job scancel'led twice (first try and retry); phase 2: the rerun."""
+    work = copy_workflow(tmp_path_factory.mktemp("slurm-work"))
+    (work / OVERLAY).write_text(yaml.safe_dump(ci_overlay(work)))
+    args = [TARGET, "--profile", "profiles/slurm-ci", "--configfile", "config/demo.yaml", OVERLAY]
+    plan = planned(snakemake("-n", *args, cwd=work).stdout)
+
+    log1 = work / "phase1.log"
+    started = time.monotonic()
+    with log1.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=work, env=run_env(),
+                                stdout=out, stderr=subprocess.STDOUT)
+        cancelled, victim = [], None
+        try:
+            while len(cancelled) < 2 and proc.poll() is None:
+                for job, label, state in squeue():
+                    first = victim is None and label.startswith("rule_train") and state == "RUNNING"
+                    if first or (victim and label == victim and job not in cancelled):
+                        victim = label
+                        subprocess.run(["scancel", job], check=True)
+                        cancelled.append(job)
+                        break
+                time.sleep(0.3)
+            proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+    phase1_s = time.monotonic() - started
+    assert len(cancelled) == 2, f"no training job seen running, or its retry never came:\n{log1.read_text()[-3000:]}"
+
+    started = time.monotonic()
+    rerun = snakemake(*args, "--rerun-incomplete", cwd=work, check=False, timeout=600)
+    return {
+        "work": work, "plan": plan, "log1": log1.read_text(), "rc1": proc.returncode, "cancelled": cancelled,
+        "victim": victim, "rerun": rerun, "phase1_s": phase1_s, "phase2_s": time.monotonic() - started,
+    }
+
+
+@pytest.mark.slurm
+def test_cancelled_job_fails_its_cell_only(runs):
+    log, (first, retry) = runs["log1"], runs["cancelled"]
+    for job in (first, retry):
+        assert f"SLURM-job '{job}' failed, SLURM status is: 'CANCELLED'" in log
+    assert runs["rc1"] != 0 and not (runs["work"] / TARGET).exists()
+    # keep-going: every evaluation outside the cancelled cell finished in phase 1.
+    evals = [w for local, rule, w in runs["plan"] if rule == "evaluate"]
+    cell = next(w for _, rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
+    done = {tuple(w.values()) for w in evals if (runs["work"] / "results/demo/evals" / w["model"] / w["chain"]
+                                                  / f"{w['benchmark']}.json").exists()}
+    lost = {tuple(w.values()) for w in evals if (w["model"], w["chain"]) == (cell["model"], cell["chain"])}
+    assert done == {tuple(w.values()) for w in evals} - lost and lost
+
+
+@pytest.mark.slurm
+def test_retry_doubles_runtime_and_memory(runs):
+    jobs = records()
+    first, retry = (jobs[j] for j in runs["cancelled"])
+    assert first["JobState"] == retry["JobState"] == "CANCELLED"
+    assert first["Comment"] == retry["Comment"] == runs["victim"]
+    rule = runs["victim"].split("_wildcards_")[0].removeprefix("rule_")
+    for attempt, rec in ((1, first), (2, retry)):
+        assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M"
+        assert minutes(rec["TimeLimit"]) == resource(rule, "runtime", attempt)
+
+
+@pytest.mark.slurm
+def test_every_non_local_job_went_through_sbatch_once(runs):
+    assert runs["rerun"].returncode == 0, runs["rerun"].stdout[-3000:] + runs["rerun"].stderr[-3000:]
+    done = Counter(
+        r["Comment"]
+        for run in (run_id(runs["log1"]), run_id(runs["rerun"].stdout + runs["rerun"].stderr))
+        for r in jobs_of(run)
+        if r["JobState"] == "COMPLETED"
+    )
+    remote = Counter(comment(rule, w) for local, rule, w in runs["plan"] if not local)
+    assert done == remote  # each exactly once: the rerun redid nothing that had finished
+    local_rules = {rule for local, rule, _ in runs["plan"] if local}
+    assert local_rules >= {"fetch_model", "prepare_benchmark", "render_table"}
+    submitted = {r["Comment"] for r in records().values()}
+    assert not any(c.startswith(f"rule_{rule}_") or c == f"rule_{rule}" for c in submitted for rule in local_rules)
+
+
+@pytest.mark.slurm
+def test_rerun_submits_only_the_failed_cell(runs):
+    rerun = jobs_of(run_id(runs["rerun"].stdout + runs["rerun"].stderr))
+    cell = next(w for _, rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
+    expected = {runs["victim"]} | {
+        comment("evaluate", w) for _, rule, w in runs["plan"]
+        if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
+    }
+    assert {r["Comment"] for r in rerun} == expected
+    table = (runs["work"] / TARGET).read_text()
+    assert len([line for line in table.splitlines() if re.match(r"^\| (\*\*)?Qwen", line)]) == 12
+
+
+@pytest.mark.slurm
+def test_jobs_asked_for_the_configured_resources(runs):
+    overlay = yaml.safe_load((runs["work"] / OVERLAY).read_text())
+    threads = CI_PROFILE["set-threads"]
+    phase1 = jobs_of(run_id(runs["log1"]))
+    by_rule = Counter(r["Comment"].split("_wildcards_")[0] for r in phase1)
+    assert by_rule["rule_train_sft"] >= 8 and by_rule["rule_train_grpo"] == 2 and by_rule["rule_evaluate"] > 0
+    for rec in phase1:
+        rule = rec["Comment"].split("_wildcards_")[0].removeprefix("rule_")
+        attempt = 2 if rec["JobId"] == runs["cancelled"][1] else 1
+        kind = "train" if rule.startswith("train_") else "evaluate"
+        assert rec["TresPerJob"] == f"gres:gpu:{overlay['gpus'][kind]}", rec  # sbatch --gpus=<config gpus>
+        assert rec["NumNodes"] == "1" and rec["NumCPUs"] == str(threads[rule]), rec
+        assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M", rec
+        assert rec["Partition"] == CI_PROFILE["default-resources"]["slurm_partition"]
+
+
+@pytest.mark.slurm
+def test_timing(runs):
+    """The whole cluster path stays well inside the 10 minutes CI gives it."""
+    print(f"phase 1 {runs['phase1_s']:.0f} s, rerun {runs['phase2_s']:.0f} s")
+    assert runs["phase1_s"] + runs["phase2_s"] < 540
+
+
+def test_real_profile_plans_table2_as_documented(tmp_path):
+    """`snakemake results/table2.md --profile slurm` after docs/slurm.md's install line: plans the paper's
+    Table 2 with one-node GPU jobs from config.yaml and local data/table rules (needs the plugin, not SLURM)."""
+    work = copy_workflow(tmp_path / "work")
+    xdg = tmp_path / "xdg"
+    (xdg / "snakemake").mkdir(parents=True)
+    (xdg / "snakemake" / "slurm").symlink_to(REPO / "profiles" / "slurm")
+    env = {**run_env(), "XDG_CONFIG_HOME": str(xdg)}
+    cmd = [sys.executable, "-m", "snakemake", "-n", "results/table2.md", "--profile", "slurm"]
+    proc = subprocess.run(cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    jobs = planned(out)
+    counts = Counter((local, rule) for local, rule, _ in jobs)
+    assert counts[(False, "train_sft")] == 8 and counts[(False, "train_grpo")] == 2
+    assert counts[(False, "evaluate")] == 60 and counts[(True, "render_table")] == 1
+    assert {rule for local, rule, _ in jobs if not local} == {"train_sft", "train_grpo", "evaluate"}
+    blocks = re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out)
+    train = [b for b in blocks if re.search(r"^rule train_(sft|grpo):", b, re.MULTILINE)]
+    evaluate = [b for b in blocks if re.search(r"^rule evaluate:", b, re.MULTILINE)]
+    assert len(train) == 10 and len(evaluate) == 60
+    for block in train:
+        assert re.search(r"resources: .*\bgpu=8\b", block) and re.search(r"\bnodes=1\b", block), block
+        assert "slurm_partition=<partition>" in block and "slurm_account=<account>" in block, block
+    for block in evaluate:
+        assert re.search(r"resources: .*\bgpu=1\b", block) and re.search(r"\bnodes=1\b", block), block

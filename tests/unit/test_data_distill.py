@@ -1,0 +1,66 @@
+"""KD conversion: only traces whose boxed answer verifies against the gold are kept, as SFT rows."""
+
+import json
+
+from srlm.data import distill
+from srlm.data.synthetic import camel_rows
+
+SYS = "S"
+
+
+def _camel(trace, gold="The total is 3 + 4 = 7.\n\\boxed{7}", problem="What is 3 + 4?"):
+    return {
+        "problem": problem,
+        "reasoning_solution": trace,
+        "groud_truth_solution": gold,
+        "boxed_answer_success": True,
+    }
+
+
+ROWS = [
+    _camel("<think>\n3 plus 4 is 7.\n</think>\n\nSo \\boxed{7}."),  # right
+    _camel("<think>3 plus 4 is 8.</think>\nThe answer is \\boxed{8}."),  # wrong
+    _camel("<think>3 plus 4 is 7, so the answer is 7.\n\nThe answer is \\boxed{7}."),  # no </think>
+    _camel("<think>3 plus 4 is 7.</think>\nThe answer is 7."),  # no \boxed
+    _camel("<think>a lot</think> \\boxed{1,600}", gold="x\n#### 1,600", problem="Big?"),  # gold from ####
+    _camel("<think>t</think> \\boxed{\\$7.00}"),  # verified as 7
+    _camel("<think>t</think> \\boxed{7}", gold="no answer here"),  # no gold
+]
+
+
+def test_convert_file(tmp_path):
+    src = tmp_path / "camel.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = tmp_path / "kd" / "train.jsonl"
+    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS}
+    distill.main(["--params", json.dumps(params), "--out", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["kd-0", "kd-4", "kd-5"]
+    assert rows[0] == {
+        "id": "kd-0",
+        "prompt": [{"role": "system", "content": SYS}, {"role": "user", "content": "What is 3 + 4?"}],
+        "completion": [{"role": "assistant", "content": "<think>3 plus 4 is 7.</think>\n<answer>7</answer>"}],
+        "answer": "7",
+    }
+    assert rows[1]["answer"] == "1600" and rows[1]["completion"][0]["content"].endswith(
+        "<answer>1600</answer>"
+    )
+    rep = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
+    assert rep["kept"] == 3 and rep["dropped"] == 4
+    assert rep["dropped_by_reason"] == {"no_boxed": 1, "no_gold": 1, "no_think": 1, "wrong_answer": 1}
+    first = out.read_bytes()
+    distill.main(["--params", json.dumps(params), "--out", str(out)])
+    assert out.read_bytes() == first
+
+
+def test_synthetic_camel_rows(tmp_path):
+    raw = camel_rows(120, 1)
+    assert set(raw[0]) == {"problem", "reasoning_solution", "groud_truth_solution", "boxed_answer_success"}
+    rep = distill.prepare(
+        {"data": {"source": "synthetic", "synthetic": {"n_train": 120, "seed": 1}}, "system_prompt": SYS},
+        tmp_path / "train.jsonl",
+    )
+    flagged_bad = sum(not r["boxed_answer_success"] for r in raw)
+    # the generator's wrong and broken traces are exactly the dropped ones
+    assert 0 < rep["dropped"] == flagged_bad < 60 and rep["flag_disagrees"] == 0
+    assert rep["dropped_by_reason"]["wrong_answer"] > 0

@@ -1,0 +1,115 @@
+"""Figures: every declared PNG is written, is a real non-blank image, and plots what was logged."""
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import yaml
+from srlm import figures, tables
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def spec():
+    """Table 3's first two sections: runs kd, kd+rl, kd-lora, kd-lora+rl, sft, sft+rl, sft-lora, ..."""
+    s = tables.report_spec(CONFIG)
+    t3 = dict(CONFIG["tables"]["table3"], sections=CONFIG["tables"]["table3"]["sections"][:2])
+    s["tables"] = {"table3": t3}
+    return s
+
+
+def write_metrics(results, model, chain, rows):
+    path = results / "models" / model / chain / "metrics.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def grpo_rows(n):
+    return [
+        {
+            "step": i,
+            "loss": 0.01 * i,
+            "grad_norm": 1.0,
+            "learning_rate": 1e-6,
+            "kl": 0.001 * i,
+            "rewards/format_reward/mean": -1 + 2 * i / n,
+            "rewards/format_reward/std": 0.1,
+            "rewards/accuracy_reward/mean": -1 + i / n,
+            "completions/mean_length": 100 + i,
+        }
+        for i in range(1, n + 1)
+    ] + [{"train_runtime": 10.0, "step": n}]
+
+
+def assert_real_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(path)
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    assert img[..., :3].std() > 0.01  # not a blank canvas
+
+
+def test_all_declared_figures_are_written(tmp_path):
+    results = tmp_path / "results"
+    s = spec()
+    base = "qwen2.5-0.5b"
+    write_metrics(results, base, "kd", [{"step": i, "loss": 2 / i} for i in range(1, 20)])
+    write_metrics(results, base, "kd+rl", grpo_rows(30))
+    for b in s["tables"]["table3"]["columns"]:
+        tables.eval_path(results, base, "kd+rl", b).parent.mkdir(parents=True, exist_ok=True)
+        tables.eval_path(results, base, "kd+rl", b).write_text(
+            json.dumps({"pass_at_1": 0.1, "ci95": [0.05, 0.15], "not_extractable_rate": 0.0})
+        )
+    written = figures.write_all(s, results, tmp_path / "figures")
+    assert sorted(p.name for p in written) == sorted(figures.figure_names(s))
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(figures.figure_names(s))
+    assert {
+        "train_qwen2.5-0.5b_kd.png",
+        "train_qwen2.5-0.5b_kd+rl.png",
+        "table3_accuracy.png",
+        "train_qwen2.5-0.5b_sft-lora+rl.png",
+    } <= set(figures.figure_names(s))
+    for p in written:  # runs without metrics.jsonl get a figure that says so
+        assert_real_png(p)
+
+
+def test_series_reads_trl_names_and_tolerates_gaps():
+    rows = grpo_rows(5)
+    rows[2].pop("kl")
+    rows[3]["kl"] = math.nan
+    key, x, y = figures.series(rows, ["kl"])
+    assert key == "kl" and x == [1, 2, 5]
+    key, x, y = figures.series(rows, ["completions/mean_length", "completion_length"])
+    assert key == "completions/mean_length" and y == [101, 102, 103, 104, 105]
+    # A reward function named otherwise is still found by its word; the std series is not taken.
+    renamed = [{"step": 1, "rewards/my_format_check/std": 0.2, "rewards/my_format_check/mean": 0.5}]
+    assert (
+        figures.series(renamed, dict(figures.GRPO_PANELS)["format reward"])[0]
+        == "rewards/my_format_check/mean"
+    )
+    assert figures.series(rows, ["entropy"]) == (None, [], [])
+
+
+def test_run_type_follows_stage_then_summary_then_keys():
+    s = spec()
+    assert figures.run_type(s, None, [], "kd") == "sft"
+    assert figures.run_type(s, None, [], "kd+rl") == "grpo"
+    assert figures.run_type({}, {"type": "grpo"}, [], "x") == "grpo"
+    assert figures.run_type({}, None, grpo_rows(2), "x") == "grpo"
+    assert figures.run_type({}, None, [{"loss": 1}], "x") == "sft"
+
+
+def test_cli(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps(spec()))
+    figures.main(
+        [
+            "--results",
+            str(tmp_path / "r"),
+            "--spec",
+            str(tmp_path / "spec.json"),
+            "--out-dir",
+            str(tmp_path / "f"),
+        ]
+    )
+    assert_real_png(tmp_path / "f" / "table3_accuracy.png")

@@ -1,0 +1,1 @@
+"""srlm-repro: all logic of the workflow. Rules call `python -m srlm.<module>`; nothing here imports snakemake."""

@@ -1,0 +1,122 @@
+"""Evaluation benchmarks (§3.4) normalized to rows {"id", "problem", "answer"} (answer: the gold string).
+
+One reader per raw format; each accepts both the local files of ../shared/data (see its MANIFEST.md) and the
+hub datasets named in config.yaml, which name their fields differently:
+  olympiadbench  local/Hothan: question, final_answer (list of "$...$")  -> "$" removed, joined with ", "
+  math500        problem, answer, unique_id
+  minerva        local: problem, solution (gold = last \\boxed{}), idx;  math-ai/minervamath: question, answer
+  amc23          local: problem, answer (float 27.0 -> "27"), id;  math-ai/amc23: question, answer
+  gsm8k          question, answer (text after "####", commas removed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+from srlm.data.io import read_jsonl, write_jsonl
+
+FORMATS = ("olympiadbench", "math500", "minerva", "amc23", "gsm8k")
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+def _first(row: dict, *keys: str):
+    for k in keys:
+        if row.get(k) is not None:
+            return row[k]
+    return None
+
+
+def _number(x) -> str:
+    """27.0 -> '27', 2.5 -> '2.5', '27' -> '27' (AMC answers are stored as floats)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return str(int(x)) if float(x).is_integer() else repr(float(x))
+    return str(x).strip() if x is not None else ""
+
+
+def _gold(row: dict, fmt: str) -> str:
+    if fmt == "gsm8k":
+        from srlm.data.gsm8k import final_answer
+
+        return final_answer(row["answer"])
+    if fmt == "math500":
+        return str(row.get("answer") or "")
+    if fmt == "minerva":
+        if row.get("solution"):
+            from srlm.grading import last_boxed
+
+            return last_boxed(row["solution"]) or ""
+        ans = row.get("answer")
+        return ", ".join(map(str, ans)) if isinstance(ans, list) else str(ans or "")
+    if fmt == "amc23":
+        return _number(row.get("answer"))
+    if fmt == "olympiadbench":
+        fa = _first(row, "final_answer", "answer")
+        parts = fa if isinstance(fa, list) else [fa] if fa else []
+        return ", ".join(_DOLLAR.sub("", str(p)).strip() for p in parts if p is not None)
+    raise ValueError(f"unknown benchmark format {fmt!r} ({'|'.join(FORMATS)})")
+
+
+def normalize(row: dict, fmt: str, index: int) -> dict:
+    """{"id", "problem", "answer"} of one raw row; ValueError naming the row if problem or answer is empty."""
+    native = {"math500": "unique_id", "minerva": "idx"}.get(fmt, "id")
+    rid = str(row[native]) if row.get(native) is not None else str(index)
+    problem = _first(row, "problem", "question")
+    try:
+        answer = _gold(row, fmt).strip()
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{fmt} row {index} (id {rid}): cannot read the gold answer: {e}") from None
+    if not answer:
+        raise ValueError(f"{fmt} row {index} (id {rid}): empty or missing gold answer")
+    if not isinstance(problem, str) or not problem.strip():
+        raise ValueError(f"{fmt} row {index} (id {rid}): empty or missing problem")
+    return {"id": rid, "problem": problem.strip(), "answer": answer}
+
+
+def load_raw(params: dict) -> list[dict]:
+    """Raw rows of one benchmark for params.source hub | local | synthetic."""
+    src, name = params.get("source"), params.get("name", "?")
+    if src == "hub":
+        import datasets
+
+        ds = datasets.load_dataset(params["hub_id"], params.get("hub_config"), split=params["hub_split"])
+        return [dict(r) for r in ds]
+    if src == "local":
+        if not params.get("local_path"):
+            raise ValueError(f"benchmarks.{name}.local_path must be set when source is local")
+        return read_jsonl(params["local_path"])
+    if src == "synthetic":
+        from srlm.data.synthetic import benchmark_rows
+
+        syn = params.get("synthetic") or {}
+        if "n" not in syn or "seed" not in syn:
+            raise ValueError(f"benchmarks.{name}.synthetic needs n and seed when source is synthetic")
+        return benchmark_rows(params["format"], syn["n"], syn["seed"])
+    raise ValueError(f"benchmarks.{name}.source: unknown source {src!r} (hub|local|synthetic)")
+
+
+def prepare(params: dict) -> list[dict]:
+    rows = [normalize(r, params["format"], i) for i, r in enumerate(load_raw(params))]
+    seen: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        if r["id"] in seen:
+            raise ValueError(
+                f"benchmarks.{params.get('name')}: rows {seen[r['id']]} and {i} share id {r['id']!r}"
+            )
+        seen[r["id"]] = i
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", required=True, help='JSON: config benchmarks.<name> plus "name"')
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    rows = prepare(json.loads(a.params))
+    write_jsonl(a.out, rows)
+    print(json.dumps({"out": a.out, "rows": len(rows)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Knowledge-distillation set (§3.3 "Knowledge Distillation"): DeepSeek-R1 traces of
+camel-ai/gsm8k_distilled converted to the SFT schema, keeping only traces whose \\boxed{} answer
+math-verifies against the gold.
+
+The completion is "<think>{the trace's <think> content}</think>\\n<answer>{gold}</answer>": the text
+the teacher wrote after </think> is dropped, and the answer tag holds the gold string (equal to the boxed
+answer by the check above, without the LaTeX/units a boxed value may carry). kd_report.json beside the
+output counts kept rows and each drop reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from srlm.data.io import format_completion, sft_row, write_json, write_jsonl
+from srlm.grading import last_boxed, verify
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def gold_answer(ground_truth: str) -> str | None:
+    """Gold from groud_truth_solution: its last \\boxed{} or its '#### N' line, commas of numbers removed."""
+    ans = last_boxed(ground_truth or "")
+    if ans is None and "####" in (ground_truth or ""):
+        ans = ground_truth.rsplit("####", 1)[1]
+    if ans is None:
+        return None
+    ans = ans.strip()
+    return ans.replace(",", "") if re.fullmatch(r"-?[\d,]+(\.\d+)?", ans) else ans or None
+
+
+def convert(row: dict, index: int, system_prompt: str) -> tuple[dict | None, str | None]:
+    """(SFT row, None) for a usable trace, else (None, drop reason)."""
+    problem, trace = row.get("problem"), row.get("reasoning_solution") or ""
+    if not isinstance(problem, str) or not problem.strip():
+        return None, "no_problem"
+    gold = gold_answer(row.get("groud_truth_solution"))
+    if gold is None:
+        return None, "no_gold"
+    think = _THINK.search(trace)
+    if think is None or not think.group(1).strip():
+        return None, "no_think"
+    boxed = last_boxed(trace[think.end() :])
+    if boxed is None:
+        return None, "no_boxed"
+    if not verify(boxed, gold):
+        return None, "wrong_answer"
+    return sft_row(
+        f"kd-{index}", system_prompt, problem.strip(), format_completion(think.group(1), gold), gold
+    ), None
+
+
+def load_raw(data: dict) -> list[dict]:
+    src = data.get("source")
+    if src == "hub":
+        import datasets
+
+        return [dict(r) for r in datasets.load_dataset(data["hub_id"], split="train")]
+    if src == "synthetic":
+        from srlm.data.synthetic import camel_rows
+
+        return camel_rows(data["synthetic"]["n_train"], data["synthetic"]["seed"])
+    if src == "local":  # a JSONL file in the camel schema (tests, offline copies)
+        from srlm.data.io import read_jsonl
+
+        if not data.get("local_path"):
+            raise ValueError("data.kd.local_path must be set when source is local")
+        return read_jsonl(data["local_path"])
+    raise ValueError(f"data.kd.source: unknown source {src!r} (hub|synthetic|local)")
+
+
+def prepare(params: dict, out: str | Path) -> dict:
+    data, system_prompt = params["data"], params["system_prompt"]
+    raw = load_raw(data)
+    kept, reasons = [], Counter()
+    dropped = []
+    for i, row in enumerate(raw):
+        sft, why = convert(row, i, system_prompt)
+        if sft is None:
+            reasons[why] += 1
+            dropped.append({"index": i, "reason": why})
+        else:
+            kept.append(sft)
+    gone = {d["index"] for d in dropped}
+    report = {
+        "source": data["source"],
+        "rows_in": len(raw),
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "dropped_by_reason": dict(sorted(reasons.items())),
+        "dropped_rows": dropped,
+        # rows where the dataset's own boxed_answer_success flag disagrees with our verification
+        "flag_disagrees": sum(
+            1
+            for i, r in enumerate(raw)
+            if "boxed_answer_success" in r and bool(r["boxed_answer_success"]) == (i in gone)
+        ),
+    }
+    if not kept:
+        raise ValueError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)})")
+    write_jsonl(out, kept)
+    write_json(Path(out).with_name("kd_report.json"), report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str}')
+    ap.add_argument("--out", required=True, help="train.jsonl; kd_report.json is written beside it")
+    a = ap.parse_args(argv)
+    rep = prepare(json.loads(a.params), a.out)
+    print(json.dumps({k: v for k, v in rep.items() if k != "dropped_rows"}))
+
+
+if __name__ == "__main__":
+    main()

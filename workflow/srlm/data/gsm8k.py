@@ -1,0 +1,255 @@
+"""GSM8K training data: CoT-formatted SFT rows and GRPO prompt rows (§3.1), from the hub, a local folder
+in the openai/grade-school-math format, or the synthetic generator.
+
+Outputs (in --out-dir): train.jsonl (the kept raw rows, with ids), test.jsonl (raw test rows),
+sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and prep_report.json.
+
+Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
+against benchmark files (--bench), malformed-row handling, token-length statistics (--tokenizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from srlm.data.io import (
+    format_completion,
+    messages,
+    read_jsonl,
+    read_jsonl_numbered,
+    sft_row,
+    write_json,
+    write_jsonl,
+)
+
+_CALC = re.compile(r"<<[^<>]*>>")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+class MalformedRow(ValueError):
+    """A raw GSM8K row that cannot be used; the message names its origin (file:line or hub index)."""
+
+
+def final_answer(answer_text: str) -> str:
+    """Gold answer after the last '####', thousands separators removed ('#### 1,600' -> '1600')."""
+    if "####" not in answer_text:
+        raise ValueError(f"no '####' line in answer: {answer_text[-80:]!r}")
+    ans = answer_text.rsplit("####", 1)[1].strip().replace(",", "")
+    if not _NUMBER.fullmatch(ans):
+        raise ValueError(f"final answer {ans!r} is not a number")
+    return ans
+
+
+def strip_calculator(text: str) -> str:
+    """Remove GSM8K calculator annotations ('48/2 = <<48/2=24>>24' -> '48/2 = 24')."""
+    return _CALC.sub("", text)
+
+
+def cot_completion(answer_text: str) -> str:
+    """'<think>worked solution</think>\\n<answer>N</answer>' from an openai-format answer."""
+    work = strip_calculator(answer_text.rsplit("####", 1)[0])
+    return format_completion(work, final_answer(answer_text))
+
+
+def check_row(row: dict, origin: str) -> tuple[str, str, str]:
+    """(question, answer text, final answer) of a raw row, or MalformedRow naming where it came from."""
+    q, a = row.get("question"), row.get("answer")
+    if not isinstance(q, str) or not q.strip():
+        raise MalformedRow(f"{origin}: empty or missing 'question'")
+    if not isinstance(a, str):
+        raise MalformedRow(f"{origin}: missing 'answer'")
+    try:
+        return q.strip(), a.strip(), final_answer(a)
+    except ValueError as e:
+        raise MalformedRow(f"{origin}: {e}") from None
+
+
+def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
+    """{'train': [(origin, row)], 'test': [...]} for data.source hub | local | synthetic."""
+    src = data.get("source")
+    if src == "hub":
+        import datasets
+
+        ds = datasets.load_dataset(data["hub_id"], data.get("hub_config"))
+        return {
+            s: [(f"{data['hub_id']}[{s}][{i}]", dict(r)) for i, r in enumerate(ds[s])]
+            for s in ("train", "test")
+        }
+    if src == "local":
+        if not data.get("local_dir"):
+            raise ValueError("data.gsm8k.local_dir must be set when source is local")
+        out = {}
+        for s in ("train", "test"):
+            path = Path(data["local_dir"]) / f"{s}.jsonl"
+            out[s] = [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path)]
+        return out
+    if src == "synthetic":
+        from srlm.data.synthetic import gsm8k_rows
+
+        syn = data["synthetic"]
+        return {
+            s: [
+                (f"synthetic[{s}][{i}]", r)
+                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}"))
+            ]
+            for s in ("train", "test")
+        }
+    raise ValueError(f"data.gsm8k.source: unknown source {src!r} (hub|local|synthetic)")
+
+
+# ---------------------------------------------------------------- cleaning (phase 2, all optional)
+
+
+def norm_text(text: str) -> str:
+    """Key for near-exact duplicates: case, punctuation and whitespace ignored."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def dedup(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Keep the first of each question; log the rest as exact or normalized duplicates."""
+    exact, normal, kept, log = {}, {}, [], []
+    for r in rows:
+        q, k = r["question"], norm_text(r["question"])
+        if q in exact:
+            log.append({"id": r["id"], "duplicate_of": exact[q], "kind": "exact"})
+        elif k in normal:
+            log.append({"id": r["id"], "duplicate_of": normal[k], "kind": "normalized"})
+        else:
+            exact[q], normal[k] = r["id"], r["id"]
+            kept.append(r)
+    return kept, log
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of the normalized text; a text shorter than n is one gram (so it can still match)."""
+    words = norm_text(text).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def decontaminate(rows: list[dict], bench: dict[str, list[dict]], n: int, threshold: float):
+    """Drop rows whose question shares >= threshold of its n-grams with the benchmark problems.
+
+    bench maps a file name to its rows ({"id","problem",...}). Each dropped row is logged with the
+    fraction and the benchmark problem that shares the most n-grams with it.
+    """
+    index: dict[tuple[str, ...], list[str]] = {}
+    for name, brows in bench.items():
+        for b in brows:
+            for g in ngrams(b["problem"], n):
+                index.setdefault(g, []).append(f"{name}:{b['id']}")
+    kept, log = [], []
+    for r in rows:
+        grams = ngrams(r["question"], n)
+        hits = [g for g in grams if g in index]
+        frac = len(hits) / len(grams) if grams else 0.0
+        if hits and frac >= threshold:
+            best = Counter(x for g in hits for x in dict.fromkeys(index[g])).most_common(1)[0][0]
+            log.append({"id": r["id"], "overlap": round(frac, 4), "benchmark": best})
+        else:
+            kept.append(r)
+    return kept, log
+
+
+def token_stats(sft_rows: list[dict], tokenizer_dir: str, max_length: int | None) -> dict:
+    """Token lengths of the rendered SFT rows (chat template when the tokenizer has one)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    texts = []
+    for r in sft_rows:
+        msgs = r["prompt"] + r["completion"]
+        if tok.chat_template:
+            texts.append(tok.apply_chat_template(msgs, tokenize=False))
+        else:
+            texts.append("\n".join(m["content"] for m in msgs))
+    lengths = np.array([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]])
+    if not len(lengths):
+        return {"n": 0}
+    stats = {f"p{p}": int(np.percentile(lengths, p, method="nearest")) for p in (50, 90, 95, 99)}
+    stats.update(n=int(len(lengths)), mean=round(float(lengths.mean()), 2), max=int(lengths.max()))
+    if max_length:
+        stats.update(max_length=max_length, over_max_length=int((lengths > max_length).sum()))
+    return stats
+
+
+# ---------------------------------------------------------------- main
+
+
+def prepare(
+    params: dict, out_dir: str | Path, bench_files: list[str] = (), tokenizer: str | None = None
+) -> dict:
+    """Write train/test/sft/rl JSONL and prep_report.json; cleaning steps run only when configured."""
+    data, system_prompt = params["data"], params["system_prompt"]
+    clean = data.get("clean") or {}
+    on_malformed = clean.get("on_malformed", "error")
+    if on_malformed not in ("error", "drop"):
+        raise ValueError(f"data.gsm8k.clean.on_malformed: {on_malformed!r} (error|drop)")
+    raw = load_raw(data)
+    splits, malformed = {}, []
+    for split, items in raw.items():
+        rows = []
+        for i, (origin, r) in enumerate(items):
+            try:
+                q, a, _ = check_row(r, origin)
+            except MalformedRow as e:
+                if on_malformed == "error":
+                    raise
+                malformed.append(str(e))
+                continue
+            rows.append({"id": str(r.get("id", f"gsm8k-{split}-{i}")), "question": q, "answer": a})
+        splits[split] = rows
+    train = splits["train"]
+    report = {"source": data["source"], "rows_in": len(raw["train"]), "test_rows_in": len(raw["test"]),
+              "malformed": len(malformed), "malformed_rows": malformed,
+              "duplicates": None, "contaminated": None}  # fmt: skip
+    if clean.get("dedup", False):
+        train, log = dedup(train)
+        report.update(duplicates=len(log), duplicate_rows=log)
+    if bench_files:
+        dc = clean.get("decontaminate") or {}
+        n, threshold = int(dc.get("ngram", 13)), float(dc.get("threshold", 0.5))
+        bench = {str(f): read_jsonl(f) for f in bench_files}
+        train, log = decontaminate(train, bench, n, threshold)
+        report.update(decontamination={"ngram": n, "threshold": threshold, "benchmarks": sorted(bench)},
+                      contaminated=len(log), contaminated_rows=log)  # fmt: skip
+    sft, rl = [], []
+    for r in train:
+        gold = final_answer(r["answer"])
+        sft.append(sft_row(r["id"], system_prompt, r["question"], cot_completion(r["answer"]), gold))
+        rl.append({"id": r["id"], "prompt": messages(system_prompt, r["question"]), "answer": gold})
+    report.update(rows_out=len(train), test_rows_out=len(splits["test"]))
+    if tokenizer:
+        report["token_lengths"] = token_stats(sft, tokenizer, clean.get("max_length"))
+    out = Path(out_dir)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", splits["test"])
+    write_jsonl(out / "sft.jsonl", sft)
+    write_jsonl(out / "rl.jsonl", rl)
+    write_json(out / "prep_report.json", report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--params", required=True, help='JSON: {"data": <config data.gsm8k>, "system_prompt": str}'
+    )
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument(
+        "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
+    )
+    ap.add_argument("--tokenizer", default=None, help="tokenizer folder for token-length statistics")
+    a = ap.parse_args(argv)
+    rep = prepare(json.loads(a.params), a.out_dir, a.bench, a.tokenizer)
+    print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
+
+
+if __name__ == "__main__":
+    main()

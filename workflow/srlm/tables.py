@@ -1,0 +1,292 @@
+"""The paper's Tables 1–3 as Markdown, from config rows and our evaluation JSONs.
+
+Layout (sections, labels, row order, columns, caption) comes from the table's config slice; marks on our rows
+are computed from the run's outputs: ‡ when a training stage along the chain reported status "collapsed",
+† when the row's mean share of non-extractable answers exceeds the threshold. The "paper" source renders the
+paper's printed numbers and marks from config (the golden tests compare it with the paper).
+
+    python -m srlm.tables --spec SPEC.json --results results --out results/table2.md \
+        --vs-paper results/table2_vs_paper.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
+
+
+def chain_prefixes(chain: str) -> list[str]:
+    """Training runs of a chain, in order: "kd-lora+rl" -> ["kd-lora", "kd-lora+rl"]; "base" -> []."""
+    if chain == "base":
+        return []
+    stages = chain.split("+")
+    return ["+".join(stages[: i + 1]) for i in range(len(stages))]
+
+
+def row_label(row: dict, models: dict, stages: dict) -> str:
+    """A row's label: its own `label`, else the model's label plus "+<stage label>" per stage of the chain."""
+    if row.get("label"):
+        return row["label"]
+    label = models[row["model"]]["label"]
+    if row["chain"] != "base":
+        label += "".join("+" + stages[s]["label"] for s in row["chain"].split("+"))
+    return label
+
+
+def iter_rows(table: dict):
+    """(section title, row) for every row of a table slice, in config order."""
+    for section in table["sections"]:
+        for row in section["rows"]:
+            yield section["title"], row
+
+
+def table_spec(config: dict, name: str) -> dict:
+    """The SPEC.json content for one table, built from the whole config (rules and tests share it)."""
+    return {
+        "name": name,
+        "table": config["tables"][name],
+        "models": {k: {"label": v["label"]} for k, v in config["models"].items()},
+        "stages": {k: {"label": v["label"], "type": v["type"]} for k, v in config["stages"].items()},
+        "benchmarks": {k: {"label": v["label"]} for k, v in config["benchmarks"].items()},
+        "not_extractable_threshold": config["evaluation"]["not_extractable_threshold"],
+    }
+
+
+def report_spec(config: dict) -> dict:
+    """The SPEC.json content for srlm.cost and srlm.figures: every table plus the GPU counts."""
+    spec = table_spec(config, next(iter(config["tables"])))
+    del spec["name"], spec["table"]
+    return {**spec, "tables": config["tables"], "gpus": config["gpus"]}
+
+
+def load_spec(text: str) -> dict:
+    """A spec given inline as JSON (what the rules pass) or as the path of a JSON file."""
+    return json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None where it does not exist (a job not run yet)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
+def eval_path(results: Path, model: str, chain: str, benchmark: str) -> Path:
+    return Path(results) / "evals" / model / chain / f"{benchmark}.json"
+
+
+def summary_path(results: Path, model: str, chain: str) -> Path:
+    return Path(results) / "models" / model / chain / "train_summary.json"
+
+
+@dataclass
+class Row:
+    """One rendered row: values in percent (None = "-"), CIs in percent, marks and footnotes."""
+
+    label: str
+    values: list[float | None]
+    cis: list[tuple[float, float] | None]
+    marks: list[str] = field(default_factory=list)
+    cited: bool = False
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def _field(evaluation: dict, key: str, path: Path):
+    if key not in evaluation:
+        raise KeyError(f"{path}: key {key!r} missing")
+    return evaluation[key]
+
+
+def our_row(row: dict, spec: dict, results: Path) -> Row:
+    """A run row from our outputs; marks computed (‡ collapsed training, † non-extractable answers)."""
+    label = row_label(row, spec["models"], spec["stages"])
+    model, chain = row["model"], row["chain"]
+    out = Row(label, [], [])
+    rates = []
+    for bench in spec["table"]["columns"]:
+        path = eval_path(results, model, chain, bench)
+        ev = read_json(path)
+        if ev is None:
+            out.values.append(None)
+            out.cis.append(None)
+            out.missing.append(spec["benchmarks"][bench]["label"])
+            continue
+        out.values.append(100 * _field(ev, "pass_at_1", path))
+        lo, hi = _field(ev, "ci95", path)
+        out.cis.append((100 * lo, 100 * hi))
+        rates.append(_field(ev, "not_extractable_rate", path))
+    if rates and sum(rates) / len(rates) > spec["not_extractable_threshold"]:
+        out.marks.append(DAGGER)
+        out.notes.append(
+            f"{DAGGER} {label}: {100 * sum(rates) / len(rates):.0f}% of answers could not be extracted "
+            f"(mean over {len(rates)} benchmarks; threshold {100 * spec['not_extractable_threshold']:.0f}%)."
+        )
+    for prefix in chain_prefixes(chain):
+        summary = read_json(summary_path(results, model, prefix))
+        if summary and summary.get("status") == "collapsed":
+            out.marks.append(DDAGGER)
+            out.notes.append(
+                f"{DDAGGER} {label}: training of {model}/{prefix} collapsed"
+                + (f" ({summary['reason']})." if summary.get("reason") else ".")
+            )
+            break
+    return out
+
+
+def paper_row(row: dict, spec: dict) -> Row:
+    """A row as the paper prints it: config `paper` values and `paper_marks`."""
+    label = row["label"] if row.get("cited") else row_label(row, spec["models"], spec["stages"])
+    n = len(spec["table"]["columns"])
+    values = row.get("paper") or [None] * n
+    if len(values) != n:
+        raise ValueError(
+            f"tables.{spec['name']}: row {label!r}: `paper` has {len(values)} values, {n} columns"
+        )
+    marks = [m for m in row.get("paper_marks") or "" if not m.isspace()]
+    return Row(label, list(values), [None] * n, marks, cited=bool(row.get("cited")))
+
+
+def build(spec: dict, results: Path, source: str = "ours") -> list[tuple[str, list[tuple[Row, Row]]]]:
+    """Sections of (shown row, paper row) pairs; cited rows show the paper's numbers in both."""
+    if source not in ("ours", "paper"):
+        raise ValueError(f"source must be 'ours' or 'paper', not {source!r}")
+    sections: dict[str, list] = {}
+    for title, row in iter_rows(spec["table"]):
+        paper = paper_row(row, spec)
+        if source == "paper":
+            shown = paper
+        elif row.get("cited"):
+            shown = Row(paper.label, paper.values, paper.cis, paper.marks, cited=True)
+        else:
+            shown = our_row(row, spec, results)
+        sections.setdefault(title, []).append((shown, paper))
+    return list(sections.items())
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _label(row: Row, cited_mark: bool) -> str:
+    return " ".join([row.label, *row.marks] + ([CITED] if row.cited and cited_mark else []))
+
+
+def _md_table(header: list[str], align: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def render(spec: dict, results_dir: Path, source: str = "ours") -> str:
+    """The table in the paper's layout; bold = each column's maximum where the table's `bold` is on."""
+    table = spec["table"]
+    sections = build(spec, results_dir, source)
+    cols = table["columns"]
+    shown = [[fmt(v) for v in r.values] for _, rows in sections for r, _ in rows]
+    best = [max((float(c[j]) for c in shown if c[j] != "-"), default=None) for j in range(len(cols))]
+    body = []
+    for title, rows in sections:
+        body.append([f"*{title}*"] + [""] * len(cols))
+        for r, _ in rows:
+            cells = [fmt(v) for v in r.values]
+            if table.get("bold"):
+                cells = [f"**{c}**" if c != "-" and float(c) == best[j] else c for j, c in enumerate(cells)]
+            body.append([_label(r, source == "ours")] + cells)
+    header = [table["header"]] + [spec["benchmarks"][c]["label"] for c in cols]
+    lines = [f"**{table['title']}** {table['caption']}", ""]
+    lines += _md_table(header, [":--"] + ["--:"] * len(cols), body)
+    notes = _notes(sections, results_dir, spec, source)
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _notes(sections, results_dir, spec, source: str) -> list[str]:
+    rows = [r for _, rs in sections for r, _ in rs]
+    if source == "paper":
+        return ["Numbers and marks as printed in the paper (config `tables." + spec["name"] + "`)."]
+    notes = [
+        f"Our runs: pass@1 × 100 read from {Path(results_dir) / 'evals'}. Marks are computed: {DAGGER} = "
+        f"mean share of non-extractable answers above {100 * spec['not_extractable_threshold']:.0f}%, "
+        f"{DDAGGER} = a training stage of the chain reported status `collapsed`. Unlike the paper, marked "
+        "rows keep their numbers."
+    ]
+    if any(r.cited for r in rows):
+        notes.append(f"{CITED}: the paper's numbers for models it cites; not run here.")
+    for r in rows:
+        notes += r.notes
+        if r.missing:
+            notes.append(f"`-` {r.label}: no evaluation yet for {', '.join(r.missing)}.")
+    return ["- " + n for n in notes]
+
+
+def _ci(r: Row, j: int) -> str:
+    if r.values[j] is None:
+        return "-"
+    if r.cis[j] is None:
+        return fmt(r.values[j])
+    lo, hi = r.cis[j]
+    return f"{r.values[j]:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def render_vs_paper(spec: dict, results_dir: Path) -> str:
+    """Ours with its 95% CI beside the paper's value and the difference; ✗ where the paper lies outside."""
+    table, cols = spec["table"], spec["table"]["columns"]
+    header = [table["header"]]
+    for c in cols:
+        name = spec["benchmarks"][c]["label"]
+        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ"]
+    header.append("marks ours / paper")
+    body, compared, outside = [], 0, 0
+    for title, rows in build(spec, results_dir, "ours"):
+        body.append([f"*{title}*"] + [""] * (3 * len(cols) + 1))
+        for ours, paper in rows:
+            cells = [_label(ours, True) if ours.cited else ours.label]
+            for j in range(len(cols)):
+                o, p = ours.values[j], paper.values[j]
+                delta = "-"
+                if o is not None and p is not None and not ours.cited:
+                    compared += 1
+                    delta = f"{round(o, 1) - p:+.1f}"
+                    if ours.cis[j] and not ours.cis[j][0] <= p <= ours.cis[j][1]:
+                        outside += 1
+                        delta += " ✗"
+                cells += ["-" if ours.cited else _ci(ours, j), fmt(p), delta]
+            cells.append(f"{' '.join(ours.marks) or '–'} / {' '.join(paper.marks) or '–'}")
+            body.append(cells)
+    lines = [f"**{table['title']}** Ours vs. the paper.", ""]
+    lines += _md_table(header, [":--"] + ["--:"] * (3 * len(cols)) + [":-:"], body)
+    lines += [
+        "",
+        "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
+        "Δ = ours − paper (percentage points).",
+        f"- ✗: the paper's value lies outside our 95% CI — {outside} of {compared} compared cells.",
+        f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "
+        "as printed); – none.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", type=load_spec, required=True, help="JSON (inline or a file): name, table, models, ...")
+    p.add_argument("--results", type=Path, required=True, help="results folder (evals/, models/)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--vs-paper", type=Path, help="also write ours vs. the paper here")
+    p.add_argument("--source", choices=["ours", "paper"], default="ours")
+    a = p.parse_args(argv)
+    spec = a.spec
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(render(spec, a.results, a.source))
+    if a.vs_paper:
+        a.vs_paper.parent.mkdir(parents=True, exist_ok=True)
+        a.vs_paper.write_text(render_vs_paper(spec, a.results))
+
+
+if __name__ == "__main__":
+    main()

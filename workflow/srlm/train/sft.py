@@ -1,0 +1,42 @@
+"""SFT and KD stages (KD is SFT on the teacher's traces): TRL SFTTrainer, optionally LoRA (PEFT), then merged.
+
+Data rows are conversational prompt/completion pairs, so the loss is on the completion only, and each model's own
+chat template renders them. The base model's EOS is set to <|im_end|> (config models.<m>.eos_token) so that a
+fine-tuned base model ends its turn.
+"""
+
+from __future__ import annotations
+
+from srlm.train import common
+
+
+def main(argv=None) -> None:
+    args = common.parse_args(argv, __doc__.splitlines()[0])
+    stage, p = args.params["stage"], args.params
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
+    data = load_dataset("json", data_files=args.data, split="train")
+    settings = dict(
+        **common.common_args(stage, args.work_dir, p["mixed_precision"]),
+        max_length=stage["max_length"],
+        eos_token=p["model"]["eos_token"],
+        completion_only_loss=True,
+        packing=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**settings),
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=common.lora_config(stage["lora"]),
+    )
+    settings["lora"] = stage["lora"]
+    common.run(trainer, args, stage, "sft", settings, p.get("health"))
+
+
+if __name__ == "__main__":
+    main()
