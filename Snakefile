@@ -19,7 +19,6 @@ localrules:
     all,
     fetch_model,
     prepare_gsm8k,
-    prepare_kd,
     prepare_benchmark,
     render_table,
     render_cost,

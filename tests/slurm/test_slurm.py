@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_workflow, snakemake
+from tests.conftest import REPO, copy_workflow, job_counts, planned_jobs, snakemake
 
 CLUSTER = Path(__file__).with_name("cluster.sh")
 TARGET = "results/demo/table2.md"
@@ -61,23 +61,6 @@ def jobs_of(run: str) -> list[dict]:
 def comment(rule: str, wildcards: dict) -> str:
     """How the plugin labels a job in SLURM (sbatch --comment)."""
     return f"rule_{rule}_wildcards_{'_'.join(wildcards.values())}" if wildcards else f"rule_{rule}"
-
-
-def planned(output: str) -> list[tuple[bool, str, dict]]:
-    """(local?, rule, wildcards) of every job of a dry run."""
-    jobs, current = [], None
-    for line in output.splitlines() + ["Job stats:"]:
-        line = line.strip()
-        if m := re.fullmatch(r"(local)?rule (\w+):", line):
-            if current:
-                jobs.append(current)
-            current = (bool(m.group(1)), m.group(2), {})
-        elif (m := re.fullmatch(r"wildcards: (.*)", line)) and current:
-            current[2].update(kv.split("=", 1) for kv in m.group(1).split(", "))
-        elif line.startswith("Job stats") and current:
-            jobs.append(current)
-            current = None
-    return jobs
 
 
 def resource(rule: str, name: str, attempt: int) -> int:
@@ -128,7 +111,7 @@ def runs(cluster, tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("slurm-work"))
     (work / OVERLAY).write_text(yaml.safe_dump(ci_overlay(work)))
     args = [TARGET, "--profile", "profiles/slurm-ci", "--configfile", "config/demo.yaml", OVERLAY]
-    plan = planned(snakemake("-n", *args, cwd=work).stdout)
+    plan = planned_jobs(snakemake("-n", *args, cwd=work).stdout)
 
     log1 = work / "phase1.log"
     started = time.monotonic()
@@ -151,13 +134,27 @@ def runs(cluster, tmp_path_factory):
             if proc.poll() is None:
                 proc.terminate()
     phase1_s = time.monotonic() - started
+    table_after_phase1 = (work / TARGET).exists()
     assert len(cancelled) == 2, f"no training job seen running, or its retry never came:\n{log1.read_text()[-3000:]}"
 
     started = time.monotonic()
     rerun = snakemake(*args, "--rerun-incomplete", cwd=work, check=False, timeout=600)
+    log2 = rerun.stdout + rerun.stderr
     return {
         "work": work, "plan": plan, "log1": log1.read_text(), "rc1": proc.returncode, "cancelled": cancelled,
-        "victim": victim, "rerun": rerun, "phase1_s": phase1_s, "phase2_s": time.monotonic() - started,
+        "victim": victim, "table_after_phase1": table_after_phase1, "rerun": rerun, "log2": log2,
+        "local_rules": set(re.findall(r"^localrule (\w+):", log1.read_text() + log2, re.MULTILINE)),
+        "phase1_s": phase1_s, "phase2_s": time.monotonic() - started,
+    }
+
+
+def cell_jobs(runs) -> set[str]:
+    """SLURM labels of the cancelled training job and of the evaluations that need its model."""
+    cell = next(w for rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
+    return {runs["victim"]} | {
+        comment(rule, w)
+        for rule, w in runs["plan"]
+        if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
     }
 
 
@@ -166,14 +163,11 @@ def test_cancelled_job_fails_its_cell_only(runs):
     log, (first, retry) = runs["log1"], runs["cancelled"]
     for job in (first, retry):
         assert f"SLURM-job '{job}' failed, SLURM status is: 'CANCELLED'" in log
-    assert runs["rc1"] != 0 and not (runs["work"] / TARGET).exists()
-    # keep-going: every evaluation outside the cancelled cell finished in phase 1.
-    evals = [w for local, rule, w in runs["plan"] if rule == "evaluate"]
-    cell = next(w for _, rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
-    done = {tuple(w.values()) for w in evals if (runs["work"] / "results/demo/evals" / w["model"] / w["chain"]
-                                                  / f"{w['benchmark']}.json").exists()}
-    lost = {tuple(w.values()) for w in evals if (w["model"], w["chain"]) == (cell["model"], cell["chain"])}
-    assert done == {tuple(w.values()) for w in evals} - lost and lost
+    assert runs["rc1"] != 0 and not runs["table_after_phase1"]
+    # keep-going: in the first run every other SLURM job completed.
+    remote = {comment(rule, w) for rule, w in runs["plan"] if rule not in runs["local_rules"]}
+    completed = {r["Comment"] for r in jobs_of(run_id(log)) if r["JobState"] == "COMPLETED"}
+    assert len(cell_jobs(runs)) > 1 and completed == remote - cell_jobs(runs)
 
 
 @pytest.mark.slurm
@@ -190,30 +184,24 @@ def test_retry_doubles_runtime_and_memory(runs):
 
 @pytest.mark.slurm
 def test_every_non_local_job_went_through_sbatch_once(runs):
-    assert runs["rerun"].returncode == 0, runs["rerun"].stdout[-3000:] + runs["rerun"].stderr[-3000:]
+    assert runs["rerun"].returncode == 0, runs["log2"][-6000:]
+    local_rules = runs["local_rules"]
+    assert local_rules >= {"fetch_model", "prepare_benchmark", "render_table"}
+    assert not local_rules & {"train_sft", "train_grpo", "evaluate"}
     done = Counter(
         r["Comment"]
-        for run in (run_id(runs["log1"]), run_id(runs["rerun"].stdout + runs["rerun"].stderr))
+        for run in (run_id(runs["log1"]), run_id(runs["log2"]))
         for r in jobs_of(run)
         if r["JobState"] == "COMPLETED"
     )
-    remote = Counter(comment(rule, w) for local, rule, w in runs["plan"] if not local)
+    remote = Counter(comment(rule, w) for rule, w in runs["plan"] if rule not in local_rules)
     assert done == remote  # each exactly once: the rerun redid nothing that had finished
-    local_rules = {rule for local, rule, _ in runs["plan"] if local}
-    assert local_rules >= {"fetch_model", "prepare_benchmark", "render_table"}
-    submitted = {r["Comment"] for r in records().values()}
-    assert not any(c.startswith(f"rule_{rule}_") or c == f"rule_{rule}" for c in submitted for rule in local_rules)
 
 
 @pytest.mark.slurm
 def test_rerun_submits_only_the_failed_cell(runs):
-    rerun = jobs_of(run_id(runs["rerun"].stdout + runs["rerun"].stderr))
-    cell = next(w for _, rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
-    expected = {runs["victim"]} | {
-        comment("evaluate", w) for _, rule, w in runs["plan"]
-        if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
-    }
-    assert {r["Comment"] for r in rerun} == expected
+    rerun = jobs_of(run_id(runs["log2"]))
+    assert {r["Comment"] for r in rerun} == cell_jobs(runs)
     table = (runs["work"] / TARGET).read_text()
     assert len([line for line in table.splitlines() if re.match(r"^\| (\*\*)?Qwen", line)]) == 12
 
@@ -223,13 +211,15 @@ def test_jobs_asked_for_the_configured_resources(runs):
     overlay = yaml.safe_load((runs["work"] / OVERLAY).read_text())
     threads = CI_PROFILE["set-threads"]
     phase1 = jobs_of(run_id(runs["log1"]))
-    by_rule = Counter(r["Comment"].split("_wildcards_")[0] for r in phase1)
-    assert by_rule["rule_train_sft"] >= 8 and by_rule["rule_train_grpo"] == 2 and by_rule["rule_evaluate"] > 0
+    trained = Counter(r["Comment"] for r in phase1 if r["Comment"].startswith("rule_train_"))
+    planned = Counter(comment(rule, w) for rule, w in runs["plan"] if rule.startswith("train_"))
+    assert trained == planned + Counter([runs["victim"]])  # the cancelled job twice (try and retry)
+    assert {rule for rule, _ in runs["plan"]} >= {"train_sft", "train_grpo", "evaluate"}
     for rec in phase1:
         rule = rec["Comment"].split("_wildcards_")[0].removeprefix("rule_")
         attempt = 2 if rec["JobId"] == runs["cancelled"][1] else 1
         kind = "train" if rule.startswith("train_") else "evaluate"
-        assert rec["TresPerJob"] == f"gres:gpu:{overlay['gpus'][kind]}", rec  # sbatch --gpus=<config gpus>
+        assert rec.get("TresPerJob") == f"gres:gpu:{overlay['gpus'][kind]}", rec  # sbatch --gpus=<config gpus>
         assert rec["NumNodes"] == "1" and rec["NumCPUs"] == str(threads[rule]), rec
         assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M", rec
         assert rec["Partition"] == CI_PROFILE["default-resources"]["slurm_partition"]
@@ -245,6 +235,7 @@ def test_timing(runs):
 def test_real_profile_plans_table2_as_documented(tmp_path):
     """`snakemake results/table2.md --profile slurm` after docs/slurm.md's install line: plans the paper's
     Table 2 with one-node GPU jobs from config.yaml and local data/table rules (needs the plugin, not SLURM)."""
+    (tmp_path / "work").mkdir()
     work = copy_workflow(tmp_path / "work")
     xdg = tmp_path / "xdg"
     (xdg / "snakemake").mkdir(parents=True)
@@ -254,11 +245,9 @@ def test_real_profile_plans_table2_as_documented(tmp_path):
     proc = subprocess.run(cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    jobs = planned(out)
-    counts = Counter((local, rule) for local, rule, _ in jobs)
-    assert counts[(False, "train_sft")] == 8 and counts[(False, "train_grpo")] == 2
-    assert counts[(False, "evaluate")] == 60 and counts[(True, "render_table")] == 1
-    assert {rule for local, rule, _ in jobs if not local} == {"train_sft", "train_grpo", "evaluate"}
+    counts = job_counts(out)
+    assert counts["train_sft"] == 8 and counts["train_grpo"] == 2 and counts["evaluate"] == 60, counts
+    assert counts["render_table"] == 1
     blocks = re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out)
     train = [b for b in blocks if re.search(r"^rule train_(sft|grpo):", b, re.MULTILINE)]
     evaluate = [b for b in blocks if re.search(r"^rule evaluate:", b, re.MULTILINE)]

@@ -85,6 +85,27 @@ def get_gsm8k_tokenizer(wildcards):
     return model_dir(config["data"]["gsm8k"]["clean"]["tokenizer_model"], cfg.BASE)
 
 
+def _kd_generates():
+    return config["data"]["kd"]["source"] == "generate"
+
+
+def get_kd_problems(wildcards):
+    """Regenerated traces answer the GSM8K train questions; the other sources need no input."""
+    return [f"{R}/data/gsm8k/train.jsonl"] if _kd_generates() else []
+
+
+def get_kd_command(wildcards):
+    if _kd_generates():
+        return f"python -m srlm.data.generate --problems {R}/data/gsm8k/train.jsonl"
+    return "python -m srlm.data.distill"
+
+
+def get_kd_gpus(wildcards):
+    """GPUs for a vLLM teacher started inside the job (0: hub, local files or an external endpoint)."""
+    gen = config["data"]["kd"].get("generate", {})
+    return gen.get("vllm", {}).get("gpus", 1) if _kd_generates() and gen.get("endpoint") == "vllm" else 0
+
+
 def get_stage(wildcards):
     return STAGES[cfg.last_stage(wildcards.chain)]
 

@@ -12,6 +12,8 @@ rule evaluate:
     params:
         spec=get_eval_params,
     threads: 1
+    conda:
+        "../../envs/eval.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
         "python -m srlm.evaluate --model-dir {input.model} --bench {input.bench} --params {params.spec} "

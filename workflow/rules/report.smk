@@ -8,8 +8,11 @@ rule render_table:
         "logs/render_table/{table}.log",
     params:
         spec=get_table_spec,
+        results=lambda w, output: Path(output.table).parent,
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "python -m srlm.tables --spec {params.spec} --results {R} --out {output.table} "
+        "python -m srlm.tables --spec {params.spec} --results {params.results} --out {output.table} "
         "--vs-paper {output.vs_paper} > {log} 2>&1"
 
 
@@ -22,8 +25,11 @@ rule render_cost:
         "logs/render_cost.log",
     params:
         spec=get_report_spec,
+        results=lambda w, output: Path(output[0]).parent,
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "python -m srlm.cost --spec {params.spec} --results {R} --benchmarks benchmarks --out {output} > {log} 2>&1"
+        "python -m srlm.cost --spec {params.spec} --results {params.results} --benchmarks benchmarks --out {output} > {log} 2>&1"
 
 
 rule render_figures:
@@ -40,5 +46,8 @@ rule render_figures:
         "logs/render_figures.log",
     params:
         spec=get_report_spec,
+        results=lambda w, output: Path(output[0]).parent,
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "python -m srlm.figures --spec {params.spec} --results {R} --out-dir {output} > {log} 2>&1"
+        "python -m srlm.figures --spec {params.spec} --results {params.results} --out-dir {output} > {log} 2>&1"

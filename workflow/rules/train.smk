@@ -22,6 +22,8 @@ rule train_sft:
         mp=config["launch"]["mixed_precision"],
         work=f"{R}/models/{{model}}/{{chain}}/work",
     threads: 1
+    conda:
+        "../../envs/train.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
         "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.sft --params {params.spec} "
@@ -50,6 +52,8 @@ rule train_grpo:
         mp=config["launch"]["mixed_precision"],
         work=f"{R}/models/{{model}}/{{chain}}/work",
     threads: 1
+    conda:
+        "../../envs/train.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
         "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.grpo --params {params.spec} "

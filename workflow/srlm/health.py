@@ -1,8 +1,13 @@
 """Training-collapse detection from a run's metrics log (the ‡ of the paper's Table 3).
 
-A run is "collapsed" when (1) its loss or gradient norm becomes non-finite, or, for GRPO, (2) a reward sits at
-its minimum value over the last part of training, or (3) the accuracy reward falls far below its peak.
-Thresholds come from config; the defaults below are used where a key is absent.
+A run is "collapsed" when
+(1) its loss or gradient norm becomes non-finite (any stage), or
+(2) a GRPO reward falls far below its best level and stays there: over the last part of training its mean is
+    below best - drop_fraction × (best - minimum). "Best" is the reward before the first update (the first log)
+    or its best mean over any window of tail length, whichever is higher; a reward whose best never rose
+    min_rise × (correct - incorrect) above its minimum is left alone: it never learned (an untrained model's
+    accuracy), it did not collapse.
+Thresholds come from config `health:`; DEFAULTS are used where a key is absent.
 """
 
 from __future__ import annotations
@@ -10,16 +15,14 @@ from __future__ import annotations
 import math
 
 DEFAULTS = {
-    # Fraction of the logged steps at the end of training that rules (2) and (3) look at.
+    # Fraction of the logged steps at the end of training that rule (2) averages (and its window length).
     "tail_fraction": 0.25,
-    # Rule (2): mean of the tail within this distance of the reward's minimum value.
-    "pinned_tolerance": 0.05,
-    # Rule (3): tail mean of the accuracy reward below peak - this × (peak - minimum).
-    "accuracy_drop": 0.5,
-}
-REWARD_KEYS = {
-    "format": "rewards/format_reward/mean",
-    "accuracy": "rewards/accuracy_reward/mean",
+    # Rule (2) needs at least this many logged values of a reward.
+    "min_logs": 4,
+    # Rule (2) applies once the reward's best was this fraction of (correct - incorrect) above its minimum.
+    "min_rise": 0.25,
+    # Rule (2): collapsed when the tail mean lost more than this fraction of the best's height above the minimum.
+    "drop_fraction": 0.5,
 }
 
 
@@ -27,26 +30,34 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def assess(records: list[dict], stage_type: str, cfg: dict) -> tuple[str, str | None]:
-    """Return ("ok", None) or ("collapsed", reason) for a run's metrics records."""
-    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
+def assess(records: list[dict], cfg: dict, rewards: dict | None = None) -> tuple[str, str | None]:
+    """("ok", None) or ("collapsed", reason) for a run's metrics records.
+
+    cfg: config `health` (keys of DEFAULTS); rewards: {metrics key of a reward's mean: {"correct", "incorrect"}}
+    (GRPO only; None for SFT).
+    """
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"health: unknown key(s) {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+    c = {**DEFAULTS, **cfg}
     for r in records:
         for key in ("loss", "grad_norm"):
             if key in r and not _finite(r[key]):
-                return "collapsed", f"non-finite {key} ({r[key]}) at step {r['step']}"
-    if stage_type != "grpo":
-        return "ok", None
-    minima = cfg.get("reward_minimum", {})
-    for name, key in REWARD_KEYS.items():
+                return "collapsed", f"non-finite {key} ({r[key]}) at step {r.get('step')}"
+    for key, values in (rewards or {}).items():
         series = [r[key] for r in records if _finite(r.get(key))]
-        if len(series) < 4:
+        if len(series) < c["min_logs"]:
             continue
-        tail = series[-max(1, int(len(series) * c["tail_fraction"])) :]
-        tail_mean = sum(tail) / len(tail)
-        low = minima.get(name, min(series))
-        if name in minima and tail_mean <= low + c["pinned_tolerance"]:
-            return "collapsed", f"{name} reward pinned at its minimum {low} over the last {len(tail)} logs"
-        peak = max(series)
-        if name == "accuracy" and peak > low and tail_mean < peak - c["accuracy_drop"] * (peak - low):
-            return "collapsed", f"accuracy reward fell from peak {peak:.3f} to {tail_mean:.3f} (last {len(tail)} logs)"
+        low, span = values["incorrect"], values["correct"] - values["incorrect"]
+        w = max(1, int(len(series) * c["tail_fraction"]))
+        means = [sum(series[i : i + w]) / w for i in range(len(series) - w + 1)]
+        best, tail = max(series[0], *means), means[-1]
+        if best - low < c["min_rise"] * span:
+            continue
+        if tail < best - c["drop_fraction"] * (best - low):
+            name = key.split("/")[1] if key.count("/") == 2 else key
+            return "collapsed", (
+                f"{name} fell from {best:.3f} to {tail:.3f} over the last {w} of {len(series)} logs "
+                f"(minimum {low:g})"
+            )
     return "ok", None

@@ -191,8 +191,10 @@ class CamelTeacher:
         try:
             agent.reset()  # as SelfImprovingCoTPipeline.generate_reasoning_trace does for each problem
             resp = agent.step(prompt)
-            msg = resp.msgs[0]
             tokens = (resp.info.get("usage") or {}).get("completion_tokens")
+            if not resp.msgs:  # camel drops a choice whose content is empty (its reasoning_content too)
+                return "", tokens
+            msg = resp.msgs[0]
             return trace_text(msg.content, getattr(msg, "reasoning_content", None)), tokens
         except Exception as e:  # noqa: BLE001 - classified: nothing from the teacher may crash the job
             raise self._classify(e) from None
@@ -412,6 +414,12 @@ def load_problems(path: str | Path) -> list[dict]:
     return rows
 
 
+def render(template: str, question: str) -> str:
+    """The user turn: {problem} filled in (camel's template also has an empty {few_shot_examples}); not
+    str.format, so a prompt may hold other braces ("put the answer in \\boxed{}")."""
+    return template.replace("{few_shot_examples}", "").replace("{problem}", question.strip())
+
+
 def camel_row(problem: dict, response: str) -> dict:
     """The camel-ai/gsm8k_distilled shape distill.convert verifies."""
     return {"problem": problem.get("question"), "reasoning_solution": response,
@@ -442,7 +450,7 @@ async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str
         while not jobs.empty():
             i = jobs.get_nowait()
             p = problems[i]
-            prompt = template.format(problem=p["question"].strip(), few_shot_examples="")
+            prompt = render(template, p["question"])
             while not finished(log.records.get(p["id"], []), g["attempts"]):
                 if server:
                     server.check()

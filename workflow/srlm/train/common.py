@@ -1,7 +1,8 @@
 """What SFT and GRPO jobs share: arguments, checkpoint resume, metrics log, atomic final save, summary.
 
 The TRL trainers do the training; this module only wires them to the workflow's folders:
-- checkpoints go to --work-dir (not a Snakemake output, so a requeued job finds them and resumes);
+- checkpoints go to --work-dir (not a Snakemake output, so a requeued job finds them and resumes from the newest
+  complete one; the Trainer restores weights, optimizer, scheduler, RNG states and skips the batches already seen);
 - the final model appears at --out only when training is complete (written beside it, then renamed);
 - a LoRA stage is merged into full weights before saving, so the next stage and evaluation load plain weights.
 """
@@ -9,8 +10,8 @@ The TRL trainers do the training; this module only wires them to the workflow's 
 from __future__ import annotations
 
 import argparse
+import enum
 import json
-import math
 import os
 import shutil
 import time
@@ -21,7 +22,7 @@ from srlm import health
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision}")
+    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision[, health]}")
     ap.add_argument("--model", required=True, help="parent model folder")
     ap.add_argument("--data", required=True, help="training JSONL")
     ap.add_argument("--work-dir", required=True, type=Path, help="checkpoints (kept across restarts)")
@@ -35,13 +36,39 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     return args
 
 
+def _step(checkpoint: Path) -> int | None:
+    n = checkpoint.name.removeprefix("checkpoint-")
+    return int(n) if n.isdigit() else None
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """The Trainer writes trainer_state.json after weights, optimizer, scheduler and RNG states: a checkpoint
+    is complete when that file parses and names the checkpoint's own step (a kill mid-write leaves it absent
+    or truncated)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return state.get("global_step") == _step(checkpoint)
+
+
 def last_complete_checkpoint(work_dir: Path) -> str | None:
-    """Newest checkpoint-N that was written to the end (the Trainer writes trainer_state.json last)."""
-    if not work_dir.is_dir():
-        return None
-    done = [p for p in work_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    done = [p for p in done if p.name.split("-")[-1].isdigit()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+    """Newest complete checkpoint-N in work_dir, or None."""
+    done = [p for p in Path(work_dir).glob("checkpoint-*") if _step(p) is not None and is_complete(p)]
+    return str(max(done, key=_step)) if done else None
+
+
+def prepare_resume(work_dir: Path, metrics_path: Path, main_process: bool) -> str | None:
+    """Checkpoint to resume from; on the main process also delete half-written checkpoints (so checkpoint
+    rotation never counts them) and drop metrics logged after that checkpoint (those steps run again)."""
+    resume = last_complete_checkpoint(work_dir)
+    if main_process:
+        for p in Path(work_dir).glob("checkpoint-*"):
+            if _step(p) is not None and not is_complete(p):
+                print(f"removing incomplete checkpoint {p}", flush=True)
+                shutil.rmtree(p, ignore_errors=True)
+        truncate_metrics(metrics_path, _step(Path(resume)) if resume else 0)
+    return resume
 
 
 def common_args(stage: dict, work_dir: Path, mixed_precision: str) -> dict:
@@ -100,33 +127,70 @@ class MetricsLog:
         self.callback = _CB()
 
     def records(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return read_metrics(self.path)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Records of a metrics JSONL; a line cut short by a kill is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after `step` (a resumed run logs those steps again)."""
+    """Keep the records up to `step` (a resumed run logs the later steps again)."""
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
+        keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
 
-def run(trainer, args, stage: dict, stage_type: str, settings: dict, health_cfg: dict | None = None) -> None:
-    """Train (resuming if a checkpoint exists), save the merged model atomically, write metrics and summary."""
+def used_settings(trainer, keys) -> dict:
+    """The values of `keys` as the trainer's arguments hold them (after the config's own normalisation)."""
+    out = {}
+    for k in keys:
+        v = getattr(trainer.args, k)
+        out[k] = v.value if isinstance(v, enum.Enum) else v
+    return out
+
+
+def used_lora(model) -> dict | None:
+    """LoRA settings of a PEFT model as PEFT applied them (target module names resolved), else None."""
+    cfg = getattr(model, "peft_config", {}).get("default")
+    if cfg is None:
+        return None
+    modules = cfg.target_modules
+    return {
+        "r": cfg.r,
+        "alpha": cfg.lora_alpha,
+        "dropout": cfg.lora_dropout,
+        "target_modules": sorted(modules) if isinstance(modules, (set, list, tuple)) else modules,
+    }
+
+
+def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = None) -> None:
+    """Train (resuming from the newest complete checkpoint), save the merged model atomically, write metrics
+    and summary. `settings`: extra entries for the summary beside the trainer arguments actually used;
+    `rewards`: {metrics key of a reward's mean: {"correct", "incorrect"}} for the collapse rules."""
     work: Path = args.work_dir
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
-    resume = last_complete_checkpoint(work)
+    main = trainer.accelerator.is_main_process
+    resume = prepare_resume(work, metrics.path, main)
     if resume:
-        truncate_metrics(metrics.path, int(resume.split("-")[-1]))
         print(f"resuming from {resume}", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume)
     runtime = time.time() - t0
-    if not trainer.accelerator.is_main_process:
+    if not main:
         return
     model = trainer.model
+    lora = used_lora(model)
     if hasattr(model, "merge_and_unload"):  # LoRA: adapters kept beside, merged weights for what follows
         model.save_pretrained(args.out.parent / "adapter")
         model = model.merge_and_unload()
@@ -138,7 +202,7 @@ def run(trainer, args, stage: dict, stage_type: str, settings: dict, health_cfg:
     os.replace(tmp, args.out)
     records = metrics.records()
     shutil.copyfile(metrics.path, args.metrics) if metrics.path.exists() else args.metrics.write_text("")
-    status, reason = health.assess(records, stage_type, health_cfg or {})
+    status, reason = health.assess(records, args.params.get("health") or {}, rewards)
     tokens = max((r["num_tokens"] for r in records if "num_tokens" in r), default=None)
     summary = {
         "model": args.model_name,
@@ -155,18 +219,12 @@ def run(trainer, args, stage: dict, stage_type: str, settings: dict, health_cfg:
         "num_tokens": tokens,
         "tokens_per_s": round(tokens / runtime, 1) if tokens else None,
         "peak_gpu_memory_gib": _peak_memory(),
-        "settings": settings,
+        "settings": {**settings, "lora": lora},
     }
-    args.summary.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    args.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def _peak_memory() -> float | None:
     import torch
 
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
-
-
-def _jsonable(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return str(x)

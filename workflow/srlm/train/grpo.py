@@ -1,7 +1,7 @@
 """RL stage: TRL GRPOTrainer with the paper's two rewards (format ±1, accuracy ±1, §3.3).
 
 Every TRL default that changed across versions (beta, loss_type, scale_rewards, max_completion_length,
-temperature, vllm_mode) comes from the stage config, and the values used land in train_summary.json.
+temperature, vllm_mode) comes from the stage config, and the values the trainer used land in train_summary.json.
 Where vLLM is not installed (CPU, our test GPUs) generation falls back to transformers, and the summary says so.
 """
 
@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
-    settings = dict(
+    kwargs = dict(
         **common.common_args(stage, args.work_dir, p["mixed_precision"]),
         num_generations=stage["num_generations"],
         max_completion_length=stage["max_completion_length"],
@@ -38,17 +38,22 @@ def main(argv=None) -> None:
         vllm_mode=stage["vllm_mode"],
     )
     rw = stage["rewards"]
+    funcs = {
+        "format": rewards.make_format_reward(**rw["format"]),
+        "accuracy": rewards.make_accuracy_reward(**rw["accuracy"]),
+    }
     trainer = GRPOTrainer(
         model=model,
-        args=GRPOConfig(**settings),
+        args=GRPOConfig(**kwargs),
         train_dataset=data,
         processing_class=tokenizer,
-        reward_funcs=[rewards.make_format_reward(**rw["format"]), rewards.make_accuracy_reward(**rw["accuracy"])],
+        reward_funcs=list(funcs.values()),
         peft_config=common.lora_config(stage["lora"]),
     )
-    settings.update(lora=stage["lora"], rewards=rw, vllm_requested=stage["use_vllm"])
-    health = {"reward_minimum": {k: v["incorrect"] for k, v in rw.items()}, **p.get("health", {})}
-    common.run(trainer, args, stage, "grpo", settings, health)
+    settings = {**common.used_settings(trainer, kwargs), "rewards": rw, "vllm_requested": stage["use_vllm"]}
+    # TRL logs each reward's batch mean as rewards/<function name>/mean.
+    reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
+    common.run(trainer, args, "grpo", settings, reward_logs)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
-    settings = dict(
+    kwargs = dict(
         **common.common_args(stage, args.work_dir, p["mixed_precision"]),
         max_length=stage["max_length"],
         eos_token=p["model"]["eos_token"],
@@ -29,13 +29,12 @@ def main(argv=None) -> None:
     )
     trainer = SFTTrainer(
         model=model,
-        args=SFTConfig(**settings),
+        args=SFTConfig(**kwargs),
         train_dataset=data,
         processing_class=tokenizer,
         peft_config=common.lora_config(stage["lora"]),
     )
-    settings["lora"] = stage["lora"]
-    common.run(trainer, args, stage, "sft", settings, p.get("health"))
+    common.run(trainer, args, "sft", common.used_settings(trainer, kwargs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,500 @@
+"""Throughput of SFT, GRPO and evaluation generation: TRL/transformers defaults vs the pipeline's settings.
+
+Runs every case in its own process (clean peak memory, no kernel patches leaking between cases) on one device and
+prints one table: tokens/s per GPU, step time, peak memory, MFU. The model is Qwen2.5-0.5B's architecture with
+random weights (same compute as the real one); the data is real GSM8K.
+
+    # GPU (H100/H200; wheels from .whl on PYTHONPATH):
+    python perf/bench.py --model-config .gpu/qwen2.5-0.5b --data .gpu/gsm8k/train.jsonl --out $OUT
+    # CPU smoke test of the same code paths, tiny model, synthetic data:
+    python perf/bench.py --device cpu --tiny --out /tmp/bench
+
+Definitions. SFT tokens = non-padding tokens of the batch (TRL's num_tokens). GRPO = generated tokens per second
+of generation time ("gen tok/s") and per second of the whole optimizer step ("tok/s"); evaluation = generated
+tokens per second. MFU = model FLOPs / time / the card's bf16 matmul rate measured in the same run (8192³ GEMM):
+6·N per trained token, 2·N per generated or reference-scored token (N = parameters, attention FLOPs left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+# (case, workload, side, description). "trl" = the library's defaults, "pipe" = config.yaml stage + srlm.train.speed.
+CASES = [
+    ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
+    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU)"),
+    ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
+    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, continuous batching)"),
+    ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
+    ("eval-pipe", "eval", "pipe", "eval_generation_args: generate_batch (continuous batching)"),
+]
+EXTRA = [  # explored variants, run with --cases
+    ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
+    ("sft-pipe-pf", "SFT", "pipe", "sft-pipe + padding-free on SDPA"),
+    ("grpo-pipe-gen", "GRPO", "pipe", "grpo-pipe with padded generate() (batch 128)"),
+    ("eval-gen512", "eval", "pipe", "model.generate(), batch 512"),
+    ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
+    ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe steps"),
+    ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
+]
+ALL = {c[0]: c for c in CASES + EXTRA}
+
+
+def load_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+# ------------------------------------------------------------------ setup (parent process)
+def setup(a) -> dict:
+    """Model folder + SFT/RL/eval data under --out/work; returns facts the cases share."""
+    import torch
+
+    cfg = load_config()
+    system = cfg["prompt"]["system"]
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = work / "model"
+    if a.tiny:
+        from srlm.data import synthetic
+        from srlm.tiny import build_tiny, default_corpus
+
+        if not (model_dir / "config.json").exists():
+            build_tiny(model_dir, cfg["tiny_model"], default_corpus(system), instruct=True)
+        raw = [{"question": r["question"], "answer": r["answer"]} for r in synthetic.gsm8k_rows(600, 0)]
+    else:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        if not (model_dir / "config.json").exists():
+            conf = AutoConfig.from_pretrained(a.model_config)
+            torch.manual_seed(0)
+            with torch.device(a.device):
+                model = AutoModelForCausalLM.from_config(conf, dtype=torch.bfloat16)
+            model.save_pretrained(model_dir)
+            tok = AutoTokenizer.from_pretrained(a.model_config)
+            tok.eos_token = "<|im_end|>"  # as the pipeline's SFT (config models.*.eos_token)
+            tok.save_pretrained(model_dir)
+            del model
+        raw = [json.loads(line) for line in Path(a.data).read_text().splitlines() if line.strip()]
+    from srlm.data.gsm8k import cot_completion, final_answer
+
+    def prompt(q):
+        return [{"role": "system", "content": system}, {"role": "user", "content": q}]
+
+    sft = [
+        {"prompt": prompt(r["question"]), "completion": [{"role": "assistant", "content": cot_completion(r["answer"])}]}
+        for r in raw[: a.rows]
+    ]
+    rl = [{"prompt": prompt(r["question"]), "answer": final_answer(r["answer"])} for r in raw[: a.rows]]
+    for name, rows in (("sft", sft), ("rl", rl)):
+        with open(work / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    texts = [tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False) for r in sft]
+    lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    peak = matmul_peak(a.device)
+    card = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
+    facts = {"card": card, "peak_flops": peak, "longest_sft_tokens": max(lengths),
+             "mean_sft_tokens": sum(lengths) / len(lengths), "torch": torch.__version__}
+    (work / "facts.json").write_text(json.dumps(facts))
+    return facts
+
+
+def matmul_peak(device: str) -> float:
+    """bf16 (GPU) / fp32 (CPU) matmul FLOP/s measured here: the MFU denominator."""
+    import torch
+
+    n = 8192 if device == "cuda" else 1024
+    dt = torch.bfloat16 if device == "cuda" else torch.float32
+    x = torch.randn(n, n, device=device, dtype=dt)
+    for _ in range(3):
+        x @ x
+    sync(device)
+    t, reps = time.perf_counter(), 20 if device == "cuda" else 3
+    for _ in range(reps):
+        x @ x
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------ cases (child process)
+class Clock:
+    """TrainerCallback: wall time (after a device sync) and the log record of every optimizer step."""
+
+    def __init__(self, device: str):
+        from transformers import TrainerCallback
+
+        self.t, self.logs = [], []
+        clock = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                sync(device)
+                clock.t0 = time.perf_counter()
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "loss" in logs:
+                    sync(device)
+                    clock.t.append(time.perf_counter())
+                    clock.logs.append(dict(logs, step=state.global_step))
+
+        self.cb = _CB()
+
+
+class GenTimer:
+    """Wraps model.generate / model.generate_batch: seconds and generated tokens of each call."""
+
+    def __init__(self, model, device: str, eos_ids: list[int], pad_id: int | None):
+        self.calls = []
+        for name in ("generate", "generate_batch"):
+            setattr(model, name, self._wrap(getattr(model, name), name, device, eos_ids, pad_id))
+
+    def _wrap(self, fn, name, device, eos_ids, pad_id):
+        def timed(*args, **kw):
+            sync(device)
+            t = time.perf_counter()
+            out = fn(*args, **kw)
+            sync(device)
+            dt = time.perf_counter() - t
+            if name == "generate_batch":
+                n = sum(len(o.generated_tokens) for o in out.values())
+            else:
+                width = (kw.get("input_ids") if "input_ids" in kw else args[0]).shape[1]
+                n = count_generated(out[:, width:], eos_ids, pad_id)
+            self.calls.append((dt, n))
+            return out
+
+        return timed
+
+
+def count_generated(gen, eos_ids: list[int], pad_id: int | None) -> int:
+    """Generated tokens up to and including the first EOS of each row (padding after it not counted)."""
+    import torch
+
+    is_eos = torch.isin(gen, torch.tensor(eos_ids, device=gen.device))
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, torch.full_like(is_eos[:, 0], gen.shape[1], dtype=torch.long))
+    return int(first.sum())
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def stage_params(name: str) -> dict:
+    return load_config()["stages"][name]
+
+
+def run_sft(a, case: str, facts: dict) -> dict:
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from srlm.train import common, speed
+
+    cuda = a.device == "cuda"
+    work = Path(a.work)
+    tok = AutoTokenizer.from_pretrained(work / "model")
+    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
+    run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
+               report_to="none", disable_tqdm=True, use_cpu=not cuda)
+    if not cuda:
+        run["bf16"] = False
+    if case == "sft-trl":
+        settings = dict(run)
+    else:
+        stage = stage_params("sft")
+        settings = dict(
+            **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
+            max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
+        )
+        settings.update(speed.sft_speed_args(stage, 1, cuda, facts["longest_sft_tokens"]))
+        if case == "sft-pipe-nolig":
+            settings.pop("use_liger_kernel", None)
+        if case == "sft-pipe-pf":
+            settings.update(padding_free=True, max_length=None)
+        settings.update(run, warmup_steps=0)
+    clock = Clock(a.device)
+    trainer = SFTTrainer(model=model, args=SFTConfig(**settings), train_dataset=data, processing_class=tok,
+                         callbacks=[clock.cb])
+    prof = profile_ctx(a, case)
+    with prof:
+        trainer.train()
+    a_ = trainer.args
+    w = min(a.warmup, len(clock.t) - 1)  # steps left out; the window starts at the end of step w
+    tokens = clock.logs[-1]["num_tokens"] - clock.logs[w - 1]["num_tokens"]
+    dt = clock.t[-1] - clock.t[w - 1]
+    steps = len(clock.t) - w
+    tps = tokens / dt
+    return dict(
+        settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, "
+        f"gc {a_.gradient_checkpointing}, liger {a_.use_liger_kernel}, padding_free {a_.padding_free}, "
+        f"max_len {a_.max_length}",
+        rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
+        tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
+        mfu=6 * n_params(model) * tps / facts["peak_flops"],
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof),
+    )
+
+
+def run_grpo(a, case: str, facts: dict) -> dict:
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from srlm import rewards
+    from srlm.train import common, speed
+
+    cuda = a.device == "cuda"
+    work = Path(a.work)
+    tok = AutoTokenizer.from_pretrained(work / "model")
+    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
+    stage = stage_params("rl")
+    run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
+               report_to="none", disable_tqdm=True, use_cpu=not cuda, max_completion_length=a.gen_tokens,
+               num_generations=stage["num_generations"])
+    if not cuda:
+        run["bf16"] = False
+    if case == "grpo-trl":
+        settings = dict(run, per_device_train_batch_size=16)
+    else:
+        settings = dict(
+            **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
+            beta=stage["beta"], loss_type=stage["loss_type"], scale_rewards=stage["scale_rewards"],
+            temperature=stage["temperature"], use_vllm=False,
+        )
+        settings.update(speed.grpo_speed_args(stage, 1, cuda))
+        if not cuda:  # CPU smoke test: a small global batch; BENCH_CPU_CB=1 runs the continuous-batching path
+            settings.update(per_device_train_batch_size=8, gradient_accumulation_steps=2, generation_batch_size=16)
+            if os.environ.get("BENCH_CPU_CB"):
+                settings.update(use_transformers_continuous_batching=True,
+                                transformers_continuous_batching_config=dict(speed.GRPO_CB_CONFIG, use_cuda_graph=False))
+        if case == "grpo-pipe-gen":
+            settings.update(use_transformers_continuous_batching=False)
+            settings.pop("transformers_continuous_batching_config", None)
+        settings.update(run)
+    rw = stage["rewards"]
+    clock = Clock(a.device)
+    trainer = GRPOTrainer(
+        model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
+        reward_funcs=[rewards.make_format_reward(**rw["format"]), rewards.make_accuracy_reward(**rw["accuracy"])],
+    )
+    eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
+    gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
+    prof = profile_ctx(a, case)
+    with prof:
+        trainer.train()
+    a_ = trainer.args
+    w = min(a.warmup, len(clock.t) - 1)
+    dt = clock.t[-1] - clock.t[w - 1]
+    steps = len(clock.t) - w
+    # One generation per steps_per_generation micro-steps; optimizer step k (1-based) has gradient_accumulation
+    # micro-steps, so the calls of steps w+1.. start at w·accum/steps_per_generation.
+    calls = gen.calls[w * a_.gradient_accumulation_steps // a_.steps_per_generation :]
+    gen_s, gen_tok = sum(c[0] for c in calls), sum(c[1] for c in calls)
+    n = n_params(model)
+    # Per step: generation 2N·gen_tok; training 6N on prompt+completion tokens; reference forward 2N when beta > 0.
+    step_tok = clock.logs[-1]["num_tokens"] - clock.logs[w - 1]["num_tokens"]
+    flops = 2 * n * gen_tok + (6 + (2 if a_.beta else 0)) * n * step_tok
+    return dict(
+        settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, gen batch "
+        f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
+        f" beta {a_.beta}",
+        rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
+        tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
+        step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof),
+    )
+
+
+def run_eval(a, case: str, facts: dict) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
+
+    from srlm.train import speed
+
+    cuda = a.device == "cuda"
+    work = Path(a.work)
+    tok = AutoTokenizer.from_pretrained(work / "model", padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    model = model.to(a.device).eval()
+    rows = [json.loads(x) for x in (work / "rl.jsonl").read_text().splitlines()]
+    enc = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+    enc = [tok(x, add_special_tokens=False)["input_ids"] for x in enc]
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    g = load_config()["evaluation"]["generation"]
+    gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
+                               max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    timer = GenTimer(model, a.device, eos, tok.pad_token_id)
+    args = speed.eval_generation_args(cuda)
+    if case == "eval-trl":
+        args = {"batch_size": 16, "continuous_batching_config": None}
+    elif case == "eval-gen512":
+        args = {"batch_size": 512, "continuous_batching_config": None}
+    elif case == "eval-cb-nograph":
+        args = {"batch_size": None, "continuous_batching_config": dict(speed.EVAL_CB_CONFIG, use_cuda_graph=False)}
+    n = a.eval_prompts if args["batch_size"] is None or args["batch_size"] >= 64 else 3 * args["batch_size"]
+    prompts = enc[:n]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if args["continuous_batching_config"] is not None:
+            cb = ContinuousBatchingConfig(**args["continuous_batching_config"])
+            model.generate_batch(prompts[:32], generation_config=gen_cfg, continuous_batching_config=cb)  # warm-up
+            cb = ContinuousBatchingConfig(**args["continuous_batching_config"])
+            model.generate_batch(prompts, generation_config=gen_cfg, continuous_batching_config=cb)
+            timed = timer.calls[1:]
+        else:
+            bs = args["batch_size"]
+            for s in range(0, len(prompts), bs):
+                batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt").to(a.device)
+                model.generate(**batch, generation_config=gen_cfg)
+            timed = timer.calls[1:] if len(timer.calls) > 1 else timer.calls
+    dt, ntok = sum(c[0] for c in timed), sum(c[1] for c in timed)
+    return dict(
+        settings=json.dumps(args), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
+        measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
+    )
+
+
+def profile_ctx(a, case: str):
+    """torch.profiler over the training run for the *-profile cases, else a no-op context."""
+    import contextlib
+
+    if not case.endswith("profile"):
+        return contextlib.nullcontext()
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if a.device == "cuda" else [])
+    return profile(activities=acts)
+
+
+def prof_table(prof) -> str | None:
+    if not hasattr(prof, "key_averages"):
+        return None
+    key = "device_time_total" if any(e.device_time_total for e in prof.key_averages()) else "cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60)
+
+
+def child(a) -> None:
+    import torch
+
+    facts = json.loads((Path(a.work) / "facts.json").read_text())
+    fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval}[ALL[a.case][1]]
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t = time.time()
+    res = fn(a, a.case, facts)
+    res["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if a.device == "cuda" else None
+    res["case_wall_s"] = time.time() - t
+    (Path(a.work) / f"{a.case}.json").write_text(json.dumps(res))
+
+
+# ------------------------------------------------------------------ table
+def table(facts: dict, results: dict) -> str:
+    head = (f"Card: {facts['card']} (bf16 GEMM measured {facts['peak_flops'] / 1e12:.0f} TFLOP/s = MFU "
+            f"denominator); torch {facts['torch']}; SFT rows {facts['mean_sft_tokens']:.0f} tokens on average.\n\n")
+    lines = ["| workload | side | case | settings | tokens/s/GPU | gen tok/s | step s | peak GiB | MFU | × TRL |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    base = {}
+    for name, res in results.items():
+        kind, side = ALL[name][1], ALL[name][2]
+        if "error" in res:
+            lines.append(f"| {kind} | {side} | {name} | {ALL[name][3]} | failed: {res['error'][:120]} |||||||")
+            continue
+        metric = res.get("gen_tokens_per_s") or res["tokens_per_s"] if kind != "SFT" else res["tokens_per_s"]
+        if side == "trl":
+            base[kind] = metric
+        ratio = f"{metric / base[kind]:.1f}×" if kind in base and side != "trl" else ""
+        gen = f"{res['gen_tokens_per_s']:,.0f}" if res.get("gen_tokens_per_s") else ""
+        peak = f"{res['peak_gib']:.1f}" if res.get("peak_gib") is not None else "–"
+        lines.append(
+            f"| {kind} | {side} | {name} | {res['settings']} | {res['tokens_per_s']:,.0f} | {gen} | "
+            f"{res['step_s']:.3f} | {peak} | {100 * res['mfu']:.1f}% | {ratio} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--tiny", action="store_true", help="tiny model + synthetic data (CPU smoke test)")
+    ap.add_argument("--model-config", default=".gpu/qwen2.5-0.5b", help="folder with config.json + tokenizer")
+    ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl", help="GSM8K train JSONL (question, answer)")
+    ap.add_argument("--out", required=True, help="table.md, results.json, error logs and profiles")
+    ap.add_argument("--work", default="/tmp/srlm-bench", help="model, data, checkpoints (large)")
+    ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
+    ap.add_argument("--rows", type=int, default=2048)
+    ap.add_argument("--sft-steps", type=int, default=8)
+    ap.add_argument("--grpo-steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="optimizer steps left out of the timing")
+    ap.add_argument("--gen-tokens", type=int, default=256, help="max new tokens (GRPO and evaluation)")
+    ap.add_argument("--eval-prompts", type=int, default=512)
+    ap.add_argument("--case-timeout", type=int, default=240)
+    ap.add_argument("--budget-s", type=int, default=3600, help="skip cases once this much time has passed")
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.case:
+        return child(a)
+    unknown = [c for c in a.cases.split(",") if c not in ALL]
+    if unknown:
+        ap.error(f"--cases: unknown {unknown}; known: {sorted(ALL)}")
+    t0 = time.time()
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    facts = setup(a)
+    print(json.dumps(facts), flush=True)
+    results = {}
+    for name in a.cases.split(","):
+        left = a.budget_s - (time.time() - t0)
+        if left < 20:
+            results[name] = {"error": "skipped: time budget spent"}
+            continue
+        cmd = [sys.executable, __file__, "--case", name] + list(argv or sys.argv[1:])
+        t = time.time()
+        try:
+            p = subprocess.run(cmd, timeout=min(a.case_timeout, left), capture_output=True, text=True,
+                               env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            out = Path(a.work) / f"{name}.json"
+            if p.returncode == 0 and out.exists():
+                results[name] = json.loads(out.read_text())
+            else:
+                err = (p.stderr or p.stdout).strip().splitlines()
+                results[name] = {"error": (err[-1] if err else f"rc {p.returncode}")}
+                with open(Path(a.out) / "errors.log", "a") as f:
+                    f.write(f"===== {name} rc {p.returncode}\n{p.stdout[-5000:]}\n{p.stderr[-20000:]}\n")
+        except subprocess.TimeoutExpired:
+            results[name] = {"error": f"timeout after {time.time() - t:.0f} s"}
+        print(name, f"{time.time() - t:.0f}s", json.dumps({k: v for k, v in results[name].items()
+                                                          if k != "profile"})[:600], flush=True)
+    profiles = [f"===== {n}\n{r['profile']}\n" for n, r in results.items() if r.get("profile")]
+    if profiles:
+        (Path(a.out) / "profiles.txt").write_text("".join(profiles))
+    text = table(facts, results)
+    print(text)
+    (Path(a.out) / "table.md").write_text(text)
+    (Path(a.out) / "results.json").write_text(json.dumps({"facts": facts, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
