@@ -4,7 +4,7 @@ VENV ?= .venv
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env demo test test-slurm graphs clean-demo
+.PHONY: env demo test test-distill test-slurm graphs clean-demo
 
 $(VENV)/.installed: envs/requirements-cpu.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,7 +18,17 @@ demo: env
 	snakemake results/demo/table2.md --cores $(CORES) --configfile config/demo.yaml
 
 test: env
-	pytest -q -m "not slurm" tests
+	pytest -q -m "not slurm and not distill" tests
+
+# camel-ai's own environment (it pins pydantic/tiktoken/psutil below the main one): the KD-regeneration client.
+.venv-distill/.installed: envs/requirements-distill.txt pyproject.toml
+	python3 -m venv .venv-distill
+	.venv-distill/bin/pip install --quiet --disable-pip-version-check -r envs/requirements-distill.txt
+	.venv-distill/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+test-distill: .venv-distill/.installed
+	.venv-distill/bin/python -m pytest -q -m distill tests/unit/test_data_generate.py
 
 test-slurm: env
 	pytest -q -m slurm tests/slurm

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,18 +36,22 @@ CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
     ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
-    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, continuous batching)"),
+    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generate() per step)"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
-    ("eval-pipe", "eval", "pipe", "eval_generation_args: generate_batch (continuous batching)"),
+    ("eval-pipe", "eval", "pipe", "eval_generation_args: model.generate(), batch 512"),
 ]
 EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
     ("sft-pipe-pf", "SFT", "pipe", "sft-pipe + padding-free on SDPA"),
-    ("grpo-pipe-gen", "GRPO", "pipe", "grpo-pipe with padded generate() (batch 128)"),
-    ("eval-gen512", "eval", "pipe", "model.generate(), batch 512"),
+    ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
+    ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
+    ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
+    ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
+    ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
     ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe steps"),
     ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
+    ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
 ]
 ALL = {c[0]: c for c in CASES + EXTRA}
 
@@ -233,13 +238,18 @@ def run_sft(a, case: str, facts: dict) -> dict:
             settings.pop("use_liger_kernel", None)
         if case == "sft-pipe-pf":
             settings.update(padding_free=True, max_length=None)
+        if case == "sft-micro64":
+            settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
+        if case == "sft-grouped":
+            settings.update(train_sampling_strategy="group_by_length")
         settings.update(run, warmup_steps=0)
     clock = Clock(a.device)
     trainer = SFTTrainer(model=model, args=SFTConfig(**settings), train_dataset=data, processing_class=tok,
                          callbacks=[clock.cb])
-    prof = profile_ctx(a, case)
+    prof, t = profile_ctx(a, case), time.perf_counter()
     with prof:
         trainer.train()
+    wall = time.perf_counter() - t
     a_ = trainer.args
     w = min(a.warmup, len(clock.t) - 1)  # steps left out; the window starts at the end of step w
     tokens = clock.logs[-1]["num_tokens"] - clock.logs[w - 1]["num_tokens"]
@@ -253,7 +263,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
         mfu=6 * n_params(model) * tps / facts["peak_flops"],
-        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof),
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, wall),
     )
 
 
@@ -290,10 +300,10 @@ def run_grpo(a, case: str, facts: dict) -> dict:
             settings.update(per_device_train_batch_size=8, gradient_accumulation_steps=2, generation_batch_size=16)
             if os.environ.get("BENCH_CPU_CB"):
                 settings.update(use_transformers_continuous_batching=True,
-                                transformers_continuous_batching_config=dict(speed.GRPO_CB_CONFIG, use_cuda_graph=False))
-        if case == "grpo-pipe-gen":
-            settings.update(use_transformers_continuous_batching=False)
-            settings.pop("transformers_continuous_batching_config", None)
+                                transformers_continuous_batching_config={"max_memory_percent": 0.5})
+        if case == "grpo-pipe-cb":
+            settings.update(use_transformers_continuous_batching=True,
+                            transformers_continuous_batching_config={"max_memory_percent": 0.5, "use_cuda_graph": True})
         settings.update(run)
     rw = stage["rewards"]
     clock = Clock(a.device)
@@ -303,9 +313,10 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     )
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
-    prof = profile_ctx(a, case)
+    prof, t = profile_ctx(a, case), time.perf_counter()
     with prof:
         trainer.train()
+    wall = time.perf_counter() - t
     a_ = trainer.args
     w = min(a.warmup, len(clock.t) - 1)
     dt = clock.t[-1] - clock.t[w - 1]
@@ -325,7 +336,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
-        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof),
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, wall),
     )
 
 
@@ -348,17 +359,21 @@ def run_eval(a, case: str, facts: dict) -> dict:
     gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
-    args = speed.eval_generation_args(cuda)
+    args = speed.eval_generation_args(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config))
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
-    elif case == "eval-gen512":
+    elif case in ("eval-cb", "eval-cb-nograph"):
+        args = {"batch_size": None,
+                "continuous_batching_config": {"max_memory_percent": 0.8, "use_cuda_graph": case == "eval-cb"}}
+    elif case == "eval-static":  # one compiled decode graph: fixed batch and prompt width
         args = {"batch_size": 512, "continuous_batching_config": None}
-    elif case == "eval-cb-nograph":
-        args = {"batch_size": None, "continuous_batching_config": dict(speed.EVAL_CB_CONFIG, use_cuda_graph=False)}
+        gen_cfg.cache_implementation = "static"
+        enc = [e[-256:] for e in enc]
     n = a.eval_prompts if args["batch_size"] is None or args["batch_size"] >= 64 else 3 * args["batch_size"]
     prompts = enc[:n]
     torch.manual_seed(0)
-    with torch.no_grad():
+    prof, t = profile_ctx(a, case), time.perf_counter()
+    with torch.no_grad(), prof:
         if args["continuous_batching_config"] is not None:
             cb = ContinuousBatchingConfig(**args["continuous_batching_config"])
             model.generate_batch(prompts[:32], generation_config=gen_cfg, continuous_batching_config=cb)  # warm-up
@@ -368,12 +383,16 @@ def run_eval(a, case: str, facts: dict) -> dict:
         else:
             bs = args["batch_size"]
             for s in range(0, len(prompts), bs):
-                batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt").to(a.device)
+                pad = 256 if case == "eval-static" else None
+                batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt", pad_to_multiple_of=pad)
+                batch = batch.to(a.device)
                 model.generate(**batch, generation_config=gen_cfg)
             timed = timer.calls[1:] if len(timer.calls) > 1 else timer.calls
+    wall = time.perf_counter() - t
     dt, ntok = sum(c[0] for c in timed), sum(c[1] for c in timed)
     return dict(
-        settings=json.dumps(args), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
+        settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else ""),
+        profile=prof_table(prof, wall), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )
 
@@ -390,11 +409,18 @@ def profile_ctx(a, case: str):
     return profile(activities=acts)
 
 
-def prof_table(prof) -> str | None:
+def prof_table(prof, wall: float) -> str | None:
+    """Top operators by device time, and the share of the wall time the GPU spent in kernels (the table's footer
+    'Self CUDA time total' counts each kernel once)."""
     if not hasattr(prof, "key_averages"):
         return None
-    key = "device_time_total" if any(e.device_time_total for e in prof.key_averages()) else "cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60)
+    ev = prof.key_averages()
+    on_gpu = any(e.self_device_time_total for e in ev)
+    table = ev.table(sort_by="device_time_total" if on_gpu else "cpu_time_total", row_limit=30,
+                     max_name_column_width=60)
+    m = re.search(r"Self CUDA time total: ([\d.]+)(ms|s|us)", table)
+    busy = float(m.group(1)) * {"s": 1, "ms": 1e-3, "us": 1e-6}[m.group(2)] if m else 0.0
+    return f"wall {wall:.1f} s (all steps, profiler on); GPU kernels {busy:.2f} s = {100 * busy / wall:.0f}% busy\n" + table
 
 
 def child(a) -> None:

@@ -5,7 +5,6 @@
 #   tests/slurm/cluster.sh start     write /etc/slurm/{slurm,gres}.conf, start munged, slurmctld, slurmd;
 #                                    wait until the node is idle
 #   tests/slurm/cluster.sh stop      cancel this cluster's jobs, stop the daemons it started by PID
-#   tests/slurm/cluster.sh env       print the settings (for tests)
 #
 # Settings (environment): SRLM_SLURM_DIR (state, logs, job completion log; default /tmp/srlm-slurm),
 # SRLM_SLURM_CPUS (16), SRLM_SLURM_MEM_MB (16000), SRLM_SLURM_GPUS (8), SRLM_SLURM_PARTITION (ci).
@@ -26,10 +25,13 @@ MARK="# srlm-repro CI cluster"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.5 s
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.5 s; complain on timeout
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out waiting for $what (logs in $STATE)"
+    if ((SECONDS >= deadline)); then
+      echo "cluster.sh: timed out waiting for $what (logs in $STATE)" >&2
+      return 1
+    fi
     sleep 0.5
   done
 }
@@ -57,6 +59,7 @@ start() {
     die "$CONF exists and was not written by this script; refusing to replace a real cluster's config"
   fi
   alive "$STATE/slurmctld.pid" && die "already running (state in $STATE); run '$0 stop' first"
+  [[ $STATE == /*/* ]] || die "SRLM_SLURM_DIR must be an absolute path below a directory, not '$STATE'"
   rm -rf "$STATE"
   mkdir -p "$STATE"/{ctld,d,fake-gpu} /etc/slurm
   for ((i = 0; i < GPUS; i++)); do ln -s /dev/null "$STATE/fake-gpu/nvidia$i"; done
@@ -68,26 +71,26 @@ start() {
     install -d -o munge -g munge -m 0755 /run/munge
     runuser -u munge -- munged --pid-file=/run/munge/munged.pid
     cp /run/munge/munged.pid "$STATE/munged.pid"
-    wait_for 10 munged sh -c 'munge -n </dev/null | unmunge'
+    wait_for 10 munged sh -c 'munge -n </dev/null | unmunge' || exit 1
   fi
   slurmctld
-  wait_for 20 slurmctld scontrol ping
+  wait_for 20 slurmctld scontrol ping || exit 1
   slurmd
-  wait_for 30 "node $NODE idle" sh -c "sinfo -h -n $NODE -o %t | grep -qx idle"
+  wait_for 30 "node $NODE idle" sh -c "sinfo -h -n $NODE -o %t | grep -qx idle" || exit 1
   echo "cluster.sh: node $NODE idle ($CPUS CPUs, $MEM MB, $GPUS fake GPUs, partition $PARTITION); state in $STATE"
 }
 
 stop() {
   if alive "$STATE/slurmctld.pid"; then
     scancel --partition "$PARTITION" 2>/dev/null || true
-    wait_for 20 "jobs to end" sh -c '[ -z "$(squeue -h -o %i)" ]' || true
+    wait_for 20 "jobs to end" sh -c '[ -z "$(squeue -h -o %i)" ]' || true  # the daemons stop anyway
   fi
   for daemon in slurmd slurmctld munged; do
     local pidfile=$STATE/$daemon.pid pid
     if alive "$pidfile"; then
       pid=$(cat "$pidfile")
       kill "$pid"
-      wait_for 15 "$daemon to exit" sh -c "! kill -0 $pid"
+      wait_for 15 "$daemon to exit" sh -c "! kill -0 $pid" || { kill -KILL "$pid" 2>/dev/null || true; }
     fi
     rm -f "$pidfile"
   done
@@ -99,7 +102,5 @@ case ${1:-} in
   install) do_install ;;
   start) start ;;
   stop) stop ;;
-  env) printf 'SRLM_SLURM_DIR=%s\nNODE=%s\nPARTITION=%s\nCPUS=%s\nMEM_MB=%s\nGPUS=%s\n' \
-    "$STATE" "$NODE" "$PARTITION" "$CPUS" "$MEM" "$GPUS" ;;
-  *) die "usage: $0 install|start|stop|env" ;;
+  *) die "usage: $0 install|start|stop" ;;
 esac

@@ -1,12 +1,13 @@
 """The cluster path: the demo DAG to table2.md through a real one-node SLURM with profiles/slurm-ci.
 
 `tests/slurm/cluster.sh start` runs slurmctld + slurmd on localhost (8 fake GPUs, no accounting database);
-the session fixture starts it and stops it by PID. Every claim is checked against SLURM's own job records
+the module's fixture starts it and stops it by PID. Every claim is checked against SLURM's own job records
 (`scontrol show job`, kept for MinJobAge=3600 s), not against Snakemake's word. Needs root and
 Debian's slurm-wlm + munge (`tests/slurm/cluster.sh install`), as in .ci/run.
 
 To fit 10 minutes on 2 cores, table 2 keeps its 12 rows (10 training jobs, both trainers) but only its
-GSM8K column, and training jobs ask for 4 of the node's 8 GPUs (gpus.train), so two can run at once.
+GSM8K column, training stops after 4 steps, and training jobs ask for 2 of the node's 8 GPUs (gpus.train),
+so several run at once.
 The dry run of the real profiles/slurm on the paper's grid needs the plugin, not SLURM.
 """
 
@@ -29,6 +30,7 @@ from tests.conftest import REPO, copy_workflow, job_counts, planned_jobs, snakem
 CLUSTER = Path(__file__).with_name("cluster.sh")
 TARGET = "results/demo/table2.md"
 COLUMNS = ["gsm8k"]
+STEPS = 4
 OVERLAY = "slurm-ci.yaml"
 CI_PROFILE = yaml.safe_load((REPO / "profiles/slurm-ci/config.yaml").read_text())
 
@@ -77,29 +79,44 @@ def minutes(limit: str) -> int:
 
 
 def ci_overlay(work: Path) -> dict:
-    """Table 2 with only the COLUMNS benchmarks (paper values sliced to match), 4-GPU training jobs."""
-    table = yaml.safe_load((work / "config.yaml").read_text())["tables"]["table2"]
+    """Table 2 with only the COLUMNS benchmarks (paper values sliced to match), 2-GPU training jobs of
+    STEPS optimizer steps (the cluster path is under test here, not learning)."""
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    table = config["tables"]["table2"]
     keep = [table["columns"].index(c) for c in COLUMNS]
     sections = [
-        {**s, "rows": [{**r, "paper": [r["paper"][i] for i in keep]} if "paper" in r else r for r in s["rows"]]}
+        {
+            **s,
+            "rows": [{**r, "paper": [r["paper"][i] for i in keep]} if "paper" in r else r for r in s["rows"]],
+        }
         for s in table["sections"]
     ]
-    return {"gpus": {"train": 4, "evaluate": 1}, "tables": {"table2": {"columns": COLUMNS, "sections": sections}}}
+    return {
+        "gpus": {"train": 2, "evaluate": 1},
+        "stages": {name: {"max_steps": STEPS, "save_steps": STEPS} for name in config["stages"]},
+        "tables": {"table2": {"columns": COLUMNS, "sections": sections}},
+    }
 
 
 def squeue() -> list[tuple[str, str, str]]:
-    out = subprocess.run(["squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i|%k|%T"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i|%k|%T"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [tuple(line.split("|")) for line in out.split()]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
-        pytest.fail("the SLURM test needs root and slurm-wlm + munge: run `tests/slurm/cluster.sh install` as root")
+        pytest.fail(
+            "the SLURM test needs root and slurm-wlm + munge: run `tests/slurm/cluster.sh install` as root"
+        )
     env = {**os.environ, "SRLM_SLURM_DIR": str(tmp_path_factory.mktemp("slurm-state"))}
-    subprocess.run([CLUSTER, "start"], env=env, check=True, timeout=120)
-    try:
+    try:  # stop also what a failed start left running
+        subprocess.run([CLUSTER, "start"], env=env, check=True, timeout=120)
         yield env["SRLM_SLURM_DIR"]
     finally:
         subprocess.run([CLUSTER, "stop"], env=env, check=True, timeout=120)
@@ -116,8 +133,13 @@ def runs(cluster, tmp_path_factory):
     log1 = work / "phase1.log"
     started = time.monotonic()
     with log1.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=work, env=run_env(),
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=work,
+            env=run_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         cancelled, victim = [], None
         try:
             while len(cancelled) < 2 and proc.poll() is None:
@@ -131,20 +153,31 @@ def runs(cluster, tmp_path_factory):
                 time.sleep(0.3)
             proc.wait(timeout=900)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
+            if proc.poll() is None:  # timed out: stop it (its jobs go with the cluster)
+                proc.kill()
+                proc.wait()
     phase1_s = time.monotonic() - started
     table_after_phase1 = (work / TARGET).exists()
-    assert len(cancelled) == 2, f"no training job seen running, or its retry never came:\n{log1.read_text()[-3000:]}"
+    assert len(cancelled) == 2, (
+        f"no training job seen running, or its retry never came:\n{log1.read_text()[-3000:]}"
+    )
 
     started = time.monotonic()
     rerun = snakemake(*args, "--rerun-incomplete", cwd=work, check=False, timeout=600)
     log2 = rerun.stdout + rerun.stderr
     return {
-        "work": work, "plan": plan, "log1": log1.read_text(), "rc1": proc.returncode, "cancelled": cancelled,
-        "victim": victim, "table_after_phase1": table_after_phase1, "rerun": rerun, "log2": log2,
+        "work": work,
+        "plan": plan,
+        "log1": log1.read_text(),
+        "rc1": proc.returncode,
+        "cancelled": cancelled,
+        "victim": victim,
+        "table_after_phase1": table_after_phase1,
+        "rerun": rerun,
+        "log2": log2,
         "local_rules": set(re.findall(r"^localrule (\w+):", log1.read_text() + log2, re.MULTILINE)),
-        "phase1_s": phase1_s, "phase2_s": time.monotonic() - started,
+        "phase1_s": phase1_s,
+        "phase2_s": time.monotonic() - started,
     }
 
 
@@ -219,7 +252,8 @@ def test_jobs_asked_for_the_configured_resources(runs):
         rule = rec["Comment"].split("_wildcards_")[0].removeprefix("rule_")
         attempt = 2 if rec["JobId"] == runs["cancelled"][1] else 1
         kind = "train" if rule.startswith("train_") else "evaluate"
-        assert rec.get("TresPerJob") == f"gres:gpu:{overlay['gpus'][kind]}", rec  # sbatch --gpus=<config gpus>
+        # The rule's gpu resource (config gpus.<kind>) became sbatch --gpus=<n>.
+        assert rec.get("TresPerJob") == f"gres:gpu:{overlay['gpus'][kind]}", rec
         assert rec["NumNodes"] == "1" and rec["NumCPUs"] == str(threads[rule]), rec
         assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M", rec
         assert rec["Partition"] == CI_PROFILE["default-resources"]["slurm_partition"]
@@ -233,8 +267,8 @@ def test_timing(runs):
 
 
 def test_real_profile_plans_table2_as_documented(tmp_path):
-    """`snakemake results/table2.md --profile slurm` after docs/slurm.md's install line: plans the paper's
-    Table 2 with one-node GPU jobs from config.yaml and local data/table rules (needs the plugin, not SLURM)."""
+    """`snakemake results/table2.md --profile slurm` after docs/slurm.md's install line plans the paper's
+    Table 2 with one-node jobs asking for config.yaml's GPU counts (needs the plugin, not SLURM)."""
     (tmp_path / "work").mkdir()
     work = copy_workflow(tmp_path / "work")
     xdg = tmp_path / "xdg"

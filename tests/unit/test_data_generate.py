@@ -3,7 +3,6 @@ server's lifecycle (a stand-in command: no vLLM here), and a real OpenAI-compati
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,12 +22,9 @@ from srlm.data import distill, generate
 REPO = Path(__file__).resolve().parents[2]
 SYS = "S"
 SECRET = "sk-test-7f3a9c"
-HAS_CAMEL = importlib.util.find_spec("camel") is not None
-# camel-ai is in envs/requirements-distill.txt, not the main env: where installed, its client is tested too
-NO_CAMEL = pytest.mark.skipif(
-    not HAS_CAMEL, reason="camel-ai is only in the distill env (requirements-distill)"
-)
-CLIENTS = ["http", pytest.param("camel", marks=NO_CAMEL)]
+# camel-ai lives in envs/requirements-distill.txt, not the main env: its client variant carries the `distill`
+# marker and runs in that env (`make test-distill`, called by .ci/run); the main run deselects it.
+CLIENTS = ["http", pytest.param("camel", marks=pytest.mark.distill)]
 
 RIGHT = {"content": "<think>3 plus 4 is 7.</think>\nSo \\boxed{7}."}
 WRONG = {"content": "<think>3 plus 4 is 8.</think>\n\\boxed{8}"}

@@ -148,6 +148,9 @@ def get_train_params(wildcards):
             "stage": get_stage(wildcards),
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
+            "health": config["health"],
+            # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
+            "node_gpus": config["gpus"]["train"],
         }
     )
 

@@ -12,6 +12,8 @@ rule evaluate:
     params:
         spec=get_eval_params,
     threads: 1
+    resources:
+        gpu=config["gpus"]["evaluate"],
     conda:
         "../../envs/eval.yaml"
     shell:

@@ -22,6 +22,8 @@ rule train_sft:
         mp=config["launch"]["mixed_precision"],
         work=f"{R}/models/{{model}}/{{chain}}/work",
     threads: 1
+    resources:
+        gpu=config["gpus"]["train"],
     conda:
         "../../envs/train.yaml"
     shell:
@@ -52,6 +54,8 @@ rule train_grpo:
         mp=config["launch"]["mixed_precision"],
         work=f"{R}/models/{{model}}/{{chain}}/work",
     threads: 1
+    resources:
+        gpu=config["gpus"]["train"],
     conda:
         "../../envs/train.yaml"
     shell:

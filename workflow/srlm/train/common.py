@@ -33,6 +33,7 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--chain", default="")
     args = ap.parse_args(argv)
     args.params = json.loads(args.params)
+    args.health = health.settings(args.params.get("health"))  # a bad key fails now, not after training
     return args
 
 
@@ -41,32 +42,75 @@ def _step(checkpoint: Path) -> int | None:
     return int(n) if n.isdigit() else None
 
 
-def is_complete(checkpoint: Path) -> bool:
-    """The Trainer writes trainer_state.json after weights, optimizer, scheduler and RNG states: a checkpoint
-    is complete when that file parses and names the checkpoint's own step (a kill mid-write leaves it absent
-    or truncated)."""
+def _state(checkpoint: Path) -> dict | None:
+    """trainer_state.json of a complete checkpoint, else None. The Trainer writes it after weights, optimizer,
+    scheduler and RNG states, so a kill mid-write leaves it absent, truncated or naming another step."""
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return False
-    return state.get("global_step") == _step(checkpoint)
+        return None
+    return state if state.get("global_step") == _step(checkpoint) else None
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return _state(checkpoint) is not None
 
 
 def last_complete_checkpoint(work_dir: Path) -> str | None:
-    """Newest complete checkpoint-N in work_dir, or None."""
-    done = [p for p in Path(work_dir).glob("checkpoint-*") if _step(p) is not None and is_complete(p)]
+    """Newest complete checkpoint-N in work_dir to resume from, or None.
+
+    A final checkpoint (global_step == max_steps) is passed over: the Trainer runs one step before it checks
+    for the end, so resuming there would train one step too many (transformers 5.17, max_steps runs); the
+    previous checkpoint recomputes the same last steps."""
+    done = []
+    for p in Path(work_dir).glob("checkpoint-*"):
+        state = _state(p) if _step(p) is not None else None
+        if state and state["global_step"] < state.get("max_steps", float("inf")):
+            done.append(p)
     return str(max(done, key=_step)) if done else None
 
 
-def prepare_resume(work_dir: Path, metrics_path: Path, main_process: bool) -> str | None:
-    """Checkpoint to resume from; on the main process also delete half-written checkpoints (so checkpoint
-    rotation never counts them) and drop metrics logged after that checkpoint (those steps run again)."""
-    resume = last_complete_checkpoint(work_dir)
+def job_identity(args, processes: int) -> dict:
+    """What a checkpoint is only valid for: the job's parameters (less the collapse thresholds), the process
+    count (ZeRO shards optimizer state per process), and the parent model and data files as found on disk."""
+
+    def files(path: Path) -> list:
+        paths = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+    params = {k: v for k, v in args.params.items() if k != "health"}
+    return {
+        "params": params,
+        "processes": processes,
+        "model": files(Path(args.model)),
+        "data": files(Path(args.data)),
+    }
+
+
+def prepare_resume(
+    work_dir: Path, metrics_path: Path, identity: dict, main_process: bool, wait=None
+) -> str | None:
+    """Checkpoint to resume from. The main process first empties a work dir left by another job (changed
+    config, parent model or data: its checkpoints must not be resumed), deletes half-written checkpoints (so
+    checkpoint rotation never counts them) and drops metrics logged after the resume point (those steps run
+    again); `wait` (a barrier) then lets every process pick the same checkpoint."""
+    work_dir, record = Path(work_dir), Path(work_dir) / "job.json"
     if main_process:
-        for p in Path(work_dir).glob("checkpoint-*"):
+        ident = json.dumps(identity, sort_keys=True)
+        left = work_dir.is_dir() and any(work_dir.iterdir())
+        if left and (not record.exists() or record.read_text() != ident):
+            print(f"{work_dir} holds another job's checkpoints: starting over", flush=True)
+            shutil.rmtree(work_dir)
+        for p in work_dir.glob("checkpoint-*"):
             if _step(p) is not None and not is_complete(p):
                 print(f"removing incomplete checkpoint {p}", flush=True)
                 shutil.rmtree(p, ignore_errors=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        record.write_text(ident)
+    if wait:
+        wait()
+    resume = last_complete_checkpoint(work_dir)
+    if main_process:
         truncate_metrics(metrics_path, _step(Path(resume)) if resume else 0)
     return resume
 
@@ -93,6 +137,17 @@ def common_args(stage: dict, work_dir: Path, mixed_precision: str) -> dict:
         report_to="none",
         disable_tqdm=True,
     )
+
+
+def world_size() -> int:
+    """Processes accelerate started for this job (1 outside a launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def lora_config(lora: dict | None):
@@ -180,29 +235,36 @@ def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = N
     work: Path = args.work_dir
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
-    main = trainer.accelerator.is_main_process
-    resume = prepare_resume(work, metrics.path, main)
+    acc = trainer.accelerator
+    main = acc.is_main_process
+    resume = prepare_resume(
+        work, metrics.path, job_identity(args, acc.num_processes), main, acc.wait_for_everyone
+    )
     if resume:
         print(f"resuming from {resume}", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume)
     runtime = time.time() - t0
-    if not main:
-        return
     model = trainer.model
     lora = used_lora(model)
-    if hasattr(model, "merge_and_unload"):  # LoRA: adapters kept beside, merged weights for what follows
-        model.save_pretrained(args.out.parent / "adapter")
-        model = model.merge_and_unload()
     tmp = args.out.with_name(args.out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    trainer.processing_class.save_pretrained(tmp)
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if lora is None:
+        trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights; the main process writes
+    if not main:
+        return
+    if (
+        lora is not None
+    ):  # LoRA (never under DeepSpeed): adapters kept beside, merged weights for what follows
+        model.save_pretrained(args.out.parent / "adapter")
+        model.merge_and_unload().save_pretrained(tmp)
+        trainer.processing_class.save_pretrained(tmp)
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
     records = metrics.records()
     shutil.copyfile(metrics.path, args.metrics) if metrics.path.exists() else args.metrics.write_text("")
-    status, reason = health.assess(records, args.params.get("health") or {}, rewards)
+    status, reason = health.assess(records, args.health, rewards)
     tokens = max((r["num_tokens"] for r in records if "num_tokens" in r), default=None)
     summary = {
         "model": args.model_name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 from srlm import rewards
-from srlm.train import common
+from srlm.train import common, speed
 
 
 def main(argv=None) -> None:
@@ -37,6 +37,9 @@ def main(argv=None) -> None:
         use_vllm=use_vllm,
         vllm_mode=stage["vllm_mode"],
     )
+    # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
+    node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
+    kwargs.update(speed.grpo_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     rw = stage["rewards"]
     funcs = {
         "format": rewards.make_format_reward(**rw["format"]),

@@ -7,7 +7,7 @@ fine-tuned base model ends its turn.
 
 from __future__ import annotations
 
-from srlm.train import common
+from srlm.train import common, speed
 
 
 def main(argv=None) -> None:
@@ -27,6 +27,9 @@ def main(argv=None) -> None:
         completion_only_loss=True,
         packing=False,
     )
+    # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
+    node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
+    kwargs.update(speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**kwargs),

@@ -10,7 +10,8 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   or CPU where the rows are short), and only when no row is longer than max_length (TRL then skips truncation);
 - liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels);
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
-  paper), generated with transformers' continuous batching (paged KV cache) instead of padded `generate`.
+  paper): on one GPU the whole step's 128 rollouts are one `generate` call. Transformers' continuous batching was
+  measured slower without FlashAttention (H100: 2.0k vs 2.5k tokens/s, 72 vs 17 GiB), so it is not switched on.
 Measured effect: perf/bench.py, docs/performance.md.
 """
 
@@ -20,14 +21,16 @@ import importlib.util
 
 # GPUs of the paper's training node (App. C.2): the global batch is defined on it.
 PAPER_GPUS = 8
-# Largest per-GPU micro-batches (rows) measured to fit an 80 GB card without checkpointing for a 0.5B model with
-# GSM8K-length rows (SFT: rows of <= ~1k tokens; GRPO: prompt + 2048 completion tokens, policy + reference).
+# Largest per-GPU micro-batches (rows) without checkpointing for a 0.5B model. Measured on an 80 GB H100: SFT 32
+# GSM8K rows (<= 532 tokens) peak at 18.9 GiB; GRPO 16 rows with 256-token completions at 17.5 GiB (2048-token
+# completions, 8x the activations, not measured). Longer KD traces may need a smaller SFT_MAX_MICRO.
 SFT_MAX_MICRO = 32
 GRPO_MAX_MICRO = 16
-# Continuous-batching engine for GRPO rollouts: TRL's default KV-cache share (0.5 of free memory) leaves room for
-# the backward pass; CUDA graphs for the decode steps remove the per-token Python/launch overhead.
-GRPO_CB_CONFIG = {"max_memory_percent": 0.5, "use_cuda_graph": True}
-EVAL_CB_CONFIG = {"max_memory_percent": 0.8, "use_cuda_graph": True}
+# Evaluation on a GPU: decoding a 0.5B model is bound by per-token overhead, not by the card, so throughput grows
+# with the prompts per `generate` call, up to EVAL_MAX_BATCH, while the padded KV cache of a batch whose longest
+# answer runs to max_model_length tokens stays within EVAL_KV_BUDGET bytes.
+EVAL_MAX_BATCH = 512
+EVAL_KV_BUDGET = 40 * 2**30
 
 
 def paper_global_batch(stage: dict, paper_gpus: int = PAPER_GPUS) -> int:
@@ -35,9 +38,10 @@ def paper_global_batch(stage: dict, paper_gpus: int = PAPER_GPUS) -> int:
     return stage["per_device_train_batch_size"] * stage["gradient_accumulation_steps"] * paper_gpus
 
 
-def _global_batch(stage: dict, n_processes: int, has_cuda: bool) -> int:
-    """GPU jobs keep the paper's global batch on any GPU count; CPU jobs (demo, tests) keep the stage's own."""
-    return paper_global_batch(stage, PAPER_GPUS if has_cuda else n_processes)
+def _global_batch(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> int:
+    """GPU jobs keep the global batch of a full node (config gpus.train) on any GPU count; CPU jobs (demo,
+    tests) keep the stage's own."""
+    return paper_global_batch(stage, node_gpus if has_cuda else n_processes)
 
 
 def split_batch(global_batch: int, n_processes: int, max_micro: int) -> tuple[int, int]:
@@ -60,13 +64,15 @@ def has_liger() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, longest_tokens: int | None = None) -> dict:
+def sft_speed_args(
+    stage: dict, n_processes: int, has_cuda: bool, longest_tokens: int | None = None, node_gpus: int = PAPER_GPUS
+) -> dict:
     """Extra SFTConfig kwargs (override the ones common.common_args gives).
 
     `longest_tokens`: length of the longest tokenized row (prompt + completion) of the training set, if known;
     padding-free needs max_length=None, which is safe only when no row would have been truncated.
     """
-    micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda), n_processes, SFT_MAX_MICRO)
+    micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, SFT_MAX_MICRO)
     args: dict = dict(
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=accum,
@@ -84,10 +90,10 @@ def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, longest_tokens
     return args
 
 
-def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, use_vllm: bool = False) -> dict:
-    """Extra GRPOConfig kwargs: the paper's global batch, one on-policy generation per optimizer step, and
-    continuous-batching generation where vLLM is absent."""
-    total = _global_batch(stage, n_processes, has_cuda)
+def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
+    """Extra GRPOConfig kwargs: the paper's global batch in the largest micro-batches, one on-policy generation of
+    the whole global batch per optimizer step, no gradient checkpointing."""
+    total = _global_batch(stage, n_processes, has_cuda, node_gpus)
     if total % stage["num_generations"]:
         raise ValueError(f"stages: global batch {total} not divisible by num_generations {stage['num_generations']}")
     micro, accum = split_batch(total, n_processes, GRPO_MAX_MICRO)
@@ -98,18 +104,21 @@ def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, use_vllm: boo
         generation_batch_size=micro * accum * n_processes,
         gradient_checkpointing=False,
     )
-    if has_cuda and not use_vllm:
-        args.update(
-            use_transformers_continuous_batching=True,
-            transformers_continuous_batching_config=dict(GRPO_CB_CONFIG),
-        )
     return args
 
 
-def eval_generation_args(has_cuda: bool) -> dict:
-    """Transformers-backend evaluation: on a GPU all prompts go to one continuous-batching call
-    (`model.generate_batch(prompt_ids, generation_config=..., continuous_batching_config=ContinuousBatchingConfig(
-    **continuous_batching_config))`); on CPU, padded `model.generate` in batches of `batch_size`."""
-    if has_cuda:
-        return {"batch_size": None, "continuous_batching_config": dict(EVAL_CB_CONFIG)}
-    return {"batch_size": 64, "continuous_batching_config": None}
+def kv_bytes_per_token(config) -> int:
+    """KV-cache bytes of one token in bf16 (keys and values of every layer): 12 KiB for Qwen2.5-0.5B."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2
+
+
+def eval_generation_args(has_cuda: bool, max_tokens: int, kv_bytes: int) -> dict:
+    """Transformers-backend evaluation (srlm.evaluate native engine): prompts per padded `model.generate` call.
+
+    `max_tokens`: prompt + generation limit (evaluation.max_model_length); `kv_bytes`: kv_bytes_per_token(config).
+    `continuous_batching_config` stays None: `generate_batch` was measured slower without FlashAttention."""
+    if not has_cuda:
+        return {"batch_size": 64, "continuous_batching_config": None}
+    fit = EVAL_KV_BUDGET // (max_tokens * kv_bytes)
+    return {"batch_size": int(max(1, min(EVAL_MAX_BATCH, fit))), "continuous_batching_config": None}

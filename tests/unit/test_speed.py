@@ -1,0 +1,109 @@
+"""srlm.train.speed: the speed settings keep the paper's global batch, and leave SFT's losses unchanged.
+
+The loss check trains a tiny model for a few steps twice on CPU, with the plain settings (padded batches of 8) and
+with the speed settings that apply on CPU (padding-free rows, the batch split into micro-batches of 4 × 2
+accumulation steps), and compares the loss of every optimizer step.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from srlm.train import speed
+from tests.conftest import REPO
+
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("stage_key", ["sft", "kd", "sft-lora", "rl"])
+@pytest.mark.parametrize("n_processes", [1, 2, 4, 8])
+def test_gpu_args_keep_paper_global_batch(stage_key, n_processes):
+    stage = CONFIG["stages"][stage_key]
+    fn = speed.grpo_speed_args if stage["type"] == "grpo" else speed.sft_speed_args
+    args = fn(stage, n_processes, True)
+    glob = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"] * n_processes
+    assert glob == speed.paper_global_batch(stage) == stage["per_device_train_batch_size"] * 8
+    assert args["gradient_checkpointing"] is False
+    if stage["type"] == "grpo":  # one on-policy generation per optimizer step
+        assert args["generation_batch_size"] == glob
+        assert args["generation_batch_size"] % stage["num_generations"] == 0
+
+
+def test_cpu_keeps_stage_batch_and_split():
+    stage = dict(CONFIG["stages"]["sft"], per_device_train_batch_size=4, gradient_accumulation_steps=2)
+    args = speed.sft_speed_args(stage, 1, False)
+    assert args["per_device_train_batch_size"] * args["gradient_accumulation_steps"] == 8
+    assert speed.split_batch(64, 1, 32) == (32, 2)
+    assert speed.split_batch(24, 1, 16) == (12, 2)
+    with pytest.raises(ValueError, match="not divisible by 3 processes"):
+        speed.split_batch(64, 3, 32)
+
+
+def test_padding_free_only_when_no_row_is_truncated():
+    stage = CONFIG["stages"]["sft"]
+    assert speed.sft_speed_args(stage, 1, False, longest_tokens=500)["padding_free"] is True
+    assert speed.sft_speed_args(stage, 1, False, longest_tokens=500)["max_length"] is None
+    assert "padding_free" not in speed.sft_speed_args(stage, 1, False, longest_tokens=stage["max_length"] + 1)
+    assert "padding_free" not in speed.sft_speed_args(stage, 1, False, longest_tokens=None)
+
+
+def test_eval_batch_bounded_by_kv_memory():
+    kv = 2 * 24 * 2 * 64 * 2  # Qwen2.5-0.5B: 12 KiB a token
+    long = speed.eval_generation_args(True, 32768, kv)["batch_size"]
+    assert long * 32768 * kv <= speed.EVAL_KV_BUDGET < (long + 1) * 32768 * kv
+    assert speed.eval_generation_args(True, 512, kv)["batch_size"] == speed.EVAL_MAX_BATCH
+
+
+def _sft_losses(model_dir, data_path, out_dir, extra: dict) -> list[float]:
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    args = dict(
+        output_dir=str(out_dir), max_steps=4, learning_rate=1e-3, lr_scheduler_type="constant", logging_steps=1,
+        save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True, bf16=False, seed=0, data_seed=0,
+        per_device_train_batch_size=8, gradient_accumulation_steps=1, max_length=1024,
+        completion_only_loss=True, eos_token="<|im_end|>", gradient_checkpointing=True,
+    )
+    args.update(extra)
+    data = load_dataset("json", data_files=str(data_path), split="train")
+    trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=data, processing_class=tok)
+    trainer.train()
+    return [r["loss"] for r in trainer.state.log_history if "loss" in r]
+
+
+def test_speed_args_keep_sft_losses(tmp_path):
+    from srlm.data import synthetic
+    from srlm.data.gsm8k import cot_completion
+    from srlm.tiny import build_tiny, default_corpus
+
+    system = CONFIG["prompt"]["system"]
+    model_dir = build_tiny(tmp_path / "model", CONFIG["tiny_model"], default_corpus(system, n=100), instruct=True)
+    rows = synthetic.gsm8k_rows(32, 0)
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(
+        json.dumps({
+            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": r["question"]}],
+            "completion": [{"role": "assistant", "content": cot_completion(r["answer"])}],
+        }) + "\n"
+        for r in rows
+    ))
+    stage = dict(CONFIG["stages"]["sft"], per_device_train_batch_size=8, gradient_accumulation_steps=1,
+                 max_length=1024)
+    fast = speed.sft_speed_args(stage, 1, False, longest_tokens=900)
+    assert fast["padding_free"] and fast["gradient_checkpointing"] is False
+    micro, accum = speed.split_batch(8, 1, 4)  # exercise accumulation too: 4 rows × 2 steps
+    fast.update(per_device_train_batch_size=micro, gradient_accumulation_steps=accum)
+
+    plain = _sft_losses(model_dir, data, tmp_path / "plain", {})
+    quick = _sft_losses(model_dir, data, tmp_path / "fast", fast)
+    assert len(plain) == len(quick) == 4
+    assert plain[0] > plain[-1]  # it trains: the comparison is not between two flat lines
+    assert quick == pytest.approx(plain, rel=1e-4), (plain, quick)  # a wrong batch is off by ~1e-2

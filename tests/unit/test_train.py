@@ -1,0 +1,326 @@
+"""SFT and GRPO jobs on a tiny model and synthetic data (CPU): resume after a kill, GRPO learning, collapse
+flags, LoRA merge, the TRL settings and metrics the summaries record.
+
+Runs call the jobs' main(argv) (the CLI the rules use). A preempted job is a forked child that SIGKILLs itself
+inside the Trainer's own checkpoint writer, so it leaves one complete and one half-written checkpoint, the
+way a kill at a bad moment does; the restarted job must resume from the complete one and retrace the
+uninterrupted run's losses. Learning rates are far above the paper's: the tiny model must move in a few steps.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+import torch
+from srlm.data import gsm8k
+from srlm.tiny import build_tiny, default_corpus
+from srlm.train import common, grpo, sft
+
+REPO = Path(__file__).resolve().parents[2]
+
+SYS = "Think in <think></think>, answer in <answer></answer>."
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+# What the tiny runs change in config stages (sizes, steps, learning rates); everything else is config.yaml's.
+SFT_TEST = {"max_length": 256, "per_device_train_batch_size": 8, "warmup_ratio": 0.05}
+GRPO_TEST = {
+    "num_generations": 4,
+    "max_completion_length": 32,
+    "per_device_train_batch_size": 8,
+    "use_vllm": False,
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: faster than two on tiny matrices, identical numerics in every run, safe to fork."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    """Tiny base model, GSM8K-style SFT/RL rows, and a short SFT set (first reasoning line only) for warm-up."""
+    root = tmp_path_factory.mktemp("train")
+    build_tiny(root / "base", CONFIG["tiny_model"], default_corpus(SYS))
+    data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0}}
+    gsm8k.prepare({"data": data, "system_prompt": SYS}, root / "data")
+    with open(root / "data" / "short.jsonl", "w") as f:
+        for line in (root / "data" / "sft.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            first = row["completion"][0]["content"].split("<think>")[1].split("</think>")[0].split("\n")[0]
+            row["completion"][0]["content"] = f"<think>{first}</think>\n<answer>{row['answer']}</answer>"
+            f.write(json.dumps(row) + "\n")
+    return root
+
+
+def argv(kind: str, stage: dict, model: Path, data: Path, out: Path, health: dict | None = None) -> list[str]:
+    params = {"stage": stage, "model": {"eos_token": "<|im_end|>"}, "mixed_precision": "no"}
+    if health is not None:
+        params["health"] = health
+    return [
+        "--params", json.dumps(params), "--model", str(model), "--data", str(data),
+        "--work-dir", str(out / "work"), "--out", str(out / "model"), "--summary", str(out / "train_summary.json"),
+        "--metrics", str(out / "metrics.jsonl"), "--model-name", "tiny", "--chain", kind,
+    ]  # fmt: skip
+
+
+def train(kind: str, stage: dict, model: Path, data: Path, out: Path, **kw) -> tuple[dict, list[dict]]:
+    """Run a job in this process; (summary, metrics records)."""
+    (sft if CONFIG["stages"][kind]["type"] == "sft" else grpo).main(argv(kind, stage, model, data, out, **kw))
+    return json.loads((out / "train_summary.json").read_text()), common.read_metrics(out / "metrics.jsonl")
+
+
+def stage_of(kind: str, **over) -> dict:
+    base = SFT_TEST if CONFIG["stages"][kind]["type"] == "sft" else GRPO_TEST
+    return {**CONFIG["stages"][kind], **base, **over}
+
+
+def by_step(records: list[dict], key: str = "loss") -> dict[int, float]:
+    return {r["step"]: r[key] for r in records if key in r}
+
+
+@pytest.fixture(scope="module")
+def warm(files) -> tuple[Path, dict, list[dict]]:
+    """An SFT-warmed model that writes the answer format about half the time at temperature 1 (a random model
+    never does, so every GRPO reward ties and the gradient is zero)."""
+    stage = stage_of("sft", learning_rate=5e-3, max_steps=96, save_steps=1000)
+    out = files / "warm"
+    summary, records = train("sft", stage, files / "base", files / "data" / "short.jsonl", out)
+    return out / "model", summary, records
+
+
+# ---------------------------------------------------------------- resume after preemption
+
+
+def _killed_child(kind: str, args: list[str], kill_at: int) -> None:
+    """Forked child: train, and SIGKILL itself while the Trainer writes checkpoint-`kill_at` (weights and
+    optimizer written, RNG state and trainer_state.json not yet)."""
+    from transformers import Trainer
+
+    def save_rng_then_die(self, output_dir):
+        if self.state.global_step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return save_rng(self, output_dir)
+
+    save_rng = Trainer._save_rng_state
+    Trainer._save_rng_state = save_rng_then_die
+    (sft if kind == "sft" else grpo).main(args)
+
+
+def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, capsys) -> dict:
+    """Uninterrupted run vs a run killed while writing its second checkpoint and restarted."""
+    ref_summary, ref = train(kind, stage, model, data, root / "ref")
+    assert ref_summary["resumed_from"] is None and ref_summary["steps"] == stage["max_steps"]
+
+    out, save = root / "killed", stage["save_steps"]
+    child = multiprocessing.get_context("fork").Process(
+        target=_killed_child, args=(kind, argv(kind, stage, model, data, out), 2 * save)
+    )
+    child.start()
+    child.join(timeout=300)
+    assert child.exitcode == -signal.SIGKILL, f"child ended with {child.exitcode}, not killed"
+    work = out / "work"
+    assert common.is_complete(work / f"checkpoint-{save}")
+    half = work / f"checkpoint-{2 * save}"
+    assert (half / "model.safetensors").is_file() and not common.is_complete(
+        half
+    ), "no half-written checkpoint"
+    assert not (out / "model").exists() and not (out / "train_summary.json").exists()
+    assert common.last_complete_checkpoint(work) == str(work / f"checkpoint-{save}")
+
+    capsys.readouterr()
+    summary, records = train(kind, stage, model, data, out)
+    assert f"removing incomplete checkpoint {half}" in capsys.readouterr().out
+    assert summary["resumed_from"] == str(work / f"checkpoint-{save}")
+    assert summary["steps"] == ref_summary["steps"]
+    assert (out / "model" / "config.json").is_file()
+    # Every step logged once; the steps before the checkpoint come from the killed run.
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, stage["max_steps"] + 1))
+    # Same batches in the same order, same sampled completions: the resumed losses retrace the reference.
+    got, want = by_step(records), by_step(ref)
+    for s in range(save + 1, stage["max_steps"] + 1):
+        assert got[s] == pytest.approx(want[s], rel=1e-5, abs=1e-7), f"loss at step {s} after resume"
+    return {"ref": ref, "resumed": records, "summary": summary, "out": out}
+
+
+def test_sft_resumes_after_kill(files, capsys):
+    # 8 batches an epoch: the checkpoint at step 4 is mid-epoch and the resumed run crosses an epoch boundary.
+    stage = stage_of("sft", learning_rate=3e-3, max_steps=12, save_steps=4)
+    data = files / "data" / "short.jsonl"
+    res = check_resume("sft", stage, files / "base", data, files / "resume-sft", capsys)
+    # Run again after it finished (say, killed while writing its summary): it redoes the steps after the last
+    # checkpoint before the final one and stops at max_steps, with the same losses.
+    summary, records = train("sft", stage, files / "base", data, res["out"])
+    assert summary["resumed_from"] == str(res["out"] / "work" / "checkpoint-8")
+    assert summary["steps"] == stage["max_steps"]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, stage["max_steps"] + 1))
+    assert by_step(records)[12] == pytest.approx(by_step(res["ref"])[12], rel=1e-5)
+
+
+def test_grpo_resumes_after_kill(files, warm, capsys):
+    # use_vllm as in config.yaml: without vLLM installed the job falls back to transformers generation.
+    stage = stage_of(
+        "rl", learning_rate=1e-3, max_steps=6, save_steps=2, use_vllm=CONFIG["stages"]["rl"]["use_vllm"]
+    )
+    res = check_resume("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "resume-grpo", capsys)
+    got, want = res["resumed"], res["ref"]
+    for key in ("rewards/format_reward/mean", "completions/mean_length", "kl"):
+        for s in range(stage["save_steps"] + 1, stage["max_steps"] + 1):
+            assert by_step(got, key)[s] == pytest.approx(by_step(want, key)[s], abs=1e-3), (key, s)
+    assert any(v != 0 for v in by_step(want).values()), "zero losses: nothing was trained"
+    settings = res["summary"]["settings"]
+    assert settings["vllm_requested"] == stage["use_vllm"]
+    assert settings["use_vllm"] == (stage["use_vllm"] and importlib.util.find_spec("vllm") is not None)
+
+
+def _checkpoints(work: Path, states: dict) -> None:
+    for n, state in states.items():
+        (work / f"checkpoint-{n}").mkdir(parents=True)
+        if state is not None:
+            text = state if isinstance(state, str) else json.dumps(state)
+            (work / f"checkpoint-{n}" / "trainer_state.json").write_text(text)
+
+
+def test_resume_point_skips_incomplete_and_final_checkpoints(tmp_path):
+    work, metrics = tmp_path / "work", tmp_path / "work" / "metrics.jsonl"
+    ident = {"params": {"stage": {"learning_rate": 1e-3}}, "processes": 1}
+    common.prepare_resume(work, metrics, ident, main_process=True)  # a fresh job records what it is
+    _checkpoints(work, {
+        2: {"global_step": 2, "max_steps": 10},
+        4: {"global_step": 4, "max_steps": 10},
+        6: None,  # killed before trainer_state.json
+        8: '{"global_step": 8, "log_hi',  # killed while writing it
+        9: {"global_step": 8, "max_steps": 10},  # not this checkpoint's state
+    })  # fmt: skip
+    (work / "checkpoint-x").mkdir()
+    lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(1, 9)]
+    metrics.write_text("\n".join(lines) + '\n{"step": 9, "lo')
+    assert common.prepare_resume(work, metrics, ident, main_process=True) == str(work / "checkpoint-4")
+    assert sorted(p.name for p in work.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "checkpoint-x",
+    ]
+    assert [r["step"] for r in common.read_metrics(metrics)] == [1, 2, 3, 4]
+    # A final checkpoint is passed over (the Trainer would run a step past max_steps from it).
+    _checkpoints(work, {10: {"global_step": 10, "max_steps": 10}})
+    assert common.last_complete_checkpoint(work) == str(work / "checkpoint-4")
+    # Another job's leftovers (here: another learning rate) are never resumed.
+    other = {"params": {"stage": {"learning_rate": 2e-3}}, "processes": 1}
+    assert common.prepare_resume(work, metrics, other, main_process=True) is None
+    assert not list(work.glob("checkpoint-*")) and common.read_metrics(metrics) == []
+    assert json.loads((work / "job.json").read_text()) == other
+
+
+# ---------------------------------------------------------------- GRPO: learning, settings, metrics, health
+
+
+@pytest.fixture(scope="module")
+def grpo_run(files, warm):
+    stage = stage_of("rl", learning_rate=1e-3, warmup_ratio=0.25, max_steps=32, save_steps=1000,
+                     per_device_train_batch_size=16, max_completion_length=48)  # fmt: skip
+    summary, records = train("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "grpo")
+    return stage, summary, records
+
+
+def test_grpo_raises_format_reward(grpo_run):
+    stage, summary, records = grpo_run
+    fmt = [r["rewards/format_reward/mean"] for r in records if "rewards/format_reward/mean" in r]
+    assert len(fmt) == stage["max_steps"]
+    q = len(fmt) // 4
+    first, last = sum(fmt[:q]) / q, sum(fmt[-q:]) / q
+    assert -1 < first < 1, "the warmed model should sometimes but not always get the format right"
+    assert last > first + 0.2, f"format reward {first:.3f} -> {last:.3f}"
+
+
+def test_grpo_summary_pins_trl_settings(grpo_run):
+    stage, summary, _ = grpo_run
+    assert summary["type"] == "grpo" and summary["steps"] == stage["max_steps"]
+    s = summary["settings"]
+    for key in ("beta", "loss_type", "scale_rewards", "max_completion_length", "temperature", "vllm_mode",
+                "use_vllm", "num_generations", "learning_rate"):  # fmt: skip
+        assert s[key] == stage[key], key
+    assert s["rewards"] == stage["rewards"] and s["lora"] is None
+
+
+def test_grpo_metrics_log(grpo_run):
+    stage, _, records = grpo_run
+    keys = ["loss", "grad_norm", "learning_rate", "completions/mean_length", "kl", "clip_ratio/region_mean"]
+    for name in ("format_reward", "accuracy_reward"):
+        keys += [f"rewards/{name}/mean", f"rewards/{name}/std"]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, stage["max_steps"] + 1))
+    for r in steps:
+        missing = [k for k in keys if k not in r]
+        assert not missing, f"step {r['step']} lacks {missing}"
+    assert max(r["kl"] for r in steps) > 0, "the policy never left the reference model"
+
+
+def test_healthy_runs_are_ok(warm, grpo_run):
+    assert warm[1]["status"] == "ok" and warm[1]["reason"] is None
+    # The tiny model's accuracy reward stays at its minimum: never learned, which is not a collapse.
+    assert grpo_run[1]["status"] == "ok", grpo_run[1]["reason"]
+
+
+def test_absurd_learning_rate_collapses_grpo(files, warm):
+    stage = stage_of("rl", learning_rate=0.1, max_steps=8, save_steps=1000)
+    summary, records = train("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "collapse-grpo")
+    assert summary["status"] == "collapsed"
+    assert summary["reason"].startswith("format_reward fell from"), summary["reason"]
+
+
+def test_absurd_learning_rate_collapses_sft(files):
+    stage = stage_of("sft", learning_rate=1e3, max_steps=6, save_steps=1000)
+    summary, _ = train("sft", stage, files / "base", files / "data" / "short.jsonl", files / "collapse-sft")
+    assert summary["status"] == "collapsed"
+    assert summary["reason"].startswith("non-finite"), summary["reason"]
+
+
+def test_health_config_is_checked_before_training(files):
+    stage = stage_of("sft", learning_rate=1e-3, max_steps=1, save_steps=1000)
+    out = files / "bad-health"
+    with pytest.raises(ValueError, match=r"health: unknown key\(s\) \['tail'\]"):
+        train("sft", stage, files / "base", files / "data" / "short.jsonl", out, health={"tail": 0.5})
+    assert not (out / "work").exists()
+
+
+# ---------------------------------------------------------------- LoRA
+
+
+def test_lora_merged_and_adapter_generate_the_same(files, warm):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    stage = stage_of("sft-lora", learning_rate=1e-2, max_steps=6, save_steps=1000)
+    out = files / "lora"
+    summary, _ = train("sft-lora", stage, warm[0], files / "data" / "short.jsonl", out)
+    assert summary["settings"]["lora"]["r"] == stage["lora"]["r"]
+    assert summary["settings"]["lora"]["alpha"] == stage["lora"]["alpha"]
+    tok = AutoTokenizer.from_pretrained(out / "model", padding_side="left")
+    rows = [json.loads(line) for line in (files / "data" / "rl.jsonl").read_text().splitlines()[:6]]
+    enc = tok.apply_chat_template([r["prompt"] for r in rows], add_generation_prompt=True, padding=True,
+                                  return_tensors="pt", return_dict=True)  # fmt: skip
+
+    def greedy(model):
+        with torch.no_grad():
+            ids = model.eval().generate(**enc, max_new_tokens=24, do_sample=False)
+        return tok.batch_decode(ids[:, enc["input_ids"].shape[1] :])
+
+    merged = greedy(AutoModelForCausalLM.from_pretrained(out / "model"))
+    adapter = greedy(
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm[0]), out / "adapter")
+    )
+    parent = greedy(AutoModelForCausalLM.from_pretrained(warm[0]))
+    assert merged == adapter
+    assert merged != parent, "the adapter changed nothing: the comparison proves nothing"
