@@ -18,7 +18,7 @@ demo: env
 	snakemake results/demo/table2.md --cores $(CORES) --configfile config/demo.yaml
 
 test: env
-	pytest -q -m "not slurm and not distill" tests
+	pytest -q --durations=10 -m "not slurm and not distill" tests
 
 # camel-ai's own environment (it pins pydantic/tiktoken/psutil below the main one): the KD-regeneration client.
 .venv-distill/.installed: envs/requirements-distill.txt pyproject.toml
