@@ -1,0 +1,62 @@
+"""Chains and config validation (srlm.config): parsing, parents, the runs each table implies, error messages."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from srlm import config as cfg
+from tests.conftest import REPO
+
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_chain_parsing_and_parents():
+    assert cfg.chain_stages("base") == []
+    assert cfg.chain_stages("kd-lora+rl") == ["kd-lora", "rl"]
+    assert cfg.parent_chain("kd-lora+rl") == "kd-lora"
+    assert cfg.parent_chain("rl") == "base"
+    assert cfg.last_stage("sft-lora+rl") == "rl"
+    assert cfg.prefixes("kd+rl") == ["kd", "kd+rl"]
+    with pytest.raises(ValueError):
+        cfg.parent_chain("base")
+
+
+def test_table_runs_follow_the_paper():
+    t2 = cfg.table_runs(CONFIG, "table2")
+    assert len(t2) == 12 and t2[0] == ("qwen2.5-0.5b", "base")
+    t3 = cfg.table_runs(CONFIG, "table3")
+    assert ("qwen2.5-0.5b-instruct", "kd-lora+rl") in t3 and len(t3) == 12
+    trained = {(m, p) for m, c in t2 + t3 for p in cfg.prefixes(c)}
+    assert len(trained) == 18  # table 3's parents are table 2's rows
+    assert len(cfg.table_runs(CONFIG, "table1")) == 6  # cited rows are not runs
+    assert cfg.weights_model(CONFIG, "qwen3-0.6b-thinking") == "qwen3-0.6b"
+
+
+def test_paper_config_is_valid():
+    cfg.validate(copy.deepcopy(CONFIG))
+
+
+def bad(mutate) -> str:
+    c = copy.deepcopy(CONFIG)
+    mutate(c)
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.validate(c)
+    return str(e.value)
+
+
+def test_errors_name_the_key():
+    assert "stages.rl.learning_rate: '1e-5' is a string" in bad(lambda c: c["stages"]["rl"].update(learning_rate="1e-5"))
+    assert "stages.rl.lr: unknown key" in bad(lambda c: c["stages"]["rl"].update(lr=1.0e-5))
+    assert "stages.sft.beta: not allowed" in bad(lambda c: c["stages"]["sft"].update(beta=0.1))
+    msg = bad(lambda c: c["tables"]["table3"]["sections"][1]["rows"][0].update(chain="kd+ppo"))
+    assert "tables.table3.sections.1.rows.0.chain: 'kd+ppo' names undefined stage 'ppo'" in msg
+    assert "tables.table2.columns.0: unknown benchmark" in bad(lambda c: c["tables"]["table2"]["columns"].__setitem__(0, "aime"))
+    assert "per_device_train_batch_size: must be divisible by num_generations" in bad(
+        lambda c: c["stages"]["rl"].update(per_device_train_batch_size=20)
+    )
+    assert "models.qwen3-0.6b-thinking.same_weights_as" in bad(
+        lambda c: c["models"]["qwen3-0.6b-thinking"].update(same_weights_as="nope")
+    )
