@@ -185,6 +185,9 @@ def test_lighteval_engine(model_dir, bench, tmp_path):
     # the prompt lighteval fed the model: chat template, system prompt, enable_thinking=false pre-fill
     assert summary["prompt_example"].startswith(f"<|im_start|>system\n{SYSTEM}<|im_end|>")
     assert summary["prompt_example"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    import torch
+
+    assert torch.is_grad_enabled()  # lighteval turns autograd off process-wide; evaluate() restores it
 
 
 def test_native_engine_raw_prompt(model_dir, bench, tmp_path):

@@ -254,9 +254,17 @@ def evaluate(
     t0 = time.time()
     rows = read_bench(bench)
     if p.engine == "lighteval":
-        from srlm.lighteval_tasks import run_lighteval
+        import torch
 
-        details, info = run_lighteval(model_dir, bench, rows, p, benchmark)
+        # lighteval's transformers backend calls torch.set_grad_enabled(False) for the whole process when it
+        # is imported (and again per run): give the caller its autograd state back.
+        grad = torch.is_grad_enabled()
+        try:
+            from srlm.lighteval_tasks import run_lighteval
+
+            details, info = run_lighteval(model_dir, bench, rows, p, benchmark)
+        finally:
+            torch.set_grad_enabled(grad)
     else:
         from transformers import AutoTokenizer
 
