@@ -40,7 +40,7 @@ CHAIN_GRPO = _chain_ending_in("grpo")
 wildcard_constraints:
     model=_alt(MODELS),
     benchmark=_alt(BENCHMARKS),
-    chain=rf"base|{_chain_ending_in('sft')}|{_chain_ending_in('grpo')}",
+    chain=rf"base|{CHAIN_SFT}|{CHAIN_GRPO}",
     table=_alt(TABLES),
 
 
