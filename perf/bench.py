@@ -208,18 +208,24 @@ def stage_params(name: str) -> dict:
     return load_config()["stages"][name]
 
 
-def run_sft(a, case: str, facts: dict) -> dict:
+def load_model(a, **tok_kwargs):
+    """(cuda?, work dir, tokenizer, model) of the benchmark's random-init model, bf16 on a GPU."""
     import torch
-    from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda, work = a.device == "cuda", Path(a.work)
+    tok = AutoTokenizer.from_pretrained(work / "model", **tok_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    return cuda, work, tok, model
+
+
+def run_sft(a, case: str, facts: dict) -> dict:
+    from datasets import load_dataset
     from trl import SFTConfig, SFTTrainer
 
     from srlm.train import common, speed
 
-    cuda = a.device == "cuda"
-    work = Path(a.work)
-    tok = AutoTokenizer.from_pretrained(work / "model")
-    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda)
@@ -268,18 +274,13 @@ def run_sft(a, case: str, facts: dict) -> dict:
 
 
 def run_grpo(a, case: str, facts: dict) -> dict:
-    import torch
     from datasets import load_dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from srlm import rewards
     from srlm.train import common, speed
 
-    cuda = a.device == "cuda"
-    work = Path(a.work)
-    tok = AutoTokenizer.from_pretrained(work / "model")
-    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
     stage = stage_params("rl")
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
@@ -342,14 +343,11 @@ def run_grpo(a, case: str, facts: dict) -> dict:
 
 def run_eval(a, case: str, facts: dict) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
+    from transformers import ContinuousBatchingConfig, GenerationConfig
 
     from srlm.train import speed
 
-    cuda = a.device == "cuda"
-    work = Path(a.work)
-    tok = AutoTokenizer.from_pretrained(work / "model", padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.bfloat16 if cuda else torch.float32)
+    cuda, work, tok, model = load_model(a, padding_side="left")
     model = model.to(a.device).eval()
     rows = [json.loads(x) for x in (work / "rl.jsonl").read_text().splitlines()]
     enc = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
