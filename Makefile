@@ -1,15 +1,13 @@
 # Two entry points for newcomers: `make demo` (tiny model, synthetic data, CPU, end to end to a table) and
-# `make test`. Both build the pinned CPU environment in .venv first (PyPI only; ~2-3 min the first time).
+# `make test`. Both build the pinned CPU environment in .venv first (uv from PyPI; ~35 s the first time).
 VENV ?= .venv
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: env demo test test-distill test-slurm graphs clean-demo
 
-$(VENV)/.installed: envs/requirements-cpu.txt pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r envs/requirements-cpu.txt
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+$(VENV)/.installed: envs/requirements-cpu.txt envs/install.sh pyproject.toml
+	envs/install.sh $(VENV) envs/requirements-cpu.txt
 	touch $@
 
 env: $(VENV)/.installed
@@ -21,10 +19,8 @@ test: env
 	pytest -q --durations=10 -m "not slurm and not distill" tests
 
 # camel-ai's own environment (it pins pydantic/tiktoken/psutil below the main one): the KD-regeneration client.
-.venv-distill/.installed: envs/requirements-distill.txt pyproject.toml
-	python3 -m venv .venv-distill
-	.venv-distill/bin/pip install --quiet --disable-pip-version-check -r envs/requirements-distill.txt
-	.venv-distill/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+.venv-distill/.installed: envs/requirements-distill.txt envs/install.sh pyproject.toml
+	envs/install.sh .venv-distill envs/requirements-distill.txt
 	touch $@
 
 test-distill: .venv-distill/.installed
