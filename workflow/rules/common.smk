@@ -164,7 +164,7 @@ def get_deepspeed(wildcards):
 def get_eval_params(wildcards):
     ev, m = config["evaluation"], MODELS[wildcards.model]
     generation = {**ev["generation"], **BENCHMARKS[wildcards.benchmark]["generation"]}
-    keys = ("backend", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "bootstrap_resamples")
+    keys = ("engine", "backend", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "bootstrap_resamples")
     chat = {
         "chat_template": m["chat_template"],
         "enable_thinking": m.get("enable_thinking"),

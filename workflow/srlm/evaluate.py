@@ -251,8 +251,11 @@ def evaluate(
     model_dir: Path, bench: Path, p: EvalParams, benchmark: str = "bench"
 ) -> tuple[dict, list[dict]]:
     """Run one evaluation; returns (summary without identity fields, details)."""
+    from srlm.train.speed import attention_backends
+
     t0 = time.time()
     rows = read_bench(bench)
+    attention_backends()
     if p.engine == "lighteval":
         import torch
 

@@ -40,6 +40,7 @@ def main(argv=None) -> None:
     # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
     kwargs.update(speed.grpo_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
+    speed.attention_backends()
     rw = stage["rewards"]
     funcs = {
         "format": rewards.make_format_reward(**rw["format"]),

@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
     kwargs.update(speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
+    speed.attention_backends()
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**kwargs),
