@@ -45,10 +45,17 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-pf", "SFT", "pipe", "sft-pipe + padding-free on SDPA"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
     ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
+    ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
+    ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
+    ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
+    ("grpo-static", "GRPO", "pipe", "grpo-pipe + static cache, compiled decoding, prompts padded to 256"),
+    ("grpo-pipe-cudnn", "GRPO", "pipe", "grpo-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
+    ("eval-static-1024", "eval", "pipe", "eval-static with batch 1024"),
+    ("eval-pipe-cudnn", "eval", "pipe", "eval-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe steps"),
     ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
     ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
@@ -244,10 +251,12 @@ def run_sft(a, case: str, facts: dict) -> dict:
             settings.pop("use_liger_kernel", None)
         if case == "sft-pipe-pf":
             settings.update(padding_free=True, max_length=None)
-        if case == "sft-micro64":
+        if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
         if case == "sft-grouped":
             settings.update(train_sampling_strategy="group_by_length")
+        if case.startswith("sft-pad64"):
+            settings.update(pad_to_multiple_of=64)
         settings.update(run, warmup_steps=0)
     clock = Clock(a.device)
     trainer = SFTTrainer(model=model, args=SFTConfig(**settings), train_dataset=data, processing_class=tok,
@@ -305,6 +314,8 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         if case == "grpo-pipe-cb":
             settings.update(use_transformers_continuous_batching=True,
                             transformers_continuous_batching_config={"max_memory_percent": 0.5, "use_cuda_graph": True})
+        if case == "grpo-static":  # one decode graph: fixed generation batch and prompt width
+            settings.update(cache_implementation="static", pad_to_multiple_of=256)
         settings.update(run)
     rw = stage["rewards"]
     clock = Clock(a.device)
@@ -312,6 +323,8 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
         reward_funcs=[rewards.make_format_reward(**rw["format"]), rewards.make_accuracy_reward(**rw["accuracy"])],
     )
+    if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)
+        trainer.generation_config.disable_compile = False
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
     prof, t = profile_ctx(a, case), time.perf_counter()
@@ -333,7 +346,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     return dict(
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, gen batch "
         f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
-        f" beta {a_.beta}",
+        f" beta {a_.beta}, cache {a_.cache_implementation}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
@@ -363,8 +376,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     elif case in ("eval-cb", "eval-cb-nograph"):
         args = {"batch_size": None,
                 "continuous_batching_config": {"max_memory_percent": 0.8, "use_cuda_graph": case == "eval-cb"}}
-    elif case == "eval-static":  # one compiled decode graph: fixed batch and prompt width
-        args = {"batch_size": 512, "continuous_batching_config": None}
+    elif case.startswith("eval-static"):  # one compiled decode graph: fixed batch and prompt width
+        args = {"batch_size": 1024 if case.endswith("1024") else 512, "continuous_batching_config": None}
         gen_cfg.cache_implementation = "static"
         enc = [e[-256:] for e in enc]
     n = a.eval_prompts if args["batch_size"] is None or args["batch_size"] >= 64 else 3 * args["batch_size"]
@@ -381,7 +394,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
         else:
             bs = args["batch_size"]
             for s in range(0, len(prompts), bs):
-                pad = 256 if case == "eval-static" else None
+                pad = 256 if case.startswith("eval-static") else None
                 batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt", pad_to_multiple_of=pad)
                 batch = batch.to(a.device)
                 model.generate(**batch, generation_config=gen_cfg)
@@ -426,6 +439,10 @@ def child(a) -> None:
 
     facts = json.loads((Path(a.work) / "facts.json").read_text())
     fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval}[ALL[a.case][1]]
+    if ALL[a.case][2] == "pipe" and not a.case.endswith("cudnn"):
+        from srlm.train import speed
+
+        speed.attention_backends()
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.time()

@@ -15,7 +15,7 @@ NGPU=$(nvidia-smi -L | wc -l)
 M=results/gpu/models/qwen2.5-0.5b
 mkdir -p logs/fetch_model logs/train_sft/qwen2.5-0.5b logs/train_grpo/qwen2.5-0.5b
 sed -n 1p .gpu/commands.sh | bash
-for n in 1 "$NGPU"; do
+for n in ${GPU_COUNTS:-1 $NGPU}; do  # GPU_COUNTS="2": only the 2-GPU run
   rm -rf "$M/sft" "$M/sft+rl"
   export CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((n - 1)))
   for i in 2 3; do
