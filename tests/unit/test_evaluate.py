@@ -194,7 +194,7 @@ def test_native_engine_raw_prompt(model_dir, bench, tmp_path):
     summary, details = _run(
         model_dir, bench, tmp_path, _params(engine="native", chat={"chat_template": False})
     )
-    assert summary["engine"] == "native"
+    assert summary["engine"] == "native" and summary["framework"] == "srlm.decode"
     assert summary["prompt_example"] == PROBLEMS[0][0]
     assert summary["n_problems"] == 4 and len(details) == 12
     assert any(len({d["response"] for d in details if d["id"] == k}) > 1 for k in ("p0", "p1", "p2", "p3"))

@@ -252,6 +252,7 @@ def test_grpo_summary_pins_trl_settings(grpo_run):
                 "use_vllm", "num_generations", "learning_rate"):  # fmt: skip
         assert s[key] == stage[key], key
     assert s["rewards"] == stage["rewards"] and s["lora"] is None
+    assert s["generation_engine"] == "srlm.decode"  # no vLLM here: rollouts through the static-cache sampler
 
 
 def test_grpo_metrics_log(grpo_run):

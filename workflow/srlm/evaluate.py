@@ -187,11 +187,14 @@ def count_completion_tokens(seq: list[int], eos_ids: set[int], pad_id: int | Non
 def generate_native(
     model_dir: Path, prompts: list[str], p: EvalParams
 ) -> tuple[list[list[tuple[str, int]]], dict]:
-    """Batched sampling with `model.generate`, left padding, prompts sorted by length (results kept in order).
-    The model's own generation_config is not used (Qwen ships top_k=20, repetition_penalty=1.1): the sampling
-    parameters are exactly those of `p.generation`, as with lighteval's vLLM backend."""
+    """Batched sampling, prompts sorted by length (results kept in order), by `srlm.decode` (static KV cache, CUDA
+    graphs on a GPU) or, for a model it does not implement, `model.generate`. The model's own generation_config is
+    not used (Qwen ships top_k=20, repetition_penalty=1.1): the sampling parameters are exactly those of
+    `p.generation`, as with lighteval's vLLM backend."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from srlm import decode
 
     g = p.generation
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -205,16 +208,8 @@ def generate_native(
         else tok.eos_token_id
     )
     eos_ids = set(eos if isinstance(eos, list) else [eos])
-    gen_cfg = GenerationConfig(
-        do_sample=True,
-        temperature=g.temperature,
-        top_p=g.top_p,
-        top_k=0,
-        repetition_penalty=1.0,
-        num_return_sequences=g.n_samples,
-        eos_token_id=sorted(eos_ids),
-        pad_token_id=tok.pad_token_id,
-    )
+    sampling = decode.Sampling(temperature=g.temperature, top_p=g.top_p, top_k=0)
+    engine = "transformers generate" if decode.supported(model) else "srlm.decode"
     enc = [tok(x, add_special_tokens=False)["input_ids"] for x in prompts]
     max_prompt = p.max_model_length - 1
     truncated = sum(len(e) > max_prompt for e in enc)
@@ -224,26 +219,47 @@ def generate_native(
     torch.manual_seed(g.seed)
     for start in range(0, len(order), p.batch_size):
         idx = order[start : start + p.batch_size]
-        batch = tok.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(device)
-        width = batch["input_ids"].shape[1]
-        gen_cfg.max_new_tokens = max(1, min(g.max_new_tokens, p.max_model_length - width))
-        with torch.no_grad():
-            seqs = model.generate(**batch, generation_config=gen_cfg)
-        gen = seqs[:, width:]
-        counts = [count_completion_tokens(seq, eos_ids, tok.pad_token_id) for seq in gen.tolist()]
+        rows = [enc[i] for i in idx for _ in range(g.n_samples)]
+        new = max(1, min(g.max_new_tokens, p.max_model_length - max(map(len, rows))))
+        if engine == "srlm.decode":
+            gen = decode.generate(model, rows, new, eos_ids=eos_ids, pad_id=tok.pad_token_id, sampling=sampling)
+        else:
+            gen = _generate_hf(model, tok, rows, new, eos_ids, sampling)
         texts = tok.batch_decode(gen, skip_special_tokens=True)
         for k, i in enumerate(idx):
             for j in range(g.n_samples):
                 r = k * g.n_samples + j
-                out[i].append((texts[r], counts[r]))
+                out[i].append((texts[r], count_completion_tokens(gen[r], eos_ids, tok.pad_token_id)))
     info = {
-        "framework": "transformers generate",
+        "framework": engine,
         "device": device,
         "truncated_prompts": truncated,
         "prompt_example": tok.decode(enc[0], skip_special_tokens=False),
         "sampling": {"do_sample": True, "top_k": None, "repetition_penalty": 1.0},
     }
     return out, info
+
+
+def _generate_hf(model, tok, rows: list[list[int]], new: int, eos_ids: set[int], s) -> list[list[int]]:
+    """`model.generate` on left-padded rows: each row's tokens up to its first EOS."""
+    import torch
+    from transformers import GenerationConfig
+
+    cfg = GenerationConfig(
+        do_sample=True,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=0,
+        repetition_penalty=1.0,
+        max_new_tokens=new,
+        eos_token_id=sorted(eos_ids),
+        pad_token_id=tok.pad_token_id,
+    )
+    batch = tok.pad({"input_ids": rows}, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        seqs = model.generate(**batch, generation_config=cfg)
+    gen = seqs[:, batch["input_ids"].shape[1] :].tolist()
+    return [row[: count_completion_tokens(row, eos_ids, None)] for row in gen]
 
 
 # ---------------------------------------------------------------- main

@@ -2,15 +2,60 @@
 
 Every TRL default that changed across versions (beta, loss_type, scale_rewards, max_completion_length,
 temperature, vllm_mode) comes from the stage config, and the values the trainer used land in train_summary.json.
-Where vLLM is not installed (CPU, our test GPUs) generation falls back to transformers, and the summary says so.
+Where vLLM is not installed (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` (the same transformers
+model with a static KV cache and CUDA graphs, 6-10x TRL's `model.generate` on an H100: docs/performance.md), or by
+TRL's own `model.generate` for settings it does not implement; the summary says which.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-from srlm import rewards
+from srlm import decode, rewards
 from srlm.train import common, speed
+
+
+def trainer_class():
+    """TRL's GRPOTrainer, with transformers-side rollouts sampled by srlm.decode where it applies."""
+    import torch
+    from trl import GRPOTrainer
+    from trl.models import unwrap_model_for_generation
+
+    class Trainer(GRPOTrainer):
+        def generation_engine(self) -> str:
+            if self.use_vllm:
+                return "vllm"
+            if self.use_transformers_continuous_batching or self.args.generation_kwargs:
+                return "transformers generate"
+            why = decode.supported(self.model, repetition_penalty=self.repetition_penalty, min_p=self.min_p)
+            return "transformers generate" if why else "srlm.decode"
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+            if images is not None or multimodal_fields or self.generation_engine() != "srlm.decode":
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, **kwargs
+                )
+            with (
+                unwrap_model_for_generation(
+                    self.model_wrapped,
+                    self.accelerator,
+                    gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                    gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+                ) as model,
+                torch.no_grad(),
+                self._dist.summon_full_params(self.model_wrapped, recurse=False),
+            ):
+                completions = decode.generate(
+                    model,
+                    prompt_ids,
+                    self.max_completion_length,
+                    eos_ids=self.eos_token_ids,
+                    pad_id=self._tokenizer.pad_token_id,
+                    sampling=decode.Sampling(self.temperature, self.top_p, self.top_k or 0),
+                )
+            return completions, None
+
+    return Trainer
 
 
 def main(argv=None) -> None:
@@ -18,7 +63,7 @@ def main(argv=None) -> None:
     stage, p = args.params["stage"], args.params
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     use_vllm = stage["use_vllm"] and importlib.util.find_spec("vllm") is not None
     if stage["use_vllm"] and not use_vllm:
@@ -46,7 +91,7 @@ def main(argv=None) -> None:
         "format": rewards.make_format_reward(**rw["format"]),
         "accuracy": rewards.make_accuracy_reward(**rw["accuracy"]),
     }
-    trainer = GRPOTrainer(
+    trainer = trainer_class()(
         model=model,
         args=GRPOConfig(**kwargs),
         train_dataset=data,
@@ -54,7 +99,12 @@ def main(argv=None) -> None:
         reward_funcs=list(funcs.values()),
         peft_config=common.lora_config(stage["lora"]),
     )
-    settings = {**common.used_settings(trainer, kwargs), "rewards": rw, "vllm_requested": stage["use_vllm"]}
+    settings = {
+        **common.used_settings(trainer, kwargs),
+        "rewards": rw,
+        "vllm_requested": stage["use_vllm"],
+        "generation_engine": trainer.generation_engine(),
+    }
     # TRL logs each reward's batch mean as rewards/<function name>/mean.
     reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
     common.run(trainer, args, "grpo", settings, reward_logs)

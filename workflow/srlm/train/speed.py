@@ -11,8 +11,9 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
 - liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels);
 - cuDNN's SDPA backend off (`attention_backends`): same attention, computed by the flash / memory-efficient kernels;
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
-  paper): on one GPU the whole step's 128 rollouts are one `generate` call. Transformers' continuous batching was
-  measured slower without FlashAttention (H100: 2.0k vs 2.5k tokens/s, 72 vs 17 GiB), so it is not switched on.
+  paper): on one GPU the whole step's 128 rollouts are one call of `srlm.decode` (srlm.train.grpo), which samples
+  what `model.generate` would, 5x faster on an H200. Transformers' continuous batching was measured slower without
+  FlashAttention (H100: 2.0k vs 2.5k tokens/s, 72 vs 17 GiB), so it is not switched on.
 Measured effect: perf/bench.py, docs/performance.md.
 """
 
@@ -27,9 +28,9 @@ PAPER_GPUS = 8
 # completions, 8x the activations, not measured). Longer KD traces may need a smaller SFT_MAX_MICRO.
 SFT_MAX_MICRO = 32
 GRPO_MAX_MICRO = 16
-# Evaluation on a GPU: decoding a 0.5B model is bound by per-token overhead, not by the card, so throughput grows
-# with the prompts per `generate` call, up to EVAL_MAX_BATCH, while the padded KV cache of a batch whose longest
-# answer runs to max_model_length tokens stays within EVAL_KV_BUDGET bytes.
+# Evaluation on a GPU: throughput grows with the prompts decoded together (srlm.decode: 30k tokens/s at 512 rows,
+# 34k at 1,024 on an H200), up to EVAL_MAX_BATCH, while the static KV cache of a batch whose longest answer may run
+# to max_model_length tokens stays within EVAL_KV_BUDGET bytes.
 EVAL_MAX_BATCH = 512
 EVAL_KV_BUDGET = 40 * 2**30
 
@@ -128,7 +129,7 @@ def kv_bytes_per_token(config) -> int:
 
 
 def eval_generation_args(has_cuda: bool, max_tokens: int, kv_bytes: int) -> dict:
-    """Transformers-backend evaluation (srlm.evaluate native engine): prompts per padded `model.generate` call.
+    """Transformers-backend evaluation (srlm.evaluate native engine): prompts per `srlm.decode.generate` call.
 
     `max_tokens`: prompt + generation limit (evaluation.max_model_length); `kv_bytes`: kv_bytes_per_token(config).
     `continuous_batching_config` stays None: `generate_batch` was measured slower without FlashAttention."""
