@@ -36,9 +36,9 @@ CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
     ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
-    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generate() per step)"),
+    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
-    ("eval-pipe", "eval", "pipe", "eval_generation_args: model.generate(), batch 512"),
+    ("eval-pipe", "eval", "pipe", "eval_generation_args: srlm.decode (static cache, CUDA graphs), batch 512"),
 ]
 EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
@@ -48,14 +48,17 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
+    ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
     ("grpo-static", "GRPO", "pipe", "grpo-pipe + static cache, compiled decoding, prompts padded to 256"),
     ("grpo-pipe-cudnn", "GRPO", "pipe", "grpo-pipe with cuDNN's SDPA backend left on (torch's default)"),
+    ("eval-generate", "eval", "pipe", "model.generate(), DynamicCache, batch 512 (session 2's pipe)"),
+    ("eval-pipe-1024", "eval", "pipe", "eval-pipe with batch 1024"),
     ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
     ("eval-static-1024", "eval", "pipe", "eval-static with batch 1024"),
-    ("eval-pipe-cudnn", "eval", "pipe", "eval-pipe with cuDNN's SDPA backend left on (torch's default)"),
+    ("eval-generate-cudnn", "eval", "pipe", "eval-generate with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe steps"),
     ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
     ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
@@ -173,12 +176,16 @@ class Clock:
 
 
 class GenTimer:
-    """Wraps model.generate / model.generate_batch: seconds and generated tokens of each call."""
+    """Wraps model.generate / model.generate_batch / srlm.decode.generate: seconds and generated tokens of each
+    call."""
 
     def __init__(self, model, device: str, eos_ids: list[int], pad_id: int | None):
+        from srlm import decode
+
         self.calls = []
         for name in ("generate", "generate_batch"):
             setattr(model, name, self._wrap(getattr(model, name), name, device, eos_ids, pad_id))
+        decode.generate = self._wrap(decode.generate, "decode", device, eos_ids, pad_id)
 
     def _wrap(self, fn, name, device, eos_ids, pad_id):
         def timed(*args, **kw):
@@ -189,6 +196,8 @@ class GenTimer:
             dt = time.perf_counter() - t
             if name == "generate_batch":
                 n = sum(len(o.generated_tokens) for o in out.values())
+            elif name == "decode":
+                n = sum(len(row) for row in out)
             else:
                 width = (kw.get("input_ids") if "input_ids" in kw else args[0]).shape[1]
                 n = count_generated(out[:, width:], eos_ids, pad_id)
@@ -287,7 +296,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from srlm import rewards
-    from srlm.train import common, speed
+    from srlm.train import common, grpo, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
@@ -319,7 +328,9 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         settings.update(run)
     rw = stage["rewards"]
     clock = Clock(a.device)
-    trainer = GRPOTrainer(
+    # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
+    cls = grpo.trainer_class() if case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile") else GRPOTrainer
+    trainer = cls(
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
         reward_funcs=[rewards.make_format_reward(**rw["format"]), rewards.make_accuracy_reward(**rw["accuracy"])],
     )
@@ -358,6 +369,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
     import torch
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
+    from srlm import decode
     from srlm.train import speed
 
     cuda, work, tok, model = load_model(a, padding_side="left")
@@ -371,8 +383,11 @@ def run_eval(a, case: str, facts: dict) -> dict:
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
     args = speed.eval_generation_args(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config))
+    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-profile")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
+    elif case == "eval-pipe-1024":
+        args["batch_size"] = 1024
     elif case in ("eval-cb", "eval-cb-nograph"):
         args = {"batch_size": None,
                 "continuous_batching_config": {"max_memory_percent": 0.8, "use_cuda_graph": case == "eval-cb"}}
@@ -393,7 +408,12 @@ def run_eval(a, case: str, facts: dict) -> dict:
             timed = timer.calls[1:]
         else:
             bs = args["batch_size"]
+            sampling = decode.Sampling(temperature=g["temperature"], top_p=g["top_p"])
             for s in range(0, len(prompts), bs):
+                if fast:
+                    decode.generate(model, prompts[s : s + bs], a.gen_tokens, eos_ids=eos, pad_id=tok.pad_token_id,
+                                    sampling=sampling)
+                    continue
                 pad = 256 if case.startswith("eval-static") else None
                 batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt", pad_to_multiple_of=pad)
                 batch = batch.to(a.device)
@@ -402,7 +422,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     wall = time.perf_counter() - t
     dt, ntok = sum(c[0] for c in timed), sum(c[1] for c in timed)
     return dict(
-        settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else ""),
+        settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else "")
+        + (" srlm.decode" if fast else ""),
         profile=prof_table(prof, wall), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )

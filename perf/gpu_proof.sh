@@ -19,7 +19,7 @@ for n in ${GPU_COUNTS:-1 $NGPU}; do  # GPU_COUNTS="2": only the 2-GPU run
   rm -rf "$M/sft" "$M/sft+rl"
   export CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((n - 1)))
   for i in 2 3; do
-    start=$(date +%s); sed -n ${i}p .gpu/commands.sh | bash || { tail -40 logs/train_*/qwen2.5-0.5b/*.log; exit 1; }
+    start=$(date +%s); sed -n ${i}p .gpu/commands.sh | bash || { tail -n 40 logs/train_*/qwen2.5-0.5b/*.log; cp -r logs "$OUT/logs"; exit 1; }
     echo "gpus=$n command=$i wall_s=$(( $(date +%s) - start ))" | tee -a "$OUT/walls.txt"
   done
   for c in sft sft+rl; do cp "$M/$c/train_summary.json" "$OUT/summary-$n-gpu-${c/+/_}.json"; done
