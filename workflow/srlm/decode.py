@@ -170,29 +170,25 @@ class _Run:
         self.token.copy_(new[:, None])
         self.col += 1
 
-    def prefill(self) -> None:
-        logits = self.model.forward(
-            input_ids=self.prompt_ids,
-            attention_mask=self.prefill_mask,
-            position_ids=self.prompt_pos,
+    def _feed(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        """Run the model on `ids` (writing their keys and values into the cache) and emit the next tokens."""
+        out = self.model.forward(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=1,
-        ).logits[:, -1]
-        self._emit(logits)
+        )
+        self._emit(out.logits[:, -1])
+
+    def prefill(self) -> None:
+        self._feed(self.prompt_ids, self.prefill_mask, self.prompt_pos)
 
     def step(self, window: int) -> None:
         """Feed `token` at cache index `slot`, attending to the first `window` cache positions."""
         self.mask.index_fill_(-1, self.slot, True)
-        logits = self.model.forward(
-            input_ids=self.token,
-            attention_mask=self.mask[..., :window],
-            position_ids=self.pos,
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1]
-        self._emit(logits)
+        self._feed(self.token, self.mask[..., :window], self.pos)
         self.pos += 1
         self.slot += 1
 
