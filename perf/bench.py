@@ -38,7 +38,7 @@ CASES = [
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
-    ("eval-pipe", "eval", "pipe", "eval_generation_args: srlm.decode (static cache, CUDA graphs), batch 512"),
+    ("eval-pipe", "eval", "pipe", "batch_size auto (eval_batch_size): srlm.decode (static cache, CUDA graphs), batch 512"),
 ]
 EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
@@ -382,7 +382,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
-    args = speed.eval_generation_args(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config))
+    args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
+            "continuous_batching_config": None}
     fast = case in ("eval-pipe", "eval-pipe-1024", "eval-profile")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}

@@ -201,8 +201,9 @@ def test_native_engine_raw_prompt(model_dir, bench, tmp_path):
 
 
 def test_native_engine_chat(model_dir, bench, tmp_path):
-    summary, details = _run(model_dir, bench, tmp_path, _params(engine="native"))
+    summary, details = _run(model_dir, bench, tmp_path, _params(engine="native", batch_size="auto"))
     _check_outputs(summary, details)
+    assert summary["batch_size"] == 64  # auto on a CPU (speed.eval_batch_size)
     assert summary["prompt_example"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
@@ -271,5 +272,7 @@ def test_params_are_checked():
         ev.EvalParams.from_dict(_params(generation={"temprature": 0.6}))
     with pytest.raises(ValueError, match="backend"):
         ev.EvalParams.from_dict(_params(backend="sglang"))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or 'auto'"):
+        ev.EvalParams.from_dict(_params(batch_size="big"))
     p = ev.EvalParams.from_dict(_params())
     assert p.generation.n_samples == 3 and p.chat.enable_thinking is False

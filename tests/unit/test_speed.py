@@ -52,9 +52,12 @@ def test_padding_free_only_when_no_row_is_truncated():
 
 def test_eval_batch_bounded_by_kv_memory():
     kv = 2 * 24 * 2 * 64 * 2  # Qwen2.5-0.5B: 12 KiB a token
-    long = speed.eval_generation_args(True, 32768, kv)["batch_size"]
+    long = speed.eval_batch_size(True, 32768, kv)
     assert long * 32768 * kv <= speed.EVAL_KV_BUDGET < (long + 1) * 32768 * kv
-    assert speed.eval_generation_args(True, 512, kv)["batch_size"] == speed.EVAL_MAX_BATCH
+    assert speed.eval_batch_size(True, 32768, kv, n_samples=4) == long // 4  # rows = prompts × samples
+    assert speed.eval_batch_size(True, 512, kv) == speed.EVAL_MAX_BATCH
+    assert speed.eval_batch_size(True, 512, kv, n_samples=1000) == 1
+    assert speed.eval_batch_size(False, 32768, kv) == 64
 
 
 def _sft_losses(model_dir, data_path, out_dir, extra: dict) -> list[float]:

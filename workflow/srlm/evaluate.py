@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ class EvalParams:
     max_model_length: int = 32768
     gpu_memory_utilization: float = 0.9
     generation: Generation = field(default_factory=Generation)
-    batch_size: int = 64
+    batch_size: int | str = "auto"
     chat: Chat = field(default_factory=Chat)
     not_extractable_threshold: float = 0.5
     bootstrap_resamples: int = 1000
@@ -84,6 +84,8 @@ class EvalParams:
             raise ValueError("--params: engine 'native' only has the transformers backend")
         if p.dtype not in ("bfloat16", "float16", "float32"):
             raise ValueError(f"--params: dtype must be bfloat16|float16|float32, got {p.dtype!r}")
+        if p.batch_size != "auto" and not (isinstance(p.batch_size, int) and p.batch_size >= 1):
+            raise ValueError(f"--params: batch_size must be a positive integer or 'auto', got {p.batch_size!r}")
         if p.generation.n_samples < 1:
             raise ValueError("--params: generation.n_samples must be >= 1")
         return p
@@ -263,6 +265,17 @@ def _generate_hf(model, tok, rows: list[list[int]], new: int, eos_ids: set[int],
 
 
 # ---------------------------------------------------------------- main
+def auto_batch_size(model_dir: Path, p: EvalParams) -> int:
+    """`batch_size: auto`: prompts per generation call from the device and the model's KV-cache size."""
+    import torch
+    from transformers import AutoConfig
+
+    from srlm.train import speed
+
+    kv = speed.kv_bytes_per_token(AutoConfig.from_pretrained(model_dir))
+    return speed.eval_batch_size(torch.cuda.is_available(), p.max_model_length, kv, p.generation.n_samples)
+
+
 def evaluate(
     model_dir: Path, bench: Path, p: EvalParams, benchmark: str = "bench"
 ) -> tuple[dict, list[dict]]:
@@ -272,6 +285,8 @@ def evaluate(
     t0 = time.time()
     rows = read_bench(bench)
     attention_backends()
+    if p.batch_size == "auto":
+        p = replace(p, batch_size=auto_batch_size(model_dir, p))
     if p.engine == "lighteval":
         import torch
 
@@ -313,6 +328,7 @@ def evaluate(
         "chat": asdict(p.chat),
         "dtype": p.dtype,
         "max_model_length": p.max_model_length,
+        "batch_size": p.batch_size,
         **info,
     }
     return summary, details

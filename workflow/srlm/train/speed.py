@@ -128,12 +128,13 @@ def kv_bytes_per_token(config) -> int:
     return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2
 
 
-def eval_generation_args(has_cuda: bool, max_tokens: int, kv_bytes: int) -> dict:
-    """Transformers-backend evaluation (srlm.evaluate native engine): prompts per `srlm.decode.generate` call.
-
-    `max_tokens`: prompt + generation limit (evaluation.max_model_length); `kv_bytes`: kv_bytes_per_token(config).
-    `continuous_batching_config` stays None: `generate_batch` was measured slower without FlashAttention."""
+def eval_batch_size(has_cuda: bool, max_tokens: int, kv_bytes: int, n_samples: int = 1) -> int:
+    """Prompts per generation call of the transformers backend for `evaluation.batch_size: auto`: 64 on a CPU; on
+    a GPU as many as keep the rows decoded together (prompts × n_samples) within EVAL_MAX_BATCH and their KV cache,
+    should every answer run to `max_tokens` (evaluation.max_model_length), within EVAL_KV_BUDGET.
+    `kv_bytes`: kv_bytes_per_token(config). (Transformers' continuous batching, `generate_batch`, was measured
+    slower without FlashAttention and is not used.)"""
     if not has_cuda:
-        return {"batch_size": 64, "continuous_batching_config": None}
-    fit = EVAL_KV_BUDGET // (max_tokens * kv_bytes)
-    return {"batch_size": int(max(1, min(EVAL_MAX_BATCH, fit))), "continuous_batching_config": None}
+        return 64
+    rows = min(EVAL_MAX_BATCH, EVAL_KV_BUDGET // (max_tokens * kv_bytes))
+    return int(max(1, rows // n_samples))
