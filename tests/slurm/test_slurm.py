@@ -7,8 +7,11 @@ Debian's slurm-wlm + munge (`tests/slurm/cluster.sh install`), as in .ci/run.
 
 The DAG is the demo's whole Table 2 (12 rows × 5 benchmarks: 2 tiny models, 10 training jobs, 60 evaluations).
 To fit 10 minutes on 2 cores, training stops after 4 steps, training jobs ask for 2 of the node's 8 GPUs
-(gpus.train) so several run at once, and evaluations use the `native` engine (same jobs and outputs as lighteval,
-without its ~4 s of imports per job; lighteval itself is exercised by `make demo` and tests/unit/test_evaluate.py).
+(gpus.train) so several run at once, evaluations use the `native` engine (same jobs and outputs as lighteval,
+without its ~4 s of imports per job; lighteval itself is exercised by `make demo` and tests/unit/test_evaluate.py),
+and profiles/slurm-ci groups the 5 evaluations of one (model, chain) into one SLURM job. Which Snakemake jobs a
+SLURM job ran is read from the batch script slurmctld keeps for it (`scontrol write batch_script`: the
+`--target-jobs` of the Snakemake it started), so "every job exactly once" is checked per Snakemake job.
 The dry run of the real profiles/slurm on the paper's grid needs the plugin, not SLURM.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +37,8 @@ TARGET = "results/demo/table2.md"
 STEPS = 4
 OVERLAY = "slurm-ci.yaml"
 CI_PROFILE = yaml.safe_load((REPO / "profiles/slurm-ci/config.yaml").read_text())
+# rule -> group id template of profiles/slurm-ci (`groups: ["evaluate=eval_{model}_{chain}"]`)
+GROUPS = dict(entry.split("=", 1) for entry in CI_PROFILE.get("groups", []))
 
 
 def run_env() -> dict:
@@ -60,9 +66,47 @@ def jobs_of(run: str) -> list[dict]:
     return [r for r in records().values() if r["JobName"] == run]
 
 
+Job = tuple[str, tuple[tuple[str, str], ...]]  # (rule, sorted wildcards): one Snakemake job
+
+
+def key(rule: str, wildcards: dict) -> Job:
+    return rule, tuple(sorted(wildcards.items()))
+
+
+def targets(job_id: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of the Snakemake jobs that a SLURM job ran: the `--target-jobs` of the Snakemake command
+    in its batch script, as slurmctld keeps it (`rule:name=value,...` each; our values contain no commas)."""
+    script = subprocess.run(
+        ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True
+    ).stdout
+    words = shlex.split(next(line for line in script.splitlines() if "--target-jobs" in line))
+    jobs = []
+    for word in words[words.index("--target-jobs") + 1 :]:
+        if word.startswith("--"):
+            break
+        rule, _, wildcards = word.partition(":")
+        jobs.append((rule, dict(kv.split("=", 1) for kv in wildcards.split(",")) if wildcards else {}))
+    return jobs
+
+
+def members(rec: dict) -> list[Job]:
+    return [key(rule, w) for rule, w in targets(rec["JobId"])]
+
+
 def comment(rule: str, wildcards: dict) -> str:
     """How the plugin labels a job in SLURM (sbatch --comment)."""
     return f"rule_{rule}_wildcards_{'_'.join(wildcards.values())}" if wildcards else f"rule_{rule}"
+
+
+def label(jobs: list[tuple[str, dict]]) -> str:
+    """How the plugin labels the SLURM job of `jobs`: comment() for one job of an ungrouped rule; for a group job
+    `rule_<group id>_<rules>` (the group id of profiles/slurm-ci with the members' wildcards filled in)."""
+    rules = sorted({rule for rule, _ in jobs})
+    if not set(rules) & set(GROUPS):
+        assert len(jobs) == 1, jobs
+        return comment(*jobs[0])
+    (group,) = {GROUPS[rule].format(**w) for rule, w in jobs}
+    return f"rule_{group}_{'_'.join(rules)}"
 
 
 def resource(rule: str, name: str, attempt: int) -> int:
@@ -167,14 +211,29 @@ def runs(cluster, tmp_path_factory):
     }
 
 
-def cell_jobs(runs) -> set[str]:
-    """SLURM labels of the cancelled training job and of the evaluations that need its model."""
-    cell = next(w for rule, w in runs["plan"] if comment(rule, w) == runs["victim"])
-    return {runs["victim"]} | {
-        comment(rule, w)
+def remote(runs) -> Counter:
+    """The planned Snakemake jobs that are not local rules (each once)."""
+    return Counter(key(rule, w) for rule, w in runs["plan"] if rule not in runs["local_rules"])
+
+
+def victim_job(runs) -> Job:
+    (job,) = members(records()[runs["cancelled"][0]])
+    return job
+
+
+def cell_jobs(runs) -> set[Job]:
+    """The cancelled training job and the evaluations that need its model."""
+    cell = dict(victim_job(runs)[1])
+    return {victim_job(runs)} | {
+        key(rule, w)
         for rule, w in runs["plan"]
         if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
     }
+
+
+def ran(recs: list[dict]) -> Counter:
+    """Snakemake jobs of the COMPLETED SLURM jobs among `recs`, counted once per SLURM job that ran them."""
+    return Counter(job for r in recs if r["JobState"] == "COMPLETED" for job in members(r))
 
 
 @pytest.mark.slurm
@@ -183,10 +242,9 @@ def test_cancelled_job_fails_its_cell_only(runs):
     for job in (first, retry):
         assert f"SLURM-job '{job}' failed, SLURM status is: 'CANCELLED'" in log
     assert runs["rc1"] != 0 and not runs["table_after_phase1"]
-    # keep-going: in the first run every other SLURM job completed.
-    remote = {comment(rule, w) for rule, w in runs["plan"] if rule not in runs["local_rules"]}
-    completed = {r["Comment"] for r in jobs_of(run_id(log)) if r["JobState"] == "COMPLETED"}
-    assert len(cell_jobs(runs)) > 1 and completed == remote - cell_jobs(runs)
+    # keep-going: in the first run every other job completed (once).
+    expected = remote(runs) - Counter(cell_jobs(runs))
+    assert len(cell_jobs(runs)) > 1 and ran(jobs_of(run_id(log))) == expected
 
 
 @pytest.mark.slurm
@@ -195,7 +253,8 @@ def test_retry_doubles_runtime_and_memory(runs):
     first, retry = (jobs[j] for j in runs["cancelled"])
     assert first["JobState"] == retry["JobState"] == "CANCELLED"
     assert first["Comment"] == retry["Comment"] == runs["victim"]
-    rule = runs["victim"].split("_wildcards_")[0].removeprefix("rule_")
+    rule = victim_job(runs)[0]
+    assert members(first) == members(retry) == [victim_job(runs)]
     for attempt, rec in ((1, first), (2, retry)):
         assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M"
         assert minutes(rec["TimeLimit"]) == resource(rule, "runtime", attempt)
@@ -207,20 +266,35 @@ def test_every_non_local_job_went_through_sbatch_once(runs):
     local_rules = runs["local_rules"]
     assert local_rules >= {"fetch_model", "prepare_benchmark", "render_table"}
     assert not local_rules & {"train_sft", "train_grpo", "evaluate"}
-    done = Counter(
-        r["Comment"]
-        for run in (run_id(runs["log1"]), run_id(runs["log2"]))
-        for r in jobs_of(run)
-        if r["JobState"] == "COMPLETED"
-    )
-    remote = Counter(comment(rule, w) for rule, w in runs["plan"] if rule not in local_rules)
-    assert done == remote  # each exactly once: the rerun redid nothing that had finished
+    done = ran(jobs_of(run_id(runs["log1"])) + jobs_of(run_id(runs["log2"])))
+    assert done == remote(runs)  # each exactly once: the rerun redid nothing that had finished
+
+
+@pytest.mark.slurm
+def test_evaluations_of_one_model_ran_as_one_job(runs):
+    """profiles/slurm-ci's groups: one SLURM job per (model, chain) holds its 5 evaluations and nothing else;
+    training jobs stay one per job. Every SLURM job carries the plugin's label of what it ran."""
+    assert GROUPS == {"evaluate": "eval_{model}_{chain}"}
+    evaluations = {}
+    for rule, w in runs["plan"]:
+        if rule == "evaluate":
+            evaluations.setdefault((w["model"], w["chain"]), set()).add(key(rule, w))
+    assert len(evaluations) == 12 and {len(v) for v in evaluations.values()} == {5}
+    for run in (run_id(runs["log1"]), run_id(runs["log2"])):
+        for rec in jobs_of(run):
+            jobs = targets(rec["JobId"])
+            assert rec["Comment"] == label(jobs), rec
+            if jobs[0][0] == "evaluate":
+                cell = {(w["model"], w["chain"]) for _, w in jobs}
+                assert len(cell) == 1 and set(members(rec)) == evaluations[cell.pop()], rec
+            else:
+                assert len(jobs) == 1, rec
 
 
 @pytest.mark.slurm
 def test_rerun_submits_only_the_failed_cell(runs):
     rerun = jobs_of(run_id(runs["log2"]))
-    assert {r["Comment"] for r in rerun} == cell_jobs(runs)
+    assert Counter(job for r in rerun for job in members(r)) == Counter(cell_jobs(runs))
     table = (runs["work"] / TARGET).read_text()
     rows = [line for line in table.splitlines() if re.match(r"^\| (\*\*)?Qwen", line)]
     assert len(rows) == 12 and all(line.count("|") == 7 for line in rows)  # label + 5 benchmark columns
@@ -231,18 +305,21 @@ def test_jobs_asked_for_the_configured_resources(runs):
     overlay = yaml.safe_load((runs["work"] / OVERLAY).read_text())
     threads = CI_PROFILE["set-threads"]
     phase1 = jobs_of(run_id(runs["log1"]))
-    trained = Counter(r["Comment"] for r in phase1 if r["Comment"].startswith("rule_train_"))
-    planned = Counter(comment(rule, w) for rule, w in runs["plan"] if rule.startswith("train_"))
-    assert trained == planned + Counter([runs["victim"]])  # the cancelled job twice (try and retry)
+    trained = Counter(job for r in phase1 for job in members(r) if job[0].startswith("train_"))
+    planned = Counter(key(rule, w) for rule, w in runs["plan"] if rule.startswith("train_"))
+    assert trained == planned + Counter([victim_job(runs)])  # the cancelled job twice (try and retry)
     assert {rule for rule, _ in runs["plan"]} >= {"train_sft", "train_grpo", "evaluate"}
     for rec in phase1:
-        rule = rec["Comment"].split("_wildcards_")[0].removeprefix("rule_")
+        jobs = members(rec)
+        (rule,) = {rule for rule, _ in jobs}
         attempt = 2 if rec["JobId"] == runs["cancelled"][1] else 1
         kind = "train" if rule.startswith("train_") else "evaluate"
-        # The rule's gpu resource (config gpus.<kind>) became sbatch --gpus=<n>.
+        # The rule's gpu resource (config gpus.<kind>) became sbatch --gpus=<n>; a group job of evaluations asks
+        # for what one of them needs (one node per group: they run one after the other), for their summed runtime.
         assert rec.get("TresPerJob") == f"gres:gpu:{overlay['gpus'][kind]}", rec
         assert rec["NumNodes"] == "1" and rec["NumCPUs"] == str(threads[rule]), rec
         assert rec["MinMemoryNode"] == f"{resource(rule, 'mem_mb', attempt)}M", rec
+        assert minutes(rec["TimeLimit"]) == len(jobs) * resource(rule, "runtime", attempt), rec
         assert rec["Partition"] == CI_PROFILE["default-resources"]["slurm_partition"]
 
 

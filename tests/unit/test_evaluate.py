@@ -207,6 +207,28 @@ def test_native_engine_chat(model_dir, bench, tmp_path):
     assert summary["prompt_example"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
+def test_native_engine_job_does_not_import_scikit_learn(model_dir, bench, tmp_path):
+    """The evaluate job (a fresh interpreter, as the rule runs it) keeps transformers from importing scikit-learn
+    (~1.4 s per job on a CPU; evaluate._sklearn_hidden), and scikit-learn stays importable afterwards."""
+    import subprocess
+    import sys
+
+    params = json.dumps(_params(engine="native", batch_size="auto"))
+    code = f"""
+import json, sys
+from pathlib import Path
+from srlm import evaluate as ev
+p = ev.EvalParams.from_dict(json.loads({params!r}))
+summary, _ = ev.evaluate(Path({str(model_dir)!r}), Path({str(bench)!r}), p)
+assert summary["framework"] == "srlm.decode" and summary["n_problems"] == 4
+print("sklearn-loaded", "sklearn" in sys.modules)
+import sklearn
+print("sklearn-importable", sklearn.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "sklearn-loaded False" in out and "sklearn-importable sklearn" in out, out
+
+
 def test_build_prompt_switches(model_dir):
     from transformers import AutoTokenizer
 

@@ -19,8 +19,10 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -175,6 +177,25 @@ def grade_samples(rows: list[dict], samples: list[list[tuple[str, int]]], timeou
 
 
 # ---------------------------------------------------------------- native engine (transformers generate)
+@contextmanager
+def _sklearn_hidden():
+    """Import transformers' generation code without scikit-learn, then show it again.
+
+    transformers imports scikit-learn (and with it scipy.stats and pandas) when its generation module loads, for
+    one function of assisted generation, which this engine never uses: 1.4 s of the ~8 s a tiny-model evaluation
+    takes on a CPU. Hidden only while that module is first imported (sys.modules[name] = None makes
+    `find_spec` report it missing); a process that already has either module loaded is left as it is. Checked by
+    tests/unit/test_evaluate.py in a fresh interpreter."""
+    hide = "sklearn" not in sys.modules and "transformers.generation.utils" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None
+    try:
+        yield
+    finally:
+        if hide and sys.modules.get("sklearn", 0) is None:
+            del sys.modules["sklearn"]
+
+
 def count_completion_tokens(seq: list[int], eos_ids: set[int], pad_id: int | None) -> int:
     """Generated tokens up to and including the first EOS (padding after it is not counted)."""
     for k, t in enumerate(seq):
@@ -194,6 +215,7 @@ def generate_native(
     not used (Qwen ships top_k=20, repetition_penalty=1.1): the sampling parameters are exactly those of
     `p.generation`, as with lighteval's vLLM backend."""
     import torch
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from srlm import decode
@@ -203,7 +225,8 @@ def generate_native(
     tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, p.dtype)).to(device).eval()
+    with _sklearn_hidden():  # loading the model class imports transformers' generation code
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, p.dtype)).to(device).eval()
     eos = (
         model.generation_config.eos_token_id
         if model.generation_config.eos_token_id is not None
@@ -268,11 +291,12 @@ def _generate_hf(model, tok, rows: list[list[int]], new: int, eos_ids: set[int],
 def auto_batch_size(model_dir: Path, p: EvalParams) -> int:
     """`batch_size: auto`: prompts per generation call from the device and the model's KV-cache size."""
     import torch
-    from transformers import AutoConfig
 
     from srlm.train import speed
 
-    kv = speed.kv_bytes_per_token(AutoConfig.from_pretrained(model_dir))
+    # config.json read as it is: AutoConfig would import transformers' generation code (see _sklearn_hidden).
+    config = SimpleNamespace(**{"head_dim": None, **json.loads((Path(model_dir) / "config.json").read_text())})
+    kv = speed.kv_bytes_per_token(config)
     return speed.eval_batch_size(torch.cuda.is_available(), p.max_model_length, kv, p.generation.n_samples)
 
 
@@ -300,7 +324,8 @@ def evaluate(
         finally:
             torch.set_grad_enabled(grad)
     else:
-        from transformers import AutoTokenizer
+        with _sklearn_hidden():
+            from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(model_dir)
         prompts = [build_prompt(tok, r["problem"], p.chat) for r in rows]
