@@ -17,6 +17,7 @@ The dry run of the real profiles/slurm on the paper's grid needs the plugin, not
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -73,6 +74,7 @@ def key(rule: str, wildcards: dict) -> Job:
     return rule, tuple(sorted(wildcards.items()))
 
 
+@functools.cache  # a job id's batch script never changes: read it once
 def targets(job_id: str) -> list[tuple[str, dict]]:
     """(rule, wildcards) of the Snakemake jobs that a SLURM job ran: the `--target-jobs` of the Snakemake command
     in its batch script, as slurmctld keeps it (`rule:name=value,...` each; our values contain no commas)."""
@@ -223,8 +225,9 @@ def victim_job(runs) -> Job:
 
 def cell_jobs(runs) -> set[Job]:
     """The cancelled training job and the evaluations that need its model."""
-    cell = dict(victim_job(runs)[1])
-    return {victim_job(runs)} | {
+    victim = victim_job(runs)
+    cell = dict(victim[1])
+    return {victim} | {
         key(rule, w)
         for rule, w in runs["plan"]
         if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])

@@ -69,8 +69,9 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
             query.reshape(b, kv_heads, group, dim), key, value, attn_mask=attention_mask, scale=scaling
         ).reshape(b, heads, 1, dim)
     else:  # prefill (once per call): plain SDPA over the repeated heads
-        key = key[:, :, None].expand(b, kv_heads, group, width, dim).reshape(b, heads, width, dim)
-        value = value[:, :, None].expand(b, kv_heads, group, width, dim).reshape(b, heads, width, dim)
+        from transformers.integrations.sdpa_attention import repeat_kv
+
+        key, value = repeat_kv(key, group), repeat_kv(value, group)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
 
@@ -135,7 +136,7 @@ class _Run:
         from transformers import StaticCache
 
         dev = model.device
-        self.model, self.s, self.steps = model, s, max_new_tokens
+        self.model, self.s = model, s
         b = len(prompts)
         self.prompt_width = width = _round_up(max(len(p) for p in prompts), PROMPT_MULTIPLE)
         self.capacity = width + max_new_tokens

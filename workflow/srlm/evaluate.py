@@ -215,7 +215,6 @@ def generate_native(
     not used (Qwen ships top_k=20, repetition_penalty=1.1): the sampling parameters are exactly those of
     `p.generation`, as with lighteval's vLLM backend."""
     import torch
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from srlm import decode
@@ -254,7 +253,7 @@ def generate_native(
         for k, i in enumerate(idx):
             for j in range(g.n_samples):
                 r = k * g.n_samples + j
-                out[i].append((texts[r], count_completion_tokens(gen[r], eos_ids, tok.pad_token_id)))
+                out[i].append((texts[r], len(gen[r])))  # each row already ends at its first EOS
     info = {
         "framework": engine,
         "device": device,
@@ -324,7 +323,7 @@ def evaluate(
         finally:
             torch.set_grad_enabled(grad)
     else:
-        with _sklearn_hidden():
+        with _sklearn_hidden():  # the tokenizer classes import transformers' generation code too
             from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(model_dir)
