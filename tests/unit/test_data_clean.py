@@ -9,7 +9,8 @@ from srlm.data import benchmarks, gsm8k
 from srlm.data.io import write_jsonl
 from srlm.data.synthetic import benchmark_rows, camel_rows, gsm8k_rows
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import REAL_DATA as DATA
+
 TOKENIZER = DATA / "qwen2.5-0.5b-instruct-tokenizer"
 SYS = "Think, then answer."
 
@@ -70,6 +71,7 @@ def test_planted_overlaps_are_found():
     assert [r["id"] for r in kept] == [r["id"] for r in train]
 
 
+@pytest.mark.real_data
 def test_real_gsm8k_train(tmp_path):
     """Numbers found in openai/grade-school-math train: 7473 rows, no (normalized) duplicate question;
     with 13-grams at threshold 0.5 two rows are near-copies of test problem 602 (train/plane, same rate)."""
@@ -138,6 +140,7 @@ def test_malformed_dropped_when_configured(tmp_path):
     assert [r["answer"] for r in _lines(tmp_path / "o" / "rl.jsonl")] == ["4", "1250"]
 
 
+@pytest.mark.real_data
 def test_cli_with_bench_and_tokenizer_is_deterministic(tmp_path):
     bench = tmp_path / "bench.jsonl"
     write_jsonl(bench, _bench_sets(20)["gsm8k"])

@@ -7,7 +7,8 @@ import pytest
 from srlm.data import gsm8k
 from srlm.data.synthetic import gsm8k_rows
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import REAL_DATA as DATA
+
 SYS = "You are a careful solver."
 
 
@@ -77,6 +78,7 @@ def test_synthetic_train_and_test_differ():
     assert not train & test
 
 
+@pytest.mark.real_data
 def test_local_real_files(tmp_path):
     rep = gsm8k.prepare(
         {"data": {"source": "local", "local_dir": str(DATA / "gsm8k")}, "system_prompt": SYS}, tmp_path
