@@ -20,6 +20,7 @@ localrules:
     fetch_model,
     prepare_gsm8k,
     prepare_benchmark,
+    grade,
     render_table,
     render_cost,
     render_figures,

@@ -329,9 +329,10 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     rw = stage["rewards"]
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
-    cls = grpo.trainer_class() if case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile") else GRPOTrainer
-    trainer = cls(
+    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile")
+    trainer = GRPOTrainer(
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
+        rollout_func=grpo.decode_rollouts if pipe else None,
         reward_funcs=[rewards.make_format_reward(**rw["format"]), rewards.make_accuracy_reward(**rw["accuracy"])],
     )
     if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)

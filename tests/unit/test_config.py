@@ -57,9 +57,7 @@ def test_errors_name_the_key():
     assert "per_device_train_batch_size: must be divisible by num_generations" in bad(
         lambda c: c["stages"]["rl"].update(per_device_train_batch_size=20)
     )
-    assert "evaluation.engine: 'native' has only the transformers backend" in bad(
-        lambda c: c["evaluation"].update(engine="native")
-    )
+    assert "evaluation.protocol: 'open-r1' is not one of" in bad(lambda c: c["evaluation"].update(protocol="open-r1"))
     assert "evaluation.engine: 'hf' is not one of" in bad(lambda c: c["evaluation"].update(engine="hf"))
     assert "models.qwen3-0.6b-thinking.same_weights_as" in bad(
         lambda c: c["models"]["qwen3-0.6b-thinking"].update(same_weights_as="nope")

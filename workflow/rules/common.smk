@@ -161,16 +161,19 @@ def get_deepspeed(wildcards):
     return f"--deepspeed {ds}" if ds and not get_stage(wildcards)["lora"] else ""
 
 
-def get_eval_params(wildcards):
+def get_generate_params(wildcards):
     ev, m = config["evaluation"], MODELS[wildcards.model]
+    keys = ("protocol", "engine", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size")
+    chat = {"chat_template": m["chat_template"], "enable_thinking": m.get("enable_thinking")}
+    if ev["protocol"] == "r1":  # the paper protocol has no system prompt: prompt.system must not rerun it
+        chat["system_prompt"] = config["prompt"]["system"]
     generation = {**ev["generation"], **BENCHMARKS[wildcards.benchmark]["generation"]}
-    keys = ("engine", "backend", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "bootstrap_resamples")
-    chat = {
-        "chat_template": m["chat_template"],
-        "enable_thinking": m.get("enable_thinking"),
-        "system_prompt": config["prompt"]["system"],
-    }
     return arg({**{k: ev[k] for k in keys}, "generation": generation, "chat": chat})
+
+
+def get_grade_params(wildcards):
+    g = config["evaluation"]["grading"]
+    return arg({**g, "gold_format": BENCHMARKS[wildcards.benchmark]["format"]})
 
 
 def get_table_spec(wildcards):

@@ -100,9 +100,6 @@ def _check_references(config: dict) -> list[str]:
                 for stage in chain_stages(row["chain"]):
                     if stage not in stages:
                         problems.append(f"{where}.chain: {row['chain']!r} names undefined stage {stage!r}")
-    ev = config["evaluation"]
-    if ev["engine"] == "native" and ev["backend"] != "transformers":
-        problems.append(f"evaluation.engine: 'native' has only the transformers backend, not {ev['backend']!r}")
     for key, st in stages.items():
         if st["type"] == "grpo" and st["per_device_train_batch_size"] % st["num_generations"]:
             problems.append(

@@ -2,9 +2,10 @@
 
 Every TRL default that changed across versions (beta, loss_type, scale_rewards, max_completion_length,
 temperature, vllm_mode) comes from the stage config, and the values the trainer used land in train_summary.json.
-Where vLLM is not installed (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` (the same transformers
-model with a static KV cache and CUDA graphs, 6-10x TRL's `model.generate` on an H100: docs/performance.md), or by
-TRL's own `model.generate` for settings it does not implement; the summary says which.
+Where vLLM is not used (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` through the project's
+generation interface (the same transformers model with a static KV cache and CUDA graphs, 6-10x TRL's
+`model.generate` on an H100: docs/performance.md), handed to TRL through its public `rollout_func`, or by TRL's own
+`model.generate` for settings srlm.decode does not implement; the summary says which.
 """
 
 from __future__ import annotations
@@ -15,47 +16,53 @@ from srlm import decode, rewards
 from srlm.train import common, speed
 
 
-def trainer_class():
-    """TRL's GRPOTrainer, with transformers-side rollouts sampled by srlm.decode where it applies."""
+def rollout_engine(model, config) -> str:
+    """Who samples the rollouts: TRL's vLLM path, the project's srlm.decode (through TRL's public `rollout_func`), or
+    TRL's own `model.generate` for settings srlm.decode does not implement."""
+    if config.use_vllm:
+        return "vllm"
+    if config.use_transformers_paged or config.generation_kwargs:
+        return "transformers generate"
+    why = decode.supported(model, repetition_penalty=config.repetition_penalty, min_p=config.min_p)
+    return "transformers generate" if why else "srlm.decode"
+
+
+def decode_rollouts(prompts: list, trainer) -> dict:
+    """TRL `rollout_func`: one completion per prompt of the process's slice (the sampler already repeats each
+    prompt num_generations times), sampled by srlm.decode with the trainer's sampling settings. Prompts are rendered
+    as TRL renders them (the processing class's chat template with the trainer's template arguments)."""
     import torch
-    from trl import GRPOTrainer
+    from trl.data_utils import is_conversational
     from trl.models import unwrap_model_for_generation
 
-    class Trainer(GRPOTrainer):
-        def generation_engine(self) -> str:
-            if self.use_vllm:
-                return "vllm"
-            if self.use_transformers_continuous_batching or self.args.generation_kwargs:
-                return "transformers generate"
-            why = decode.supported(self.model, repetition_penalty=self.repetition_penalty, min_p=self.min_p)
-            return "transformers generate" if why else "srlm.decode"
+    from srlm.generation import Sampling
+    from srlm.generation.hf import TransformersEngine
 
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
-            if images is not None or multimodal_fields or self.generation_engine() != "srlm.decode":
-                return super()._generate_single_turn(
-                    prompt_ids, images, multimodal_fields, num_generations, **kwargs
-                )
-            with (
-                unwrap_model_for_generation(
-                    self.model_wrapped,
-                    self.accelerator,
-                    gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                    gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-                ) as model,
-                torch.no_grad(),
-                self._dist.summon_full_params(self.model_wrapped, recurse=False),
-            ):
-                completions = decode.generate(
-                    model,
-                    prompt_ids,
-                    self.max_completion_length,
-                    eos_ids=self.eos_token_ids,
-                    pad_id=self._tokenizer.pad_token_id,
-                    sampling=decode.Sampling(self.temperature, self.top_p, self.top_k or 0),
-                )
-            return completions, None
-
-    return Trainer
+    tok = trainer.processing_class
+    if is_conversational({"prompt": prompts[0]}):
+        prompt_ids = tok.apply_chat_template(
+            prompts, chat_template=trainer.chat_template, add_generation_prompt=True, tokenize=True,
+            return_dict=True, **trainer.chat_template_kwargs,
+        )["input_ids"]  # fmt: skip
+    else:
+        prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    # seed None: the trainer's RNG (saved in every checkpoint) drives the draws, so a resumed run retraces them.
+    sampling = Sampling(trainer.temperature, trainer.top_p, trainer.top_k or 0, trainer.max_completion_length, 1, None)
+    with (
+        unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+        ) as model,
+        torch.no_grad(),
+    ):
+        engine = TransformersEngine(
+            model, tok, "srlm.decode", eos_ids=trainer.eos_token_ids,
+            max_model_length=model.config.max_position_embeddings, batch_size=None,
+        )  # fmt: skip
+        outs = engine.generate(prompt_ids, sampling)
+    return {"prompt_ids": prompt_ids, "completion_ids": [o[0].token_ids for o in outs], "logprobs": None}
 
 
 def main(argv=None) -> None:
@@ -63,7 +70,7 @@ def main(argv=None) -> None:
     stage, p = args.params["stage"], args.params
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig
+    from trl import GRPOConfig, GRPOTrainer
 
     use_vllm = stage["use_vllm"] and importlib.util.find_spec("vllm") is not None
     if stage["use_vllm"] and not use_vllm:
@@ -91,19 +98,22 @@ def main(argv=None) -> None:
         "format": rewards.make_format_reward(**rw["format"]),
         "accuracy": rewards.make_accuracy_reward(**rw["accuracy"]),
     }
-    trainer = trainer_class()(
+    config = GRPOConfig(**kwargs)
+    engine = rollout_engine(model, config)
+    trainer = GRPOTrainer(
         model=model,
-        args=GRPOConfig(**kwargs),
+        args=config,
         train_dataset=data,
         processing_class=tokenizer,
         reward_funcs=list(funcs.values()),
         peft_config=common.lora_config(stage["lora"]),
+        rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
     settings = {
         **common.used_settings(trainer, kwargs),
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
-        "generation_engine": trainer.generation_engine(),
+        "generation_engine": engine,
     }
     # TRL logs each reward's batch mean as rewards/<function name>/mean.
     reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
