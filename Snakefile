@@ -20,6 +20,8 @@ localrules:
     fetch_model,
     prepare_gsm8k,
     prepare_benchmark,
+    report_gsm8k,
+    check_health,
     render_table,
     render_cost,
     render_figures,

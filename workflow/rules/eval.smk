@@ -1,10 +1,10 @@
 rule evaluate:
     input:
         model=get_eval_model,
-        bench=f"{R}/data/bench/{{benchmark}}.jsonl",
+        bench=L.bench("{benchmark}"),
     output:
-        result=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.json",
-        details=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.details.jsonl",
+        result=L.eval_json("{model}", "{chain}", "{benchmark}"),
+        details=L.eval_details("{model}", "{chain}", "{benchmark}"),
     log:
         "logs/evaluate/{model}/{chain}/{benchmark}.log",
     benchmark:
