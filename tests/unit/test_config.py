@@ -1,4 +1,4 @@
-"""Chains and config validation (srlm.config): parsing, parents, the runs each table implies, error messages."""
+"""Config validation (srlm.config): the runs each table implies, error messages."""
 
 from __future__ import annotations
 
@@ -8,20 +8,10 @@ import pytest
 import yaml
 
 from srlm import config as cfg
+from srlm import layout
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
-
-
-def test_chain_parsing_and_parents():
-    assert cfg.chain_stages("base") == []
-    assert cfg.chain_stages("kd-lora+rl") == ["kd-lora", "rl"]
-    assert cfg.parent_chain("kd-lora+rl") == "kd-lora"
-    assert cfg.parent_chain("rl") == "base"
-    assert cfg.last_stage("sft-lora+rl") == "rl"
-    assert cfg.prefixes("kd+rl") == ["kd", "kd+rl"]
-    with pytest.raises(ValueError):
-        cfg.parent_chain("base")
 
 
 def test_table_runs_follow_the_paper():
@@ -29,10 +19,9 @@ def test_table_runs_follow_the_paper():
     assert len(t2) == 12 and t2[0] == ("qwen2.5-0.5b", "base")
     t3 = cfg.table_runs(CONFIG, "table3")
     assert ("qwen2.5-0.5b-instruct", "kd-lora+rl") in t3 and len(t3) == 12
-    trained = {(m, p) for m, c in t2 + t3 for p in cfg.prefixes(c)}
+    trained = {(m, p) for m, c in t2 + t3 for p in layout.prefixes(c)}
     assert len(trained) == 18  # table 3's parents are table 2's rows
     assert len(cfg.table_runs(CONFIG, "table1")) == 6  # cited rows are not runs
-    assert cfg.weights_model(CONFIG, "qwen3-0.6b-thinking") == "qwen3-0.6b"
 
 
 def test_paper_config_is_valid():

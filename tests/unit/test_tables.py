@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from srlm import tables
+from srlm import layout, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -70,11 +70,18 @@ Numbers and marks as printed in the paper (config `tables.table3`).
 
 @pytest.mark.parametrize("name,expected", [("table2", TABLE2), ("table3", TABLE3)])
 def test_paper_numbers_render_as_printed(name, expected, tmp_path):
-    assert tables.render(tables.table_spec(CONFIG, name), tmp_path, source="paper") == expected
+    assert tables.render(tables.table_spec(CONFIG, name), tables.Inputs({}), source="paper") == expected
+
+
+def declared(spec, results) -> tables.Inputs:
+    """What the render_table rule declares for this spec's table (common.smk builds it the same way)."""
+    rows = [r for _, r in tables.iter_rows(spec["table"]) if not r.get("cited")]
+    cells = [(r["model"], r["chain"], b) for r in rows for b in spec["table"]["columns"]]
+    return tables.Inputs(layout.Layout(str(results)).inputs(cells, ["evals", "health"]))
 
 
 def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable=0.0):
-    path = tables.eval_path(results, model, chain, bench)
+    path = Path(layout.Layout(str(results)).eval_json(model, chain, bench))
     path.parent.mkdir(parents=True, exist_ok=True)
     lo, hi = ci
     path.write_text(
@@ -99,24 +106,10 @@ def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable
     )
 
 
-def write_summary(results, model, chain, status, reason=None):
-    path = tables.summary_path(results, model, chain)
+def write_health(results, model, chain, status, reason=None):
+    path = Path(layout.Layout(str(results)).health(model, chain))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "model": model,
-                "chain": chain,
-                "stage": chain.split("+")[-1],
-                "type": "sft",
-                "status": status,
-                "reason": reason,
-                "steps": 3,
-                "train_runtime_s": 1.0,
-                "settings": {},
-            }
-        )
-    )
+    path.write_text(json.dumps({"model": model, "chain": chain, "status": status, "reason": reason}))
 
 
 def small_spec():
@@ -135,12 +128,12 @@ def test_marks_are_computed_from_run_outputs(tmp_path):
         write_eval(tmp_path, inst, "base", b, 0.30)
         write_eval(tmp_path, base, "kd+rl", b, 0.12, not_extractable=0.1)
         write_eval(tmp_path, base, "sft+rl", b, 0.05)
-    write_summary(tmp_path, base, "kd", "ok")
-    write_summary(tmp_path, base, "kd+rl", "ok")
-    write_summary(tmp_path, base, "sft", "collapsed", "loss became NaN")  # prefix collapsed -> ‡ on sft+rl
-    write_summary(tmp_path, base, "sft+rl", "ok")
+    write_health(tmp_path, base, "kd", "ok")
+    write_health(tmp_path, base, "kd+rl", "ok")
+    write_health(tmp_path, base, "sft", "collapsed", "loss became NaN")  # prefix collapsed -> ‡ on sft+rl
+    write_health(tmp_path, base, "sft+rl", "ok")
     write_eval(tmp_path, base, "kd-lora+rl", "gsm8k", 0.40)  # only one benchmark: the others are "-"
-    md = tables.render(spec, tmp_path)
+    md = tables.render(spec, declared(spec, tmp_path))
     lines = md.splitlines()
     assert "| Qwen2.5-0.5B † | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 |" in lines
     assert "| Qwen2.5-0.5B+KD+RL | 12.0 | 12.0 | 12.0 | 12.0 | 12.0 |" in lines
@@ -161,9 +154,9 @@ def test_threshold_is_strict_and_from_spec(tmp_path):
     spec = small_spec()
     for b in spec["table"]["columns"]:
         write_eval(tmp_path, "qwen2.5-0.5b", "base", b, 0.1, not_extractable=0.5)
-    assert "| Qwen2.5-0.5B | **10.0** |" in tables.render(spec, tmp_path)
+    assert "| Qwen2.5-0.5B | **10.0** |" in tables.render(spec, declared(spec, tmp_path))
     spec["not_extractable_threshold"] = 0.4
-    assert "| Qwen2.5-0.5B † | **10.0** |" in tables.render(spec, tmp_path)
+    assert "| Qwen2.5-0.5B † | **10.0** |" in tables.render(spec, declared(spec, tmp_path))
 
 
 def test_layout_comes_from_config(tmp_path):
@@ -172,13 +165,14 @@ def test_layout_comes_from_config(tmp_path):
     spec["table"]["sections"][0]["rows"].reverse()
     spec["table"]["sections"][0]["rows"][0]["label"] = "Custom label"
     spec["stages"]["rl"]["label"] = "GRPO"
-    md = tables.render(spec, tmp_path, source="paper")
+    md = tables.render(spec, tables.Inputs({}), source="paper")
     assert "| *Renamed* |  |  |  |  |  |\n| Custom label | **6.2** |" in md
     assert "| Qwen2.5-0.5B+KD+GRPO |" in md
 
 
 def test_table1_cited_rows_are_marked_and_keep_the_papers_numbers(tmp_path):
-    md = tables.render(tables.table_spec(CONFIG, "table1"), tmp_path)
+    spec = tables.table_spec(CONFIG, "table1")
+    md = tables.render(spec, declared(spec, tmp_path))
     assert "| Qwen2.5-7B-Instruct (cited) | 38.2 | 75.2 | 35.2 | 55.0 | 90.6 |" in md
     assert "| Qwen2.5-0.5B-Instruct | - | - | - | - | - |" in md  # run rows: ours, none yet
     assert "**" not in md.split("\n", 1)[1]  # Table 1: bold is off
@@ -189,7 +183,7 @@ def test_vs_paper_marks_values_outside_our_interval(tmp_path):
     inst = "qwen2.5-0.5b-instruct"  # paper: 6.2, 31.4, 6.3, 5.0, 45.5
     write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, ci=(0.050, 0.070))  # 6.2 inside
     write_eval(tmp_path, inst, "base", "math500", 0.250, ci=(0.220, 0.280))  # 31.4 outside
-    md = tables.render_vs_paper(spec, tmp_path)
+    md = tables.render_vs_paper(spec, declared(spec, tmp_path))
     row = next(x for x in md.splitlines() if x.startswith("| Qwen2.5-0.5B-Instruct |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:7] == ["6.0 [5.0, 7.0]", "6.2", "-0.2", "25.0 [22.0, 28.0]", "31.4", "-6.4 ✗"]
@@ -199,14 +193,15 @@ def test_vs_paper_marks_values_outside_our_interval(tmp_path):
 
 def test_cli_writes_both_views(tmp_path):
     spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps(tables.table_spec(CONFIG, "table2")))
+    spec = tables.table_spec(CONFIG, "table2")
+    spec_file.write_text(json.dumps(spec))
     out, vs = tmp_path / "out" / "table2.md", tmp_path / "out" / "table2_vs_paper.md"
     tables.main(
         [
             "--spec",
             str(spec_file),
-            "--results",
-            str(tmp_path / "results"),
+            "--inputs",
+            json.dumps(declared(spec, tmp_path / "results").mapping),
             "--out",
             str(out),
             "--vs-paper",
@@ -219,8 +214,30 @@ def test_cli_writes_both_views(tmp_path):
 
 
 def test_malformed_eval_names_the_file(tmp_path):
-    path = tables.eval_path(tmp_path, "qwen2.5-0.5b", "base", "gsm8k")
+    path = Path(layout.Layout(str(tmp_path)).eval_json("qwen2.5-0.5b", "base", "gsm8k"))
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"ci95": [0, 1], "not_extractable_rate": 0}))
     with pytest.raises(KeyError, match="gsm8k.json.*pass_at_1"):
-        tables.render(small_spec(), tmp_path)
+        tables.render(small_spec(), declared(small_spec(), tmp_path))
+
+
+def test_undeclared_files_do_not_change_a_table(tmp_path):
+    """The table reads only its rule's declared inputs: renaming any other file changes nothing."""
+    spec, cols = small_spec(), CONFIG["tables"]["table3"]["columns"]
+    base = "qwen2.5-0.5b"
+    for b in cols:
+        write_eval(tmp_path, base, "kd+rl", b, 0.12)
+        write_eval(tmp_path, base, "sft+rl", b, 0.05)
+        write_eval(tmp_path, base, "ppo", b, 0.99)  # a run no row names
+    write_health(tmp_path, base, "sft", "collapsed", "loss became NaN")
+    for chain in ("kd", "kd+rl", "sft+rl"):  # what the training job writes: not a table input
+        (tmp_path / "models" / base / chain).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "models" / base / chain / "train_summary.json").write_text(json.dumps({"status": "collapsed"}))
+    inputs = declared(spec, tmp_path)
+    before = tables.render(spec, inputs), tables.render_vs_paper(spec, inputs)
+    assert "| Qwen2.5-0.5B+SFT+RL ‡ |" in before[0] and "| Qwen2.5-0.5B+KD+RL | **12.0** |" in before[0]
+    undeclared = [p for p in tmp_path.rglob("*") if p.is_file() and str(p) not in layout.files(inputs.mapping)]
+    assert len(undeclared) == 5 + 3
+    for p in undeclared:
+        p.rename(p.with_name("renamed-" + p.name))
+    assert (tables.render(spec, inputs), tables.render_vs_paper(spec, inputs)) == before

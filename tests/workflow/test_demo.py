@@ -78,8 +78,8 @@ def test_nothing_to_do_when_nothing_changed(demo):
 def test_rl_learning_rate_change_reruns_only_rl_chains(demo):
     jobs = planned_jobs(plan_with(demo, {"stages": {"rl": {"learning_rate": 2.0e-6}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"train_grpo": 2, "generate": 10, "grade": 10, "render_table": 1}
-    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "generate", "grade"))
+    assert counts == {"train_grpo": 2, "check_health": 2, "generate": 10, "grade": 10, "render_table": 1}
+    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "check_health", "generate", "grade"))
 
 
 def test_benchmark_sampling_change_reruns_only_its_evaluations(demo):

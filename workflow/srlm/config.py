@@ -1,8 +1,6 @@
-"""Configuration: schema validation with messages that name the key, and the run chains the tables imply.
+"""Configuration: schema validation with messages that name the key, and the runs the tables imply.
 
-A trained model is a (model, chain) pair; a chain is stage keys joined by "+" ("kd-lora+rl"), applied in order
-to the base model; "base" is the untrained model. The parent of "kd-lora+rl" is "kd-lora", so hybrid rows
-reuse the very checkpoint their parent row evaluates.
+The chain syntax ("kd-lora+rl", "base") and the file layout belong to srlm.layout.
 """
 
 from __future__ import annotations
@@ -12,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from srlm import layout
+
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-BASE = "base"
 
 
 class ConfigError(ValueError):
@@ -97,7 +96,7 @@ def _check_references(config: dict) -> list[str]:
                     continue
                 if row["model"] not in models:
                     problems.append(f"{where}.model: unknown model {row['model']!r}")
-                for stage in chain_stages(row["chain"]):
+                for stage in layout.stages(row["chain"]):
                     if stage not in stages:
                         problems.append(f"{where}.chain: {row['chain']!r} names undefined stage {stage!r}")
     for key, st in stages.items():
@@ -109,35 +108,8 @@ def _check_references(config: dict) -> list[str]:
     return problems
 
 
-def chain_stages(chain: str) -> list[str]:
-    """'kd-lora+rl' -> ['kd-lora', 'rl']; 'base' -> []."""
-    return [] if chain == BASE else chain.split("+")
-
-
-def parent_chain(chain: str) -> str:
-    """The chain one stage shorter: 'kd-lora+rl' -> 'kd-lora', 'rl' -> 'base'."""
-    stages = chain_stages(chain)
-    if not stages:
-        raise ValueError("the base chain has no parent")
-    return "+".join(stages[:-1]) or BASE
-
-
-def last_stage(chain: str) -> str:
-    return chain_stages(chain)[-1]
-
-
-def prefixes(chain: str) -> list[str]:
-    """Every trained chain a chain is built from, itself included: 'kd+rl' -> ['kd', 'kd+rl']."""
-    stages = chain_stages(chain)
-    return ["+".join(stages[: i + 1]) for i in range(len(stages))]
-
-
 def table_runs(config: dict, table: str) -> list[tuple[str, str]]:
     """The (model, chain) pairs a table evaluates, in row order, without duplicates and cited rows."""
     rows = [r for s in config["tables"][table]["sections"] for r in s["rows"] if not r.get("cited")]
     return list(dict.fromkeys((r["model"], r["chain"]) for r in rows))
 
-
-def weights_model(config: dict, model: str) -> str:
-    """The model key whose weights `model` uses (Qwen3 thinking / non-thinking share one download)."""
-    return config["models"][model].get("same_weights_as") or model

@@ -17,12 +17,10 @@ import shutil
 import time
 from pathlib import Path
 
-from srlm import health
-
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision[, health]}")
+    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision, node_gpus}")
     ap.add_argument("--model", required=True, help="parent model folder")
     ap.add_argument("--data", required=True, help="training JSONL")
     ap.add_argument("--work-dir", required=True, type=Path, help="checkpoints (kept across restarts)")
@@ -33,7 +31,6 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--chain", default="")
     args = ap.parse_args(argv)
     args.params = json.loads(args.params)
-    args.health = health.settings(args.params.get("health"))  # a bad key fails now, not after training
     return args
 
 
@@ -71,16 +68,15 @@ def last_complete_checkpoint(work_dir: Path) -> str | None:
 
 
 def job_identity(args, processes: int) -> dict:
-    """What a checkpoint is only valid for: the job's parameters (less the collapse thresholds), the process
+    """What a checkpoint is only valid for: the job's parameters, the process
     count (ZeRO shards optimizer state per process), and the parent model and data files as found on disk."""
 
     def files(path: Path) -> list:
         paths = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
-    params = {k: v for k, v in args.params.items() if k != "health"}
     return {
-        "params": params,
+        "params": args.params,
         "processes": processes,
         "model": files(Path(args.model)),
         "data": files(Path(args.data)),
@@ -228,10 +224,10 @@ def used_lora(model) -> dict | None:
     }
 
 
-def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = None) -> None:
+def run(trainer, args, stage_type: str, settings: dict) -> None:
     """Train (resuming from the newest complete checkpoint), save the merged model atomically, write metrics
-    and summary. `settings`: extra entries for the summary beside the trainer arguments actually used;
-    `rewards`: {metrics key of a reward's mean: {"correct", "incorrect"}} for the collapse rules."""
+    and summary (what ran; whether the run collapsed is judged by the check_health rule, srlm.health).
+    `settings`: extra entries for the summary beside the trainer arguments actually used."""
     work: Path = args.work_dir
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
@@ -264,15 +260,12 @@ def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = N
     os.replace(tmp, args.out)
     records = metrics.records()
     shutil.copyfile(metrics.path, args.metrics) if metrics.path.exists() else args.metrics.write_text("")
-    status, reason = health.assess(records, args.health, rewards)
     tokens = max((r["num_tokens"] for r in records if "num_tokens" in r), default=None)
     summary = {
         "model": args.model_name,
         "chain": args.chain,
         "stage": args.chain.split("+")[-1],
         "type": stage_type,
-        "status": status,
-        "reason": reason,
         "steps": trainer.state.global_step,
         "resumed_from": resume,
         "train_runtime_s": round(runtime, 3),

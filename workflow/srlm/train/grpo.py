@@ -115,9 +115,7 @@ def main(argv=None) -> None:
         "vllm_requested": stage["use_vllm"],
         "generation_engine": engine,
     }
-    # TRL logs each reward's batch mean as rewards/<function name>/mean.
-    reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
-    common.run(trainer, args, "grpo", settings, reward_logs)
+    common.run(trainer, args, "grpo", settings)
 
 
 if __name__ == "__main__":
