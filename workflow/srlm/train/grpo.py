@@ -37,21 +37,28 @@ CONFIG_KEYS = (
 # GRPOConfig fields that eq. (3) fixes, passed explicitly so that no TRL default change can alter the objective:
 # per-token ratios clipped to [1-ε, 1+ε] on both sides with no extra bound, every token of every one of the G
 # completions in the loss (truncated ones too), no entropy term, advantages from the summed rewards, a fixed π_ref.
-EQ3 = dict(
-    importance_sampling_level="token",
-    epsilon_high=None,
-    delta=None,
-    mask_truncated_completions=False,
-    top_entropy_quantile=1.0,
-    off_policy_mask_threshold=None,
-    entropy_coef=0.0,
-    multi_objective_aggregation="sum_then_normalize",
-    sync_ref_model=False,
-)
+EQ3 = {
+    "importance_sampling_level": "token",
+    "epsilon_high": None,
+    "delta": None,
+    "mask_truncated_completions": False,
+    "top_entropy_quantile": 1.0,
+    "off_policy_mask_threshold": None,
+    "entropy_coef": 0.0,
+    "multi_objective_aggregation": "sum_then_normalize",
+    "sync_ref_model": False,
+}
 
 
 def config_kwargs(
-    stage: dict, work_dir, mixed_precision: str, *, use_vllm: bool, n_processes: int, has_cuda: bool, node_gpus: int
+    stage: dict,
+    work_dir,
+    mixed_precision: str,
+    *,
+    use_vllm: bool,
+    n_processes: int,
+    has_cuda: bool,
+    node_gpus: int,
 ) -> dict:
     """GRPOConfig kwargs of a job: the stage's objective and sampling settings, EQ3, and the speed settings."""
     kwargs = dict(
