@@ -80,7 +80,7 @@ def declared(spec, results) -> tables.Inputs:
     return tables.Inputs(layout.Layout(str(results)).inputs(cells, ["evals", "health"]))
 
 
-def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable=0.0):
+def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable=0.0, n=40, stderr=0.01):
     path = Path(layout.Layout(str(results)).eval_json(model, chain, bench))
     path.parent.mkdir(parents=True, exist_ok=True)
     lo, hi = ci
@@ -91,10 +91,10 @@ def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable
                 "chain": chain,
                 "benchmark": bench,
                 "backend": "transformers",
-                "n_problems": 40,
+                "n_problems": n,
                 "n_samples": 1,
                 "pass_at_1": p,
-                "stderr": 0.01,
+                "stderr": stderr,
                 "ci95": [p - 0.02 if lo is None else lo, p + 0.02 if hi is None else hi],
                 "not_extractable_rate": not_extractable,
                 "completion_tokens_mean": 10.0,
@@ -178,17 +178,70 @@ def test_table1_cited_rows_are_marked_and_keep_the_papers_numbers(tmp_path):
     assert "**" not in md.split("\n", 1)[1]  # Table 1: bold is off
 
 
-def test_vs_paper_marks_values_outside_our_interval(tmp_path):
+def vs_paper_cells(md: str, label: str) -> list[str]:
+    row = next(x for x in md.splitlines() if x.startswith(f"| {label} |"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_paper_stderr_is_binomial():
+    assert tables.paper_stderr(0.5, 100) == pytest.approx(0.05)
+    assert tables.paper_stderr(0.314, 500) == pytest.approx((0.314 * 0.686 / 500) ** 0.5)
+    assert tables.paper_stderr(0.0, 40) == 0.0
+
+
+def test_differs_uses_the_noise_of_both_numbers():
+    # Paper 50% over 100 problems (s = 5 pp), ours with s = 5 pp: band 1.96 × 7.07 = 13.9 pp.
+    out, band = tables.differs(0.62, 0.05, 0.50, 100)
+    assert band == pytest.approx(1.959964 * (0.05**2 + 0.05**2) ** 0.5) and not out
+    # The same 12 pp outside our own CI (1.96 × 5 = 9.8 pp) but inside the combined band: not a difference.
+    assert 0.12 > 1.96 * 0.05
+    assert tables.differs(0.64, 0.05, 0.50, 100)[0]  # 14 pp > 13.9 pp
+    # More problems, less paper noise: a 5 pp gap on 5000 problems with a tight estimate of ours is real.
+    assert tables.differs(0.55, 0.005, 0.50, 5000)[0]
+    # Exactly equal numbers never differ, even with no noise at all.
+    assert not tables.differs(0.0, 0.0, 0.0, 40)[0]
+
+
+def test_vs_paper_marks_only_differences_beyond_both_noises(tmp_path):
     spec = small_spec()
     inst = "qwen2.5-0.5b-instruct"  # paper: 6.2, 31.4, 6.3, 5.0, 45.5
-    write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, ci=(0.050, 0.070))  # 6.2 inside
-    write_eval(tmp_path, inst, "base", "math500", 0.250, ci=(0.220, 0.280))  # 31.4 outside
+    # OB (675 problems): 6.0 vs 6.2, band 1.96 × √(.062·.938/675 + .009²) = 2.5 pp: not marked.
+    # MATH500 (500): 25.0 vs 31.4, band 1.96 × √(.314·.686/500 + .019²) = 5.5 pp < 6.4: marked.
+    # MINERVA (272): 2.0 vs 6.3, band 1.96 × √(.063·.937/272 + .0085²) = 3.3 pp < 4.3: marked.
+    # AMC23 (40): 15.0 vs 5.0, band 1.96 × √(.05·.95/40 + .0565²) = 13.0 pp > 10.0: not marked.
+    write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, ci=(0.050, 0.070), n=675, stderr=0.009)
+    write_eval(tmp_path, inst, "base", "math500", 0.250, ci=(0.212, 0.288), n=500, stderr=0.019)
+    write_eval(tmp_path, inst, "base", "minerva", 0.020, ci=(0.005, 0.035), n=272, stderr=0.0085)
+    write_eval(tmp_path, inst, "base", "amc23", 0.150, ci=(0.040, 0.260), n=40, stderr=0.0565)
     md = tables.render_vs_paper(spec, declared(spec, tmp_path))
-    row = next(x for x in md.splitlines() if x.startswith("| Qwen2.5-0.5B-Instruct |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1:7] == ["6.0 [5.0, 7.0]", "6.2", "-0.2", "25.0 [22.0, 28.0]", "31.4", "-6.4 ✗"]
-    assert cells[7:10] == ["-", "6.3", "-"]
-    assert "1 of 2 compared cells" in md
+    cells = vs_paper_cells(md, "Qwen2.5-0.5B-Instruct")
+    assert cells[1:4] == ["6.0 [5.0, 7.0]", "6.2", "-0.2 ± 2.5"]
+    assert cells[4:7] == ["25.0 [21.2, 28.8]", "31.4", "-6.4 ± 5.5 ✗"]
+    assert cells[7:10] == ["2.0 [0.5, 3.5]", "6.3", "-4.3 ± 3.3 ✗"]
+    assert cells[10:13] == ["15.0 [4.0, 26.0]", "5.0", "+10.0 ± 13.0"]
+    assert cells[13:16] == ["-", "45.5", "-"]  # not evaluated: not compared
+    assert "2 of 4 compared cells" in md
+    assert "s_paper = √(p(1−p)/n)" in md
+
+
+def test_vs_paper_band_grows_with_fewer_problems(tmp_path):
+    """The same gap and the same stderr of ours: marked on a large benchmark, not on a small one."""
+    spec = small_spec()
+    inst = "qwen2.5-0.5b-instruct"
+    write_eval(tmp_path / "big", inst, "base", "math500", 0.250, n=5000, stderr=0.006)
+    write_eval(tmp_path / "small", inst, "base", "math500", 0.250, n=40, stderr=0.006)
+    big = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "big")), "Qwen2.5-0.5B-Instruct")[6]
+    small = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "small")), "Qwen2.5-0.5B-Instruct")[6]
+    assert big.endswith("✗") and not small.endswith("✗"), (big, small)
+
+
+def test_vs_paper_names_a_file_without_noise_fields(tmp_path):
+    spec = small_spec()
+    path = Path(layout.Layout(str(tmp_path)).eval_json("qwen2.5-0.5b-instruct", "base", "math500"))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"pass_at_1": 0.3, "ci95": [0.2, 0.4], "not_extractable_rate": 0, "stderr": 0.02}))
+    with pytest.raises(KeyError, match="math500.json.*n_problems"):
+        tables.render_vs_paper(spec, declared(spec, tmp_path))
 
 
 def test_cli_writes_both_views(tmp_path):

@@ -250,15 +250,46 @@ def test_grpo_raises_format_reward(grpo_run):
     assert last > first + 0.2, f"format reward {first:.3f} -> {last:.3f}"
 
 
+def assert_objective_pinned(used, stage: dict) -> None:
+    """`used` (trainer arguments, as an object or a summary's settings) holds every objective setting the stage
+    config gives and every one eq. (3) fixes (srlm.train.grpo.EQ3)."""
+    get = used.get if isinstance(used, dict) else lambda k: getattr(used, k)
+    want = {**{k: stage[k] for k in grpo.CONFIG_KEYS}, **grpo.EQ3}
+    assert {k: get(k) for k in want} == want
+    # The settings that differ from TRL 1.16's defaults are among them.
+    assert want["use_bias_correction_kl"] is False and want["vllm_importance_sampling_correction"] is False
+
+
 def test_grpo_summary_pins_trl_settings(grpo_run):
+    """srlm.decode rollout path: the settings read back from the trainer that ran are the config's."""
     stage, summary, _ = grpo_run
     assert summary["type"] == "grpo" and summary["steps"] == stage["max_steps"]
     s = summary["settings"]
-    for key in ("beta", "loss_type", "scale_rewards", "max_completion_length", "temperature", "vllm_mode",
-                "use_vllm", "num_generations", "learning_rate"):  # fmt: skip
+    assert_objective_pinned(s, stage)
+    for key in ("use_vllm", "learning_rate", "lr_scheduler_type"):
         assert s[key] == stage[key], key
     assert s["rewards"] == stage["rewards"] and s["lora"] is None
     assert s["generation_engine"] == "srlm.decode"  # no vLLM here: rollouts through the static-cache sampler
+
+
+def test_vllm_path_config_pins_the_objective(tmp_path):
+    """vLLM rollout path: GRPOTrainer cannot be built without vLLM (it starts the engine), but GRPOConfig can.
+    The config a cluster job (8 processes on GPUs) builds holds the same objective settings as the tested path;
+    the trainer reads them from it (TRL 1.16 grpo_trainer: args.use_bias_correction_kl in the loss,
+    args.vllm_importance_sampling_* in __init__)."""
+    from trl import GRPOConfig
+
+    stage = CONFIG["stages"]["rl"]
+    assert stage["use_vllm"], "config.yaml's rl stage is expected to ask for vLLM"
+    kwargs = grpo.config_kwargs(  # "no" mixed precision: GRPOConfig refuses bf16 without a GPU
+        stage, tmp_path, "no", use_vllm=True, n_processes=8, has_cuda=True, node_gpus=8
+    )
+    args = GRPOConfig(**kwargs)
+    assert args.use_vllm is True and args.vllm_mode == stage["vllm_mode"]
+    assert_objective_pinned(args, stage)
+    # TRL 1.16's own defaults would change the objective: the pins are not no-ops.
+    default = GRPOConfig(output_dir=str(tmp_path), bf16=False, use_vllm=True)
+    assert default.use_bias_correction_kl is True and default.vllm_importance_sampling_correction is True
 
 
 def test_grpo_metrics_log(grpo_run):
@@ -272,6 +303,16 @@ def test_grpo_metrics_log(grpo_run):
         missing = [k for k in keys if k not in r]
         assert not missing, f"step {r['step']} lacks {missing}"
     assert max(r["kl"] for r in steps) > 0, "the policy never left the reference model"
+
+
+def test_sft_summary_records_the_loss_settings(warm):
+    """The SFT settings read back from the trainer: stage values and the loss pins of srlm.train.sft."""
+    s, stage = warm[1]["settings"], stage_of("sft", learning_rate=5e-3, max_steps=96, save_steps=1000)
+    for key in ("learning_rate", "num_train_epochs", "lr_scheduler_type", "seed"):
+        assert s[key] == stage[key], key
+    assert s["warmup_steps"] == pytest.approx(stage["warmup_ratio"])
+    assert (s["loss_type"], s["completion_only_loss"], s["packing"]) == ("nll", True, False)
+    assert s["average_tokens_across_devices"] is True and s["truncation_mode"] == "keep_start"
 
 
 def test_healthy_runs_are_ok(files, warm, grpo_run):

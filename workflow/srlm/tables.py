@@ -247,27 +247,56 @@ def _ci(r: Row, j: int) -> str:
     return f"{r.values[j]:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
+# z of a two-sided 95% test: a difference is marked when it exceeds Z95 combined standard errors.
+Z95 = 1.959964
+
+
+def paper_stderr(p: float, n: int) -> float:
+    """Sampling noise of a printed pass@1 `p` (a fraction): one sample per problem over `n` problems, binomial.
+    The paper does not say how many samples it scored; its reference harness scores one (docs/fidelity.md)."""
+    return (p * (1 - p) / n) ** 0.5
+
+
+def differs(ours: float, ours_stderr: float, paper: float, n: int) -> tuple[bool, float]:
+    """(whether |ours - paper| exceeds the 95% band of the difference, that band's half-width), all fractions.
+    Both numbers are noisy: the band is Z95 × sqrt(paper_stderr² + ours_stderr²)."""
+    band = Z95 * (paper_stderr(paper, n) ** 2 + ours_stderr**2) ** 0.5
+    return abs(ours - paper) > band, band
+
+
+def _noise(inputs: Inputs, row: dict, bench: str) -> tuple[float, int]:
+    """(stderr of our pass@1, problem count) of one evaluated cell."""
+    path = inputs.path("evals", row["model"], row["chain"], bench)
+    ev = inputs.read("evals", row["model"], row["chain"], bench)
+    return _field(ev, "stderr", path), _field(ev, "n_problems", path)
+
+
 def render_vs_paper(spec: dict, inputs: Inputs) -> str:
-    """Ours with its 95% CI beside the paper's value and the difference; ✗ where the paper lies outside."""
+    """Ours with its 95% CI beside the paper's value and the difference Δ ± the 95% band of that difference;
+    ✗ where Δ exceeds the band (the sampling noise of both numbers, `differs`)."""
     table, cols = spec["table"], spec["table"]["columns"]
     header = [table["header"]]
     for c in cols:
         name = spec["benchmarks"][c]["label"]
-        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ"]
+        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ ± 95%"]
     header.append("marks ours / paper")
-    body, compared, outside = [], 0, 0
-    for title, rows in build(spec, inputs, "ours"):
+    body, compared, marked = [], 0, 0
+    configs = (r for _, r in iter_rows(table))  # build() yields the rows in this order
+    for title, pairs in build(spec, inputs, "ours"):
         body.append([f"*{title}*"] + [""] * (3 * len(cols) + 1))
-        for ours, paper in rows:
+        for ours, paper in pairs:
+            row = next(configs)
             cells = [_label(ours, True) if ours.cited else ours.label]
-            for j in range(len(cols)):
+            for j, bench in enumerate(cols):
                 o, p = ours.values[j], paper.values[j]
                 delta = "-"
                 if o is not None and p is not None and not ours.cited:
                     compared += 1
-                    delta = f"{round(o, 1) - p:+.1f}"
-                    if ours.cis[j] and not ours.cis[j][0] <= p <= ours.cis[j][1]:
-                        outside += 1
+                    stderr, n = _noise(inputs, row, bench)
+                    out, band = differs(o / 100, stderr, p / 100, n)
+                    delta = f"{round(o, 1) - p:+.1f} ± {100 * band:.1f}"
+                    if out:
+                        marked += 1
                         delta += " ✗"
                 cells += ["-" if ours.cited else _ci(ours, j), fmt(p), delta]
             cells.append(f"{' '.join(ours.marks) or '–'} / {' '.join(paper.marks) or '–'}")
@@ -276,11 +305,25 @@ def render_vs_paper(spec: dict, inputs: Inputs) -> str:
     lines += _md_table(header, [":--"] + ["--:"] * (3 * len(cols)) + [":-:"], body)
     lines += [
         "",
-        "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
-        "Δ = ours − paper (percentage points).",
-        f"- ✗: the paper's value lies outside our 95% CI — {outside} of {compared} compared cells.",
-        f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "
-        "as printed); – none.",
+        (
+            "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
+            "Δ = ours − paper (percentage points)."
+        ),
+        (
+            "- Both numbers are samples: ± is the 95% band of their difference, 1.96 × √(s_paper² + s_ours²), "
+            "with s_paper = √(p(1−p)/n) (the paper's value as one sample per problem over the benchmark's n "
+            "problems; the paper does not say how many it scored) and s_ours our standard error over problems "
+            "and samples."
+        ),
+        (
+            f"- ✗: the difference exceeds that band — {marked} of {compared} compared cells. Unmarked cells "
+            "agree within sampling noise; were both runs of the same model, about 1 cell in 20 would be marked "
+            "by chance."
+        ),
+        (
+            f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "
+            "as printed); – none."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
