@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package
 from srlm import config as cfg
 from srlm.tables import report_spec, table_spec
 
-cfg.validate(config)  # stops before any job is planned, naming the bad key
+cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
 
 R = config["results"]
 MODELS = config["models"]
