@@ -123,7 +123,8 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     assert ref_summary["resumed_from"] is None and ref_summary["steps"] == stage["max_steps"]
     [only] = ref_summary["attempts"]
     assert only["completed"] and only["resumed_from"] is None and only["wall_s"] >= only["train_s"] > 0
-    assert ref_summary["num_tokens"] == max(r["num_tokens"] for r in ref if "num_tokens" in r) > 0  # TRL's count
+    trl_count = max(r["num_tokens"] for r in ref if "num_tokens" in r)  # TRL's own, right when not resumed
+    assert ref_summary["num_tokens"] == trl_count > 0
     assert ref_summary["train_loss"] > 0
 
     out, save = root / "killed", stage["save_steps"]
@@ -146,7 +147,7 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     summary, records = train(kind, stage, model, data, out)
     assert f"removing incomplete checkpoint {half}" in capsys.readouterr().out
     assert summary["resumed_from"] == str(work / f"checkpoint-{save}")
-    # The summary describes the whole training, as the uninterrupted run's does, not the part since the resume.
+    # The summary describes the whole training, as the uninterrupted run's does, not what followed the resume.
     assert summary["steps"] == ref_summary["steps"]
     assert summary["num_tokens"] == ref_summary["num_tokens"]
     assert summary["train_loss"] == pytest.approx(ref_summary["train_loss"], rel=1e-5)

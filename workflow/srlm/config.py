@@ -47,14 +47,20 @@ def _describe(err, config: dict) -> str:
             pass
         return f"{where}: {err.instance!r} is a string, expected {err.validator_value}{hint}"
     if err.validator in ("oneOf", "anyOf") and err.context:
-        # A branch that got past the type check failed deeper (lora.r: 0): its error names the field.
-        deeper = [e for e in err.context if len(e.absolute_path) > len(err.absolute_path)]
-        if deeper:
+        # Report the branch whose type fits (lora: {r: 0} -> lora.r), not "lora is not of type 'null'".
+        depth = len(err.absolute_path)
+        wrong_type = {e.relative_schema_path[0] for e in err.context
+                      if e.validator == "type" and len(e.absolute_path) == depth}  # fmt: skip
+        fitting = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+        deeper = [e for e in fitting if len(e.absolute_path) > depth]
+        if deeper or len(fitting) == 1:
             from jsonschema.exceptions import best_match
 
-            return _describe(best_match(deeper), config)
-        branches = (str(e.validator_value) if e.validator == "type" else e.message for e in err.context)
-        return f"{where}: {err.instance!r} matches none of: {', '.join(branches)}"
+            return _describe(best_match(deeper or fitting), config)
+        if fitting:
+            return f"{where}: " + " or ".join(e.message for e in fitting)
+        branches = ", ".join(str(e.validator_value) for e in err.context)
+        return f"{where}: {err.instance!r} is none of: {branches}"
     if err.validator is None:  # a `false` subschema: a key that this stage type does not take
         props = _validator().schema
         for part in err.schema_path:
