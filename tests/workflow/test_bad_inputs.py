@@ -196,7 +196,7 @@ def run_cli(module: str, files: dict[str, bytes], argv: list[str], cwd: Path) ->
         (cwd / name).parent.mkdir(parents=True, exist_ok=True)
         (cwd / name).write_bytes(content)
     cmd = [sys.executable, "-m", module, *argv]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("case", BAD_DATA)

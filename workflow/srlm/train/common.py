@@ -221,7 +221,7 @@ class Attempts:
         except (OSError, ValueError):
             self.earlier = []
         self.started, self.train_started = started, None
-        utc = datetime.datetime.fromtimestamp(started, datetime.timezone.utc)
+        utc = datetime.datetime.fromtimestamp(started, datetime.UTC)
         self.current = {
             "started": utc.isoformat(timespec="seconds"),
             "wall_s": 0.0,
