@@ -157,6 +157,12 @@ def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", be
     return "srlm.data.gsm8k", files, argv
 
 
+def kd(content: bytes):
+    argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
+            "--out", "out.jsonl"]  # fmt: skip
+    return "srlm.data.distill", {"kd.jsonl": content}, argv
+
+
 BAD_DATA = {
     "bench-not-utf8": (bench(lines(MATH, b'{"problem": "caf\xe9", "answer": "1", "unique_id": "b"}')),
                        "b.jsonl:2: not UTF-8"),
@@ -188,6 +194,8 @@ BAD_DATA = {
                                "no train rows left after cleaning"),
     "gsm8k-empty-decontamination-benchmark": (gsm8k(lines(GOOD_TRAIN), bench_file=b""),
                                               "bench.jsonl: no rows (empty benchmark file)"),
+    "kd-not-utf8": (kd(lines(b'{"problem": "\xc3\x28"}')), "kd.jsonl:1: not UTF-8"),
+    "kd-empty": (kd(b""), "kd.jsonl: no rows (empty file)"),
 }  # fmt: skip
 
 
