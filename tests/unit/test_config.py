@@ -51,3 +51,26 @@ def test_errors_name_the_key():
     assert "models.qwen3-0.6b-thinking.same_weights_as" in bad(
         lambda c: c["models"]["qwen3-0.6b-thinking"].update(same_weights_as="nope")
     )
+
+
+def test_overlays_merge_as_snakemake_merges_them(tmp_path):
+    """`python -m srlm.config` must judge the configuration Snakemake will run: same merge of the overlays."""
+    from snakemake.utils import update_config
+
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("stages:\n  sft: {lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj]}}\n"
+                   "tables: {table2: {columns: [gsm8k]}}\nevaluation: {generation: {seed: 3}}\n")  # fmt: skip
+    files = [REPO / "config.yaml", REPO / "config" / "demo.yaml", REPO / "config" / "local-data.yaml", odd]
+    want: dict = {}
+    for f in files:
+        update_config(want, yaml.safe_load(f.read_text()))
+    got = cfg.load(files)
+    assert got == want
+    assert got["stages"]["sft"]["lora"]["r"] == 8 and got["stages"]["sft"]["learning_rate"] == 3.0e-3
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  qwen2.5-0.5b:\n    source: local\n   label: x\n")
+    with pytest.raises(cfg.ConfigError, match=r"bad\.yaml:4:\d+: YAML syntax error"):
+        cfg.load_yaml(bad)

@@ -127,6 +127,11 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     """Uninterrupted run vs a run killed while writing its second checkpoint and restarted."""
     ref_summary, ref = train(kind, stage, model, data, root / "ref")
     assert ref_summary["resumed_from"] is None and ref_summary["steps"] == stage["max_steps"]
+    [only] = ref_summary["attempts"]
+    assert only["completed"] and only["resumed_from"] is None and only["wall_s"] >= only["train_s"] > 0
+    trl_count = max(r["num_tokens"] for r in ref if "num_tokens" in r)  # TRL's own, right when not resumed
+    assert ref_summary["num_tokens"] == trl_count > 0
+    assert ref_summary["train_loss"] > 0
 
     out, save = root / "killed", stage["save_steps"]
     child = multiprocessing.get_context("fork").Process(
@@ -148,7 +153,16 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     summary, records = train(kind, stage, model, data, out)
     assert f"removing incomplete checkpoint {half}" in capsys.readouterr().out
     assert summary["resumed_from"] == str(work / f"checkpoint-{save}")
+    # The summary describes the whole training, as the uninterrupted run's does, not what followed the resume.
     assert summary["steps"] == ref_summary["steps"]
+    assert summary["num_tokens"] == ref_summary["num_tokens"]
+    assert summary["train_loss"] == pytest.approx(ref_summary["train_loss"], rel=1e-5)
+    # Both attempts are recorded: the killed one up to its last finished step, then the one that completed.
+    killed, resumed = summary["attempts"]
+    assert not killed["completed"] and killed["resumed_from"] is None and killed["train_s"] > 0
+    assert resumed["completed"] and resumed["resumed_from"] == summary["resumed_from"]
+    assert all(a["wall_s"] >= a["train_s"] and a["processes"] == 1 for a in (killed, resumed))
+    assert summary["train_runtime_s"] == pytest.approx(killed["train_s"] + resumed["train_s"], abs=1e-2)
     assert (out / "model" / "config.json").is_file()
     # Every step logged once; the steps before the checkpoint come from the killed run.
     steps = [r["step"] for r in records if "loss" in r]
@@ -169,7 +183,9 @@ def test_sft_resumes_after_kill(files, capsys):
     # checkpoint before the final one and stops at max_steps, with the same losses.
     summary, records = train("sft", stage, files / "base", data, res["out"])
     assert summary["resumed_from"] == str(res["out"] / "work" / "checkpoint-8")
-    assert summary["steps"] == stage["max_steps"]
+    assert summary["steps"] == stage["max_steps"] and len(summary["attempts"]) == 3
+    assert summary["attempts"][:2] == res["summary"]["attempts"]
+    assert summary["num_tokens"] == res["summary"]["num_tokens"]
     assert [r["step"] for r in records if "loss" in r] == list(range(1, stage["max_steps"] + 1))
     assert by_step(records)[12] == pytest.approx(by_step(res["ref"])[12], rel=1e-5)
 

@@ -9,7 +9,7 @@ from srlm import config as cfg
 from srlm import layout
 from srlm.tables import cost_spec, report_spec, table_spec
 
-cfg.validate(config)  # stops before any job is planned, naming the bad key
+cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
 
 L = layout.Layout.of(config)
 MODELS = config["models"]

@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from srlm.data.io import (
+    DataError,
+    cli,
     format_completion,
     messages,
     read_jsonl,
@@ -31,7 +33,7 @@ _CALC = re.compile(r"<<[^<>]*>>")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-class MalformedRow(ValueError):
+class MalformedRow(DataError):
     """A raw GSM8K row that cannot be used; the message names its origin (file:line or hub index)."""
 
 
@@ -76,17 +78,19 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
         import datasets
 
         ds = datasets.load_dataset(data["hub_id"], data.get("hub_config"))
-        return {
-            s: [(f"{data['hub_id']}[{s}][{i}]", dict(r)) for i, r in enumerate(ds[s])]
-            for s in ("train", "test")
-        }
+        hub = data["hub_id"]
+        out = {s: [(f"{hub}[{s}][{i}]", dict(r)) for i, r in enumerate(ds[s])] for s in ("train", "test")}
+        for s, rows in out.items():
+            if not rows:
+                raise DataError(f"{hub}[{s}]: no rows")
+        return out
     if src == "local":
         if not data.get("local_dir"):
             raise ValueError("data.gsm8k.local_dir must be set when source is local")
         out = {}
         for s in ("train", "test"):
             path = Path(data["local_dir"]) / f"{s}.jsonl"
-            out[s] = [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path)]
+            out[s] = [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path, nonempty=True)]
         return out
     if src == "synthetic":
         from srlm.data.synthetic import gsm8k_rows
@@ -192,9 +196,15 @@ def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> d
         dc = clean.get("decontaminate") or {}
         n, threshold = int(dc.get("ngram", 13)), float(dc.get("threshold", 0.5))
         bench = {str(f): read_jsonl(f) for f in bench_files}
+        for f, rows in bench.items():
+            if not rows:  # decontaminating against nothing would silently keep every row
+                raise DataError(f"{f}: no rows (empty benchmark file): nothing to decontaminate against")
         train, log = decontaminate(train, bench, n, threshold)
         report.update(decontamination={"ngram": n, "threshold": threshold, "benchmarks": sorted(bench)},
                       contaminated=len(log), contaminated_rows=log)  # fmt: skip
+    if not train:  # the SFT/RL sets would be empty: fail here, naming why, not in the tokenizer or a trainer
+        counts = {k: report.get(k) for k in ("rows_in", "malformed", "duplicates", "contaminated")}
+        raise DataError(f"GSM8K ({data['source']}): no train rows left after cleaning ({counts})")
     sft, rl = [], []
     for r in train:
         gold = final_answer(r["answer"])
@@ -210,6 +220,7 @@ def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> d
     return report
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
