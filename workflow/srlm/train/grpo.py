@@ -12,6 +12,7 @@ generation interface (the same transformers model with a static KV cache and CUD
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from srlm import decode, rewards
 from srlm.train import common, speed
@@ -125,6 +126,8 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
+    # rollout_func is documented but marked experimental: say so once here, not in every job log.
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
