@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 import torch
-from srlm import health
+from srlm import cost, health
 from srlm.data import gsm8k
+from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
 from srlm.train import common, grpo, sft
 
@@ -163,6 +164,12 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     assert resumed["completed"] and resumed["resumed_from"] == summary["resumed_from"]
     assert all(a["wall_s"] >= a["train_s"] and a["processes"] == 1 for a in (killed, resumed))
     assert summary["train_runtime_s"] == pytest.approx(killed["train_s"] + resumed["train_s"], abs=1e-2)
+    # The cost table reads this very summary and counts both attempts (a requeued job is not cheaper).
+    costs = cost.Costs(Inputs({"train_summary": {"tiny": {kind: str(out / "train_summary.json")}}}))
+    job = cost.Job(f"train_{CONFIG['stages'][kind]['type']}", "tiny", kind, None, out / "train_summary.json")
+    assert costs.wall_hours(job) == pytest.approx((killed["wall_s"] + resumed["wall_s"]) / 3600)
+    gpu_s = sum(a["wall_s"] * a["gpus"] for a in (killed, resumed))
+    assert costs.gpu_hours(job) == pytest.approx(gpu_s / 3600)
     assert (out / "model" / "config.json").is_file()
     # Every step logged once; the steps before the checkpoint come from the killed run.
     steps = [r["step"] for r in records if "loss" in r]
