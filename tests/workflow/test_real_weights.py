@@ -8,7 +8,8 @@ What a random tiny model cannot show, checked here with the real tokenizer and w
 - after a few SFT steps on the R1-format data, greedy answers end their turn before the token budget and
   carry an <answer> span that grading extracts (the untrained model rambles past the budget on all 4).
 Decoding is greedy (temperature 0), so a verdict depends on the weights, not on a sampler's random stream.
-CPU time (benchmarks/*.tsv, 2 shared cores): GGUF conversion ~70 s, 4 greedy answers of 256 tokens ~90 s.
+CPU time (benchmarks/*.tsv, 2 shared cores): GGUF conversion ~70 s, 8 SFT steps 164 s, 4 greedy answers of
+256 tokens ~90 s, GRPO ~2 min: ~7 CPU-minutes in all (30 wall minutes on a box loaded 8x: hence the timeout).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run(tmp_path_factory):
         rows = (SHARED_DATA / "gsm8k" / f"{split}.jsonl").read_text().splitlines()[:n]
         (work / "gsm8k" / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
     (work / "ci.yaml").write_text(yaml.safe_dump(overlay(str(work / "gsm8k"))))
-    snakemake(EVAL, "--cores", "2", "--configfile", "config/smollm2.yaml", "ci.yaml", cwd=work)
+    snakemake(EVAL, "--cores", "2", "--configfile", "config/smollm2.yaml", "ci.yaml", cwd=work, timeout=3600)
     return work
 
 
