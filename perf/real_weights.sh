@@ -54,10 +54,34 @@ rc=$?
 echo "snakemake rc=$rc wall_s=$(( $(date +%s) - start ))" | tee "$OUT/status.txt"
 for t in table2 table3 cost; do [ -f "$R/$t.md" ] && cat "$R/$t.md"; done
 
+# The evaluation protocol's effect (issue 16): GSM8K again under the r1 protocol (R1 system prompt, <answer>
+# grader) with the grid's own generation settings, for the untrained and the trained models, once the grid is done.
+M=$R/models/smollm2-135m-instruct
+if [ "$rc" = 0 ] && [ ! -f "$R/protocol-r1/done" ]; then
+  for c in base sft sft-lora rl sft+rl sft-lora+rl; do
+    [ -f "$R/protocol-r1/$c/gsm8k.json" ] && continue
+    params=$(python3 - "$R/completions/smollm2-135m-instruct/$c/gsm8k.jsonl" <<'PY'
+import json, sys, yaml
+s = json.loads(open(sys.argv[1]).readline())["settings"]
+p = {k: s[k] for k in ("engine", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "generation", "chat")}
+p["protocol"], p["chat"]["system_prompt"] = "r1", yaml.safe_load(open("config.yaml"))["prompt"]["system"]
+print(json.dumps(p))
+PY
+)
+    python3 -m srlm.completions --model-dir "$M/$c/model" --bench "$R/data/bench/gsm8k.jsonl" --params "$params" \
+      --out "$R/protocol-r1/$c/gsm8k.jsonl" && \
+    python3 -m srlm.grade --completions "$R/protocol-r1/$c/gsm8k.jsonl" --bench "$R/data/bench/gsm8k.jsonl" \
+      --params '{"timeout_s": 5.0, "bootstrap_resamples": 1000, "seed": 0, "gold_format": "gsm8k"}' \
+      --out "$R/protocol-r1/$c/gsm8k.json" --details "$R/protocol-r1/$c/gsm8k.details.jsonl" --label "r1/$c/gsm8k"
+  done
+  touch "$R/protocol-r1/done"
+fi
+
 files=$(ls -d "$R"/*.md "$R/figures" "$R/data/gsm8k/prep_report.json" "$R"/models/*/*/train_summary.json \
   "$R"/models/*/*/metrics.jsonl "$R"/models/*/base/model/provenance.json logs benchmarks 2>/dev/null)
 # shellcheck disable=SC2086
-tar czf "$OUT/results.tgz" --exclude='*.details.jsonl' $files $(ls -d "$R/evals" 2>/dev/null)
-[ -d "$R/evals" ] && find "$R/evals" -name '*.details.jsonl' -print0 | tar czf "$OUT/details.tgz" --null -T -
+tar czf "$OUT/results.tgz" --exclude='*.details.jsonl' --exclude='*/protocol-r1/*/*.jsonl' $files \
+  $(ls -d "$R/evals" "$R/protocol-r1" 2>/dev/null)
+find "$R/evals" "$R/protocol-r1" -name '*.details.jsonl' -print0 2>/dev/null | tar czf "$OUT/details.tgz" --null -T -
 ls -la "$OUT"
 exit $rc

@@ -19,9 +19,9 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import SHARED_DATA, copy_workflow, job_counts, snakemake
+from tests.conftest import REAL_DATA, copy_workflow, job_counts, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
 R = "results/smollm2"
 MODEL = "smollm2-135m-instruct"
@@ -31,13 +31,14 @@ N_TRAIN = 64
 MAX_NEW_TOKENS = 256
 CHAIN = "sft+rl"
 EVAL = f"{R}/evals/{MODEL}/{CHAIN}/gsm8k.json"
+COMPLETIONS = f"{R}/completions/{MODEL}/{CHAIN}/gsm8k.jsonl"
 
 
 def overlay(gsm8k: str) -> dict:
     """config/smollm2.yaml shrunk to a CPU: the first rows of the real GSM8K files (TRL tokenizes a whole
     training set before its first step: 7,473 rows take minutes here), a few steps, greedy decoding."""
     others = ("olympiadbench", "math500", "minerva", "amc23")
-    local = {b: {"local_path": str(SHARED_DATA / b / "test.jsonl")} for b in others}
+    local = {b: {"local_path": str(REAL_DATA / b / "test.jsonl")} for b in others}
     return {
         "data": {"gsm8k": {"local_dir": gsm8k}},
         "benchmarks": {
@@ -51,7 +52,8 @@ def overlay(gsm8k: str) -> dict:
                    "max_completion_length": 32, "save_steps": 100},
         },
         "launch": {"mixed_precision": "no"},
-        "evaluation": {"dtype": "float32", "batch_size": N_PROBLEMS,
+        # The R1 protocol: the system prompt and <answer> format the SFT data teaches (the grid uses the paper's).
+        "evaluation": {"protocol": "r1", "dtype": "float32", "batch_size": N_PROBLEMS,
                        "generation": {"temperature": 0.0, "max_new_tokens": MAX_NEW_TOKENS}},
     }
 
@@ -61,7 +63,7 @@ def run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("real_weights"))
     (work / "gsm8k").mkdir()
     for split, n in (("train", N_TRAIN), ("test", N_PROBLEMS)):
-        rows = (SHARED_DATA / "gsm8k" / f"{split}.jsonl").read_text().splitlines()[:n]
+        rows = (REAL_DATA / "gsm8k" / f"{split}.jsonl").read_text().splitlines()[:n]
         (work / "gsm8k" / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
     (work / "ci.yaml").write_text(yaml.safe_dump(overlay(str(work / "gsm8k"))))
     snakemake(EVAL, "--cores", "2", "--configfile", "config/smollm2.yaml", "ci.yaml", cwd=work, timeout=3600)
@@ -71,16 +73,27 @@ def run(tmp_path_factory):
 def test_smollm2_grid_plans_tables_2_and_3(tmp_path):
     """The GPU grid (perf/real_weights.sh): one model, 5 trainings shared by both tables, 30 evaluations."""
     work = copy_workflow(tmp_path)
-    out = snakemake("-n", f"{R}/table2.md", f"{R}/table3.md", "--configfile", "config/smollm2.yaml", cwd=work)
+    # config/smollm2.yaml reads ../shared/data; the copy is elsewhere: the same files by absolute path
+    local = {b: {"local_path": str(REAL_DATA / b / "test.jsonl")} for b in ("olympiadbench", "math500", "minerva",
+                                                                           "amc23", "gsm8k")}  # fmt: skip
+    data = {"data": {"gsm8k": {"local_dir": str(REAL_DATA / "gsm8k")}}, "benchmarks": local}
+    (work / "data.yaml").write_text(yaml.safe_dump(data))
+    out = snakemake("-n", f"{R}/table2.md", f"{R}/table3.md", "--configfile", "config/smollm2.yaml", "data.yaml",
+                    cwd=work)  # fmt: skip
     assert job_counts(out.stdout) == {
         "fetch_model": 1, "prepare_benchmark": 5, "prepare_gsm8k": 1,
-        "train_sft": 2, "train_grpo": 3, "evaluate": 30, "render_table": 2,
+        "train_sft": 2, "train_grpo": 3, "check_health": 5, "generate": 30, "grade": 30, "render_table": 2,
     }
 
 
 def details(work) -> list[dict]:
     path = work / EVAL.replace(".json", ".details.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def completions(work) -> list[dict]:
+    """The generation job's raw output: problems with their exact prompt and samples (first line: settings)."""
+    return [json.loads(line) for line in (work / COMPLETIONS).read_text().splitlines()[1:]]
 
 
 def test_fetched_checkpoint_ends_turns_at_im_end_and_records_its_source(run):
@@ -95,7 +108,7 @@ def test_fetched_checkpoint_ends_turns_at_im_end_and_records_its_source(run):
 
 
 def test_prompts_render_with_the_models_chatml_template(run):
-    prompt = json.loads((run / EVAL).read_text())["prompt_example"]
+    prompt = completions(run)[0]["prompt"]
     assert prompt.startswith("<|im_start|>system\nA conversation between User and Assistant.")
     assert "<|im_end|>\n<|im_start|>user\n" in prompt
     assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
@@ -105,14 +118,15 @@ def test_prompts_render_with_the_models_chatml_template(run):
 def test_greedy_answers_stop_at_the_end_of_turn(run):
     # The untrained model, greedy with the R1 system prompt, rambles past 256 tokens on all 4 problems
     # (measured): the fine-tuned one must end its turn at <|im_end|>, as its SFT data does.
-    lengths = [d["completion_tokens"] for d in details(run)]
-    assert len(lengths) == N_PROBLEMS
-    assert any(n < MAX_NEW_TOKENS for n in lengths), lengths
+    samples = [s for row in completions(run) for s in row["samples"]]
+    assert len(samples) == N_PROBLEMS
+    # finish_reason "stop": the engine saw <|im_end|> (id 2), the end of turn the chat template writes
+    assert any(s["finish_reason"] == "stop" and s["tokens"] < MAX_NEW_TOKENS for s in samples), samples
 
 
 def test_answers_are_extracted_after_sft(run):
     summary = json.loads((run / EVAL).read_text())
-    assert summary["not_extractable_rate"] < 1.0, [d["response"] for d in details(run)]
+    assert summary["not_extractable_rate"] < 1.0, [s["text"] for row in completions(run) for s in row["samples"]]
     models = run / f"{R}/models/{MODEL}"
     summaries = {c: json.loads((models / c / "train_summary.json").read_text()) for c in ("sft", "sft+rl")}
     assert summaries["sft"]["steps"] == 8 and summaries["sft+rl"]["steps"] == 2, summaries
