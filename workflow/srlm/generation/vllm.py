@@ -87,6 +87,4 @@ class VLLMEngine:
             self.params(sampling),
             use_tqdm=False,
         )
-        return [
-            [Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs] for out in outs
-        ]
+        return [[Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs] for out in outs]
