@@ -58,6 +58,23 @@ def trainer_class():
     return Trainer
 
 
+def vllm_choice(stage: dict) -> bool:
+    """Whether TRL generates with vLLM: use_vllm where vLLM is installed; without it an error, unless the
+    stage's vllm_fallback allows transformers generation (the summary's generation_engine says which ran)."""
+    if not stage["use_vllm"]:
+        return False
+    if importlib.util.find_spec("vllm") is not None:
+        return True
+    if not stage.get("vllm_fallback", False):
+        raise RuntimeError(
+            "use_vllm is true but vllm is not installed in this environment: build the cluster environment "
+            "(envs/train.yaml, docs/vllm.md), or set the stage's use_vllm: false, or vllm_fallback: true to "
+            "generate with transformers instead"
+        )
+    print("vllm is not installed: GRPO generates with transformers (vllm_fallback: true)", flush=True)
+    return False
+
+
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
@@ -65,9 +82,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig
 
-    use_vllm = stage["use_vllm"] and importlib.util.find_spec("vllm") is not None
-    if stage["use_vllm"] and not use_vllm:
-        print("vllm is not installed: GRPO generates with transformers", flush=True)
+    use_vllm = vllm_choice(stage)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
@@ -103,6 +118,7 @@ def main(argv=None) -> None:
         **common.used_settings(trainer, kwargs),
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
+        "vllm_fallback": stage.get("vllm_fallback", False),
         "generation_engine": trainer.generation_engine(),
     }
     # TRL logs each reward's batch mean as rewards/<function name>/mean.
