@@ -4,7 +4,7 @@ VENV ?= .venv
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env demo test test-distill test-vllm test-slurm graphs clean-demo
+.PHONY: env demo test test-distill test-vllm lock check-locks test-slurm graphs clean-demo
 
 $(VENV)/.installed: envs/requirements-cpu.txt envs/install.sh pyproject.toml
 	envs/install.sh $(VENV) envs/requirements-cpu.txt
@@ -34,6 +34,13 @@ test-distill: .venv-distill/.installed
 
 test-vllm: .venv-vllm/.installed
 	.venv-vllm/bin/python -m pytest -q --durations=10 tests/vllm
+
+# The cluster's GPU environments: envs/locks/*.txt and the envs/*.yaml made from them (envs/lock.sh).
+lock: env
+	UV=$(abspath $(VENV))/bin/uv envs/lock.sh
+
+check-locks: env
+	UV=$(abspath $(VENV))/bin/uv envs/lock.sh --check
 
 test-slurm: env
 	pytest -q -m slurm tests/slurm
