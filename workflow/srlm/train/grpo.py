@@ -97,6 +97,10 @@ def main(argv=None) -> None:
         use_vllm=use_vllm,
         vllm_mode=stage["vllm_mode"],
     )
+    if use_vllm and not common.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
+        from srlm.generation.vllm import CPU_MEMORY_SHARE
+
+        kwargs["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
     # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
     kwargs.update(speed.grpo_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
