@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The real public data (GSM8K, the five benchmarks, the Qwen2.5 tokenizer; see its MANIFEST.md). It is not part of
+# the repository: ../shared/data beside the checkout on the project's machines, anywhere else via SRLM_DATA.
+REAL_DATA = Path(os.environ.get("SRLM_DATA") or REPO.parent / "shared" / "data").resolve()
+REAL_DATA_MISSING = (
+    f"real data not found at {REAL_DATA}: these tests read the public GSM8K/benchmark files "
+    "(put them at ../shared/data beside the repository, or set SRLM_DATA to their folder)"
+)
 # Files a copy of the workflow needs (outputs and caches are left behind).
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"]
 
@@ -65,3 +71,12 @@ def copy_workflow(dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `real_data` need REAL_DATA. Without it they are reported as skipped with the reason, unless
+    SRLM_REQUIRE_DATA=1 (CI, where the data is) makes its absence a failure: there they must run."""
+    if item.get_closest_marker("real_data") and not REAL_DATA.is_dir():
+        if os.environ.get("SRLM_REQUIRE_DATA") == "1":
+            pytest.fail(f"SRLM_REQUIRE_DATA=1 but {REAL_DATA_MISSING}", pytrace=False)
+        pytest.skip(REAL_DATA_MISSING)

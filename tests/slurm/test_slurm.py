@@ -7,8 +7,7 @@ Debian's slurm-wlm + munge (`tests/slurm/cluster.sh install`), as in .ci/run.
 
 The DAG is the demo's whole Table 2 (12 rows × 5 benchmarks: 2 tiny models, 10 training jobs, 60 evaluations).
 To fit 10 minutes on 2 cores, training stops after 4 steps, training jobs ask for 2 of the node's 8 GPUs
-(gpus.train) so several run at once, evaluations use the `native` engine (same jobs and outputs as lighteval,
-without its ~4 s of imports per job; lighteval itself is exercised by `make demo` and tests/unit/test_evaluate.py),
+(gpus.train) so several run at once, generation jobs sample with srlm.decode and grading jobs run on the submit host,
 and profiles/slurm-ci groups the 5 evaluations of one (model, chain) into one SLURM job. Which Snakemake jobs a
 SLURM job ran is read from the batch script slurmctld keeps for it (`scontrol write batch_script`: the
 `--target-jobs` of the Snakemake it started), so "every job exactly once" is checked per Snakemake job.
@@ -38,7 +37,7 @@ TARGET = "results/demo/table2.md"
 STEPS = 4
 OVERLAY = "slurm-ci.yaml"
 CI_PROFILE = yaml.safe_load((REPO / "profiles/slurm-ci/config.yaml").read_text())
-# rule -> group id template of profiles/slurm-ci (`groups: ["evaluate=eval_{model}_{chain}"]`)
+# rule -> group id template of profiles/slurm-ci (`groups: ["generate=eval_{model}_{chain}"]`)
 GROUPS = dict(entry.split("=", 1) for entry in CI_PROFILE.get("groups", []))
 
 
@@ -131,7 +130,7 @@ def ci_overlay(work: Path) -> dict:
     return {
         "gpus": {"train": 2, "evaluate": 1},
         "stages": {name: {"max_steps": STEPS, "save_steps": STEPS} for name in config["stages"]},
-        "evaluation": {"engine": "native"},
+        "evaluation": {"engine": "srlm.decode"},
     }
 
 
@@ -230,7 +229,7 @@ def cell_jobs(runs) -> set[Job]:
     return {victim} | {
         key(rule, w)
         for rule, w in runs["plan"]
-        if rule == "evaluate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
+        if rule == "generate" and (w["model"], w["chain"]) == (cell["model"], cell["chain"])
     }
 
 
@@ -268,7 +267,7 @@ def test_every_non_local_job_went_through_sbatch_once(runs):
     assert runs["rerun"].returncode == 0, runs["log2"][-6000:]
     local_rules = runs["local_rules"]
     assert local_rules >= {"fetch_model", "prepare_benchmark", "render_table"}
-    assert not local_rules & {"train_sft", "train_grpo", "evaluate"}
+    assert not local_rules & {"train_sft", "train_grpo", "generate"}
     done = ran(jobs_of(run_id(runs["log1"])) + jobs_of(run_id(runs["log2"])))
     assert done == remote(runs)  # each exactly once: the rerun redid nothing that had finished
 
@@ -277,17 +276,17 @@ def test_every_non_local_job_went_through_sbatch_once(runs):
 def test_evaluations_of_one_model_ran_as_one_job(runs):
     """profiles/slurm-ci's groups: one SLURM job per (model, chain) holds its 5 evaluations and nothing else;
     training jobs stay one per job. Every SLURM job carries the plugin's label of what it ran."""
-    assert GROUPS == {"evaluate": "eval_{model}_{chain}"}
+    assert GROUPS == {"generate": "eval_{model}_{chain}"}
     evaluations = {}
     for rule, w in runs["plan"]:
-        if rule == "evaluate":
+        if rule == "generate":
             evaluations.setdefault((w["model"], w["chain"]), set()).add(key(rule, w))
     assert len(evaluations) == 12 and {len(v) for v in evaluations.values()} == {5}
     for run in (run_id(runs["log1"]), run_id(runs["log2"])):
         for rec in jobs_of(run):
             jobs = targets(rec["JobId"])
             assert rec["Comment"] == label(jobs), rec
-            if jobs[0][0] == "evaluate":
+            if jobs[0][0] == "generate":
                 cell = {(w["model"], w["chain"]) for _, w in jobs}
                 assert len(cell) == 1 and set(members(rec)) == evaluations[cell.pop()], rec
             else:
@@ -311,7 +310,7 @@ def test_jobs_asked_for_the_configured_resources(runs):
     trained = Counter(job for r in phase1 for job in members(r) if job[0].startswith("train_"))
     planned = Counter(key(rule, w) for rule, w in runs["plan"] if rule.startswith("train_"))
     assert trained == planned + Counter([victim_job(runs)])  # the cancelled job twice (try and retry)
-    assert {rule for rule, _ in runs["plan"]} >= {"train_sft", "train_grpo", "evaluate"}
+    assert {rule for rule, _ in runs["plan"]} >= {"train_sft", "train_grpo", "generate"}
     for rec in phase1:
         jobs = members(rec)
         (rule,) = {rule for rule, _ in jobs}
@@ -340,14 +339,14 @@ def test_real_profile_plans_table2_as_documented(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     counts = job_counts(out)
-    assert counts["train_sft"] == 8 and counts["train_grpo"] == 2 and counts["evaluate"] == 60, counts
+    assert counts["train_sft"] == 8 and counts["train_grpo"] == 2 and counts["generate"] == 60, counts
     assert counts["render_table"] == 1
     blocks = re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out)
     train = [b for b in blocks if re.search(r"^rule train_(sft|grpo):", b, re.MULTILINE)]
-    evaluate = [b for b in blocks if re.search(r"^rule evaluate:", b, re.MULTILINE)]
-    assert len(train) == 10 and len(evaluate) == 60
+    generate = [b for b in blocks if re.search(r"^rule generate:", b, re.MULTILINE)]
+    assert len(train) == 10 and len(generate) == 60
     for block in train:
         assert re.search(r"resources: .*\bgpu=8\b", block) and re.search(r"\bnodes=1\b", block), block
         assert "slurm_partition=<partition>" in block and "slurm_account=<account>" in block, block
-    for block in evaluate:
+    for block in generate:
         assert re.search(r"resources: .*\bgpu=1\b", block) and re.search(r"\bnodes=1\b", block), block

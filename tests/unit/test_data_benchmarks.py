@@ -1,13 +1,13 @@
 """Benchmark loaders: every shared/data file normalizes, golds match the files, synthetic rows round-trip."""
 
 import json
-from pathlib import Path
 
 import pytest
 from srlm.data import benchmarks
 from srlm.data.synthetic import benchmark_rows
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import REAL_DATA as DATA
+
 FILES = {"gsm8k": 1319, "math500": 500, "amc23": 40, "minerva": 272, "olympiadbench": 675}
 
 
@@ -17,6 +17,7 @@ def _local(name):
     )
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("name", FILES)
 def test_local_files_normalize(name):
     rows = _local(name)
@@ -29,6 +30,7 @@ def test_local_files_normalize(name):
             assert "$" not in r["answer"]
 
 
+@pytest.mark.real_data
 def test_hand_checked_golds():
     by_id = {n: {r["id"]: r for r in _local(n)} for n in FILES}
     assert by_id["gsm8k"]["0"]["answer"] == "18"  # Janet's ducks
@@ -77,6 +79,7 @@ def test_missing_gold_names_row(row, fmt):
         benchmarks.normalize(row, fmt, 12)
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("fmt", FILES)
 def test_synthetic_rows_match_formats(fmt, tmp_path):
     raw = benchmark_rows(fmt, 20, 0)

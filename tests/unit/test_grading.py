@@ -3,13 +3,12 @@
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
 from srlm.grading import MAX_ANSWER_CHARS, Grade, extract_answer, grade, last_boxed, verify
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import REAL_DATA as DATA
+
 THINK = "<think>Let me work it out step by step.</think>\n"
 
 
@@ -247,6 +246,7 @@ def _golds(name):
     return [r["answer"] for r in rows]
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("name", ["gsm8k", "math500", "amc23", "olympiadbench"])
 def test_real_golds_grade_against_themselves(name):
     """Every 20th real gold, written as the model would, is correct; an integer gold plus one is not."""

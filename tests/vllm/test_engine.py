@@ -72,18 +72,17 @@ def engine(model):
     return VLLMEngine(model[0], dtype="float32", max_model_length=512, batch_size=64)
 
 
-def vllm_ids(engine, prompts, sampling) -> list[list[list[int]]]:
-    """Token ids of each sample (the interface returns text and counts; the ids come from the same call)."""
-    from vllm.inputs import TokensPrompt
+def ids_of(tok, prompts: list[str]) -> list[list[int]]:
+    return [tok.encode(p, add_special_tokens=False) for p in prompts]
 
-    outs = engine.llm.generate([TokensPrompt(prompt_token_ids=i) for i in engine.token_ids(prompts)],
-                               engine.params(sampling), use_tqdm=False)  # fmt: skip
-    return [[list(o.token_ids) for o in out.outputs] for out in outs]
+
+def vllm_ids(engine, tok, prompts, sampling) -> list[list[list[int]]]:
+    return [[c.token_ids for c in cs] for cs in engine.generate(ids_of(tok, prompts), sampling)]
 
 
 def test_greedy_tokens_agree_with_transformers(model, engine):
     _folder, tok, hf, prompts, stop_id = model
-    got = [c[0] for c in vllm_ids(engine, prompts, Sampling(temperature=0.0, max_new_tokens=NEW))]
+    got = [c[0] for c in vllm_ids(engine, tok, prompts, Sampling(temperature=0.0, max_new_tokens=NEW))]
     for prompt, ids in zip(prompts, got, strict=True):
         ref = greedy_hf(hf, tok, prompt)
         if ids == ref:
@@ -101,8 +100,8 @@ def test_greedy_tokens_agree_with_transformers(model, engine):
 def test_completions_text_counts_and_finish_reasons(model, engine):
     _folder, tok, _hf, prompts, stop_id = model
     sampling = Sampling(temperature=0.0, max_new_tokens=NEW)
-    comps = engine.generate(prompts, sampling)
-    ids = vllm_ids(engine, prompts, sampling)
+    comps = engine.generate(ids_of(tok, prompts), sampling)
+    ids = [[c.token_ids for c in cs] for cs in comps]
     assert [len(c) for c in comps] == [1] * len(prompts)
     for (c,), (i,) in zip(comps, ids, strict=True):
         assert c.tokens == len(i)  # the EOS counts as generated
@@ -119,10 +118,10 @@ def test_completions_text_counts_and_finish_reasons(model, engine):
 
 
 def test_tiny_top_p_keeps_only_the_argmax(model, engine):
-    prompts = model[3]
-    greedy = vllm_ids(engine, prompts, Sampling(temperature=0.0, max_new_tokens=8))
-    nucleus = vllm_ids(engine, prompts, Sampling(temperature=1.0, top_p=1e-6, max_new_tokens=8, n=8, seed=1))
-    wide = vllm_ids(engine, prompts, Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8, n=8, seed=1))
+    tok, prompts = model[1], model[3]
+    greedy = vllm_ids(engine, tok, prompts, Sampling(temperature=0.0, max_new_tokens=8))
+    nucleus = vllm_ids(engine, tok, prompts, Sampling(temperature=1.0, top_p=1e-6, max_new_tokens=8, n=8, seed=1))
+    wide = vllm_ids(engine, tok, prompts, Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8, n=8, seed=1))
     for g, nu in zip(greedy, nucleus, strict=True):
         assert nu == [g[0]] * 8
     # The same seed without the cut-off samples other tokens: top_p, not the seed, made them equal.
@@ -142,7 +141,8 @@ def test_sampled_first_tokens_follow_the_tempered_softmax(model, engine, tempera
     the two temperatures give clearly different argmax frequencies (checked against the reference)."""
     n, prompt = 2000, model[3][1]
     probs = first_token_probs(model, prompt, temperature)
-    (samples,) = vllm_ids(engine, [prompt], Sampling(temperature=temperature, max_new_tokens=1, n=n, seed=7))
+    sampling = Sampling(temperature=temperature, max_new_tokens=1, n=n, seed=7)
+    (samples,) = vllm_ids(engine, model[1], [prompt], sampling)
     counts = Counter(s[0] for s in samples)
     for t in probs.topk(5).indices.tolist():
         p = float(probs[t])
@@ -153,8 +153,8 @@ def test_sampled_first_tokens_follow_the_tempered_softmax(model, engine, tempera
 
 
 def test_seed_makes_samples_reproducible(model, engine):
-    prompts = model[3][:2]
+    tok, prompts = model[1], model[3][:2]
     s = Sampling(temperature=1.0, max_new_tokens=6, n=4, seed=3)
-    a, b = vllm_ids(engine, prompts, s), vllm_ids(engine, prompts, s)
+    a, b = vllm_ids(engine, tok, prompts, s), vllm_ids(engine, tok, prompts, s)
     assert a == b
     assert [len(x) for x in a] == [4, 4]

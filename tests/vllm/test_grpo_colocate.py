@@ -1,5 +1,5 @@
 """TRL 1.16 GRPO with use_vllm=True, vllm_mode="colocate" on vLLM's CPU build: the project's trainer class
-(srlm.train.grpo) with rollouts from a vLLM engine in the training process, and TRL's own weight sync
+(GRPOTrainer as srlm.train.grpo builds it) with rollouts from a vLLM engine in the training process, and TRL's own weight sync
 (VLLMGeneration.sync_weights, which loads each parameter into the engine's model) reaching the engine.
 
 One engine start. Server mode cannot sync weights on a CPU (TRL raises NotImplementedError: its weight transfer
@@ -25,7 +25,7 @@ from tests.vllm.test_engine import CONFIG, SYS
 def trained(tmp_path_factory):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig
+    from trl import GRPOConfig, GRPOTrainer
 
     root = tmp_path_factory.mktemp("grpo-vllm")
     folder = build_tiny(root / "tiny", CONFIG["tiny_model"], default_corpus(SYS))
@@ -43,8 +43,8 @@ def trained(tmp_path_factory):
         use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.1, vllm_max_model_length=256,
         save_strategy="no",
     )  # fmt: skip
-    trainer = grpo.trainer_class()(model=model, args=args, train_dataset=data, processing_class=tok,
-                                   reward_funcs=[length_reward])  # fmt: skip
+    trainer = GRPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                          reward_funcs=[length_reward])  # fmt: skip
     trainer.train()
     return trainer, before
 
@@ -57,7 +57,7 @@ def engine_model(trainer):
 
 def test_grpo_colocate_trains_with_vllm_rollouts(trained):
     trainer, before = trained
-    assert trainer.generation_engine() == "vllm"
+    assert grpo.rollout_engine(trainer.model, trainer.args) == "vllm"
     assert trainer.state.global_step == 2
     logged = [r for r in trainer.state.log_history if "completions/mean_length" in r]
     assert len(logged) == 2 and all(0 < r["completions/mean_length"] <= 8 for r in logged)

@@ -78,12 +78,12 @@ def test_nothing_to_do_when_nothing_changed(demo):
 def test_rl_learning_rate_change_reruns_only_rl_chains(demo):
     jobs = planned_jobs(plan_with(demo, {"stages": {"rl": {"learning_rate": 2.0e-6}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"train_grpo": 2, "evaluate": 10, "render_table": 1}
-    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "evaluate"))
+    assert counts == {"train_grpo": 2, "check_health": 2, "generate": 10, "grade": 10, "render_table": 1}
+    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "check_health", "generate", "grade"))
 
 
 def test_benchmark_sampling_change_reruns_only_its_evaluations(demo):
     jobs = planned_jobs(plan_with(demo, {"benchmarks": {"math500": {"generation": {"temperature": 0.8}}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"evaluate": 12, "render_table": 1}
-    assert all(w["benchmark"] == "math500" for r, w in jobs if r == "evaluate")
+    assert counts == {"generate": 12, "grade": 12, "render_table": 1}
+    assert all(w["benchmark"] == "math500" for r, w in jobs if r in ("generate", "grade"))

@@ -1,23 +1,44 @@
-rule evaluate:
+# An evaluation is two jobs: `generate` samples answers on a GPU and writes them raw; `grade` judges them on the
+# submit host. A grading or reporting change reruns only the cheap half.
+
+
+rule generate:
     input:
         model=get_eval_model,
-        bench=f"{R}/data/bench/{{benchmark}}.jsonl",
+        bench=L.bench("{benchmark}"),
     output:
-        result=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.json",
-        details=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.details.jsonl",
+        L.completions("{model}", "{chain}", "{benchmark}"),
     log:
-        "logs/evaluate/{model}/{chain}/{benchmark}.log",
+        "logs/generate/{model}/{chain}/{benchmark}.log",
     benchmark:
-        "benchmarks/evaluate/{model}/{chain}/{benchmark}.tsv"
+        "benchmarks/generate/{model}/{chain}/{benchmark}.tsv"
     params:
-        spec=get_eval_params,
+        spec=get_generate_params,
     threads: 1
     resources:
         gpu=config["gpus"]["evaluate"],
     conda:
         "../../envs/eval.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.evaluate --model-dir {input.model} --bench {input.bench} --params {params.spec} "
-        "--out {output.result} --details {output.details} --model-name {wildcards.model} "
-        "--chain {wildcards.chain} --benchmark {wildcards.benchmark} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads}; "
+        "python -m srlm.completions --model-dir {input.model} --bench {input.bench} --params {params.spec} "
+        "--out {output} > {log} 2>&1"
+
+
+rule grade:
+    input:
+        completions=L.completions("{model}", "{chain}", "{benchmark}"),
+        bench=L.bench("{benchmark}"),
+    output:
+        result=L.eval_json("{model}", "{chain}", "{benchmark}"),
+        details=L.eval_details("{model}", "{chain}", "{benchmark}"),
+    log:
+        "logs/grade/{model}/{chain}/{benchmark}.log",
+    params:
+        spec=get_grade_params,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m srlm.grade --completions {input.completions} --bench {input.bench} --params {params.spec} "
+        "--out {output.result} --details {output.details} "
+        "--label {wildcards.model}/{wildcards.chain}/{wildcards.benchmark} > {log} 2>&1"

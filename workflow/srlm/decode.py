@@ -79,19 +79,17 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
 def _register() -> None:
     from transformers import AttentionInterface
 
-    if ATTENTION not in AttentionInterface._global_mapping:
-        AttentionInterface.register(ATTENTION, attention)
+    AttentionInterface.register(ATTENTION, attention)  # idempotent: the same function under the same name
 
 
 @contextmanager
 def _attention_of(model, name: str):
-    config = model.config
-    before = config._attn_implementation
-    config._attn_implementation = name
+    before = model.config._attn_implementation  # read only: transformers has no public getter
+    model.set_attn_implementation(name)
     try:
         yield
     finally:
-        config._attn_implementation = before
+        model.set_attn_implementation(before)
 
 
 def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:

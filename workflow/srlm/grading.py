@@ -179,3 +179,33 @@ def grade(response: str, gold: str, timeout_s: float = 5.0) -> Grade:
     """Extract the final answer of `response` and verify it against `gold`."""
     extracted = extract_answer(response)
     return Grade(extracted, extracted is not None and verify(extracted, gold, timeout_s))
+
+
+# The paper's harness (srlm.prompts "paper"): lighteval's extractive match as Open-RS configures it.
+PAPER_PRED = [ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0)]
+PAPER_GOLD = {"latex": [LatexExtractionConfig()], "expr": [ExprExtractionConfig()]}
+PAPER_PRECISION = 5
+
+
+def grade_extractive(response: str, gold: str, gold_as: str = "latex", timeout_s: float = 5.0) -> Grade:
+    """Open-RS's `extractive_match` on one sample: the prediction is the first expression or LaTeX answer found
+    (boxed first, first-match fallback), the gold is read as LaTeX (MATH-500, Minerva, OlympiadBench: `latex_gold`)
+    or as an expression (AMC23, GSM8K: `expr_gold`), compared at 5 decimal places. lighteval 0.13 computes it with
+    its vendored copy of math-verify; math-verify itself is called here (importing lighteval's metrics takes ~10×
+    longer than math-verify, for every grading job). Extracted None = nothing parseable (the paper's †)."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("srlm.grading must run in the main thread (math-verify uses SIGALRM timeouts)")
+    t = max(1, math.ceil(timeout_s))
+    try:
+        text = "\\boxed{" + gold.strip().strip("$") + "}" if gold_as == "latex" else gold
+        golds = math_verify.parse(text, extraction_config=PAPER_GOLD[gold_as], parsing_timeout=t) or [gold]
+        preds = math_verify.parse(response, extraction_config=PAPER_PRED, parsing_timeout=t)
+    except Exception:  # noqa: BLE001 - a parser failure means "nothing extracted"
+        return Grade(None, False)
+    if not preds:
+        return Grade(None, False)
+    try:
+        ok = bool(math_verify.verify(golds, preds, precision=PAPER_PRECISION, timeout_seconds=t))
+    except Exception:  # noqa: BLE001 - any sympy failure means "not verified"
+        ok = False
+    return Grade(str(preds[-1]), ok)

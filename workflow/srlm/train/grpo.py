@@ -1,66 +1,130 @@
 """RL stage: TRL GRPOTrainer with the paper's two rewards (format ±1, accuracy ±1, §3.3).
 
-Every TRL default that changed across versions (beta, loss_type, scale_rewards, max_completion_length,
-temperature, vllm_mode) comes from the stage config, and the values the trainer used land in train_summary.json.
-Where vLLM is not installed (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` (the same transformers
-model with a static KV cache and CUDA graphs, 6-10x TRL's `model.generate` on an H100: docs/performance.md), or by
-TRL's own `model.generate` for settings it does not implement; the summary says which.
+Every GRPOConfig field that shapes the objective of eq. (3) is set here, never left to TRL's default: the ones
+the paper leaves open come from the stage config (CONFIG_KEYS, each commented in config.yaml), the ones eq. (3)
+fixes are EQ3 below; the values the trainer used land in train_summary.json (docs/fidelity.md lists them all).
+Where vLLM is not used (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` through the project's
+generation interface (the same transformers model with a static KV cache and CUDA graphs, 6-10x TRL's
+`model.generate` on an H100: docs/performance.md), handed to TRL through its public `rollout_func`, or by TRL's own
+`model.generate` for settings srlm.decode does not implement; the summary says which.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from srlm import decode, rewards
 from srlm.train import common, speed
 
+# Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
+CONFIG_KEYS = (
+    "num_generations",
+    "max_completion_length",
+    "beta",
+    "epsilon",
+    "num_iterations",
+    "loss_type",
+    "scale_rewards",
+    "use_bias_correction_kl",
+    "temperature",
+    "top_p",
+    "top_k",
+    "vllm_mode",
+    "vllm_importance_sampling_correction",
+    "vllm_importance_sampling_mode",
+    "vllm_importance_sampling_clip_max",
+)
+# GRPOConfig fields that eq. (3) fixes, passed explicitly so that no TRL default change can alter the objective:
+# per-token ratios clipped to [1-ε, 1+ε] on both sides with no extra bound, every token of every one of the G
+# completions in the loss (truncated ones too), no entropy term, advantages from the summed rewards, a fixed π_ref.
+EQ3 = {
+    "importance_sampling_level": "token",
+    "epsilon_high": None,
+    "delta": None,
+    "mask_truncated_completions": False,
+    "top_entropy_quantile": 1.0,
+    "off_policy_mask_threshold": None,
+    "entropy_coef": 0.0,
+    "multi_objective_aggregation": "sum_then_normalize",
+    "sync_ref_model": False,
+}
 
-def trainer_class():
-    """TRL's GRPOTrainer, with transformers-side rollouts sampled by srlm.decode where it applies."""
+
+def config_kwargs(
+    stage: dict,
+    work_dir,
+    mixed_precision: str,
+    *,
+    use_vllm: bool,
+    n_processes: int,
+    has_cuda: bool,
+    node_gpus: int,
+) -> dict:
+    """GRPOConfig kwargs of a job: the stage's objective and sampling settings, EQ3, and the speed settings."""
+    kwargs = dict(
+        **common.common_args(stage, work_dir, mixed_precision),
+        **{k: stage[k] for k in CONFIG_KEYS},
+        **EQ3,
+        use_vllm=use_vllm,
+    )
+    # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
+    kwargs.update(speed.grpo_speed_args(stage, n_processes, has_cuda, node_gpus=node_gpus))
+    return kwargs
+
+
+def rollout_engine(model, config) -> str:
+    """Who samples the rollouts: TRL's vLLM path, the project's srlm.decode (through TRL's public `rollout_func`), or
+    TRL's own `model.generate` for settings srlm.decode does not implement."""
+    if config.use_vllm:
+        return "vllm"
+    if config.use_transformers_paged or config.generation_kwargs:
+        return "transformers generate"
+    why = decode.supported(model, repetition_penalty=config.repetition_penalty, min_p=config.min_p)
+    return "transformers generate" if why else "srlm.decode"
+
+
+def decode_rollouts(prompts: list, trainer) -> dict:
+    """TRL `rollout_func`: one completion per prompt of the process's slice (the sampler already repeats each
+    prompt num_generations times), sampled by srlm.decode with the trainer's sampling settings. Prompts are rendered
+    as TRL renders them (the processing class's chat template with the trainer's template arguments)."""
     import torch
-    from trl import GRPOTrainer
+    from trl.data_utils import is_conversational
     from trl.models import unwrap_model_for_generation
 
-    class Trainer(GRPOTrainer):
-        def generation_engine(self) -> str:
-            if self.use_vllm:
-                return "vllm"
-            if self.use_transformers_continuous_batching or self.args.generation_kwargs:
-                return "transformers generate"
-            why = decode.supported(self.model, repetition_penalty=self.repetition_penalty, min_p=self.min_p)
-            return "transformers generate" if why else "srlm.decode"
+    from srlm.generation import Sampling
+    from srlm.generation.hf import TransformersEngine
 
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
-            if images is not None or multimodal_fields or self.generation_engine() != "srlm.decode":
-                return super()._generate_single_turn(
-                    prompt_ids, images, multimodal_fields, num_generations, **kwargs
-                )
-            with (
-                unwrap_model_for_generation(
-                    self.model_wrapped,
-                    self.accelerator,
-                    gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                    gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-                ) as model,
-                torch.no_grad(),
-                self._dist.summon_full_params(self.model_wrapped, recurse=False),
-            ):
-                completions = decode.generate(
-                    model,
-                    prompt_ids,
-                    self.max_completion_length,
-                    eos_ids=self.eos_token_ids,
-                    pad_id=self._tokenizer.pad_token_id,
-                    sampling=decode.Sampling(self.temperature, self.top_p, self.top_k or 0),
-                )
-            return completions, None
-
-    return Trainer
+    tok = trainer.processing_class
+    if is_conversational({"prompt": prompts[0]}):
+        prompt_ids = tok.apply_chat_template(
+            prompts, chat_template=trainer.chat_template, add_generation_prompt=True, tokenize=True,
+            return_dict=True, **trainer.chat_template_kwargs,
+        )["input_ids"]  # fmt: skip
+    else:
+        prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    # seed None: the trainer's RNG (saved in every checkpoint) drives the draws, so a resumed run retraces them.
+    sampling = Sampling(trainer.temperature, trainer.top_p, trainer.top_k or 0, trainer.max_completion_length, 1, None)
+    with (
+        unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+        ) as model,
+        torch.no_grad(),
+    ):
+        engine = TransformersEngine(
+            model, tok, "srlm.decode", eos_ids=trainer.eos_token_ids,
+            max_model_length=model.config.max_position_embeddings, batch_size=None,
+        )  # fmt: skip
+        outs = engine.generate(prompt_ids, sampling)
+    return {"prompt_ids": prompt_ids, "completion_ids": [o[0].token_ids for o in outs], "logprobs": None}
 
 
 def vllm_choice(stage: dict) -> bool:
     """Whether TRL generates with vLLM: use_vllm where vLLM is installed; without it an error, unless the
-    stage's vllm_fallback allows transformers generation (the summary's generation_engine says which ran)."""
+    stage's vllm_fallback allows srlm.decode rollouts (the summary's generation_engine says which ran)."""
     if not stage["use_vllm"]:
         return False
     if importlib.util.find_spec("vllm") is not None:
@@ -69,65 +133,63 @@ def vllm_choice(stage: dict) -> bool:
         raise RuntimeError(
             "use_vllm is true but vllm is not installed in this environment: build the cluster environment "
             "(envs/train.yaml, docs/vllm.md), or set the stage's use_vllm: false, or vllm_fallback: true to "
-            "generate with transformers instead"
+            "sample the rollouts with srlm.decode instead"
         )
-    print("vllm is not installed: GRPO generates with transformers (vllm_fallback: true)", flush=True)
+    print("vllm is not installed: GRPO rollouts by srlm.decode (vllm_fallback: true)", flush=True)
     return False
 
 
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
+    # rollout_func is documented but marked experimental: say so once here, not in every job log.
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig
+    from trl import GRPOConfig, GRPOTrainer
 
     use_vllm = vllm_choice(stage)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
-    kwargs = dict(
-        **common.common_args(stage, args.work_dir, p["mixed_precision"]),
-        num_generations=stage["num_generations"],
-        max_completion_length=stage["max_completion_length"],
-        beta=stage["beta"],
-        loss_type=stage["loss_type"],
-        scale_rewards=stage["scale_rewards"],
-        temperature=stage["temperature"],
+    kwargs = config_kwargs(
+        stage,
+        args.work_dir,
+        p["mixed_precision"],
         use_vllm=use_vllm,
-        vllm_mode=stage["vllm_mode"],
+        n_processes=common.world_size(),
+        has_cuda=common.has_cuda(),
+        node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
     )
     if use_vllm and not common.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
         from srlm.generation.vllm import CPU_MEMORY_SHARE
 
         kwargs["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
-    # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
-    node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
-    kwargs.update(speed.grpo_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     speed.attention_backends()
     rw = stage["rewards"]
     funcs = {
         "format": rewards.make_format_reward(**rw["format"]),
         "accuracy": rewards.make_accuracy_reward(**rw["accuracy"]),
     }
-    trainer = trainer_class()(
+    config = GRPOConfig(**kwargs)
+    engine = rollout_engine(model, config)
+    trainer = GRPOTrainer(
         model=model,
-        args=GRPOConfig(**kwargs),
+        args=config,
         train_dataset=data,
         processing_class=tokenizer,
         reward_funcs=list(funcs.values()),
         peft_config=common.lora_config(stage["lora"]),
+        rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
     settings = {
         **common.used_settings(trainer, kwargs),
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
         "vllm_fallback": stage.get("vllm_fallback", False),
-        "generation_engine": trainer.generation_engine(),
+        "generation_engine": engine,
     }
-    # TRL logs each reward's batch mean as rewards/<function name>/mean.
-    reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
-    common.run(trainer, args, "grpo", settings, reward_logs)
+    common.run(trainer, args, "grpo", settings)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,303 @@
+"""Evaluation as two jobs on a tiny Qwen2 model: srlm.completions samples (raw, through srlm.generation) and
+srlm.grade judges; prompts follow the protocol; the engines agree; lighteval's task objects render and grade the
+pipeline's prompts and answers the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from srlm import completions, grade, grading, prompts
+
+SYSTEM = "Answer with <answer> tags."
+PROBLEMS = [(f"What is {a} plus {b}?", str(a + b)) for a, b in [(2, 3), (4, 5), (1, 7), (6, 2)]]
+# Qwen3-style switch: enable_thinking=false pre-fills an empty think block.
+THINK_SWITCH = (
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+)
+
+
+
+
+def _params(**over) -> dict:
+    p = {
+        "protocol": "r1",
+        "engine": "srlm.decode",
+        "dtype": "float32",
+        "max_model_length": 256,
+        "gpu_memory_utilization": 0.9,
+        "batch_size": 8,
+        "generation": {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 16, "n_samples": 3, "seed": 0},
+        "chat": {"chat_template": True, "enable_thinking": False, "system_prompt": SYSTEM},
+    }
+    for k, v in over.items():
+        p[k] = {**p[k], **v} if isinstance(v, dict) else v
+    return p
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """Tiny Qwen2 (srlm.tiny) with a Qwen3-like template, trained a few steps on the 4 problems, so that
+    sampled answers are a mix of right, wrong and unextractable (a random model would only score 0)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from srlm.tiny import build_tiny
+
+    spec = dict(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        seed=0,
+    )
+    corpus = [SYSTEM] + [p for p, _ in PROBLEMS] + [f"<answer>{a}</answer>" for _, a in PROBLEMS] * 3
+    out = build_tiny(tmp_path_factory.mktemp("tiny") / "model", spec, corpus, seed=0, instruct=True)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.chat_template = tok.chat_template.replace(
+        "{{- '<|im_start|>assistant\\n' }}", "{{- '<|im_start|>assistant\\n' }}" + THINK_SWITCH
+    )
+    tok.save_pretrained(out)
+    seqs = []
+    for problem, answer in PROBLEMS:
+        text = prompts.render(tok, prompts.messages(problem, "r1", SYSTEM), enable_thinking=False)
+        prompt = tok(text, add_special_tokens=False)["input_ids"]
+        full = tok(f"<answer>{answer}</answer><|im_end|>", add_special_tokens=False)["input_ids"]
+        seqs.append((prompt + full, len(prompt)))
+    width = max(len(s) for s, _ in seqs)
+    x = torch.tensor([s + [0] * (width - len(s)) for s, _ in seqs])
+    labels = torch.tensor([[-100] * n + s[n:] + [-100] * (width - len(s)) for s, n in seqs])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        model(input_ids=x, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "toy.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "problem": p, "answer": a}) + "\n" for i, (p, a) in enumerate(PROBLEMS)
+        )
+    )
+    return path
+
+
+def _tree_hash(folder: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
+
+
+def _tree_hash(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.rglob("*"))}
+
+
+def _generate(model_dir: Path, bench: Path, out: Path, params: dict) -> tuple[dict, list[dict]]:
+    before = _tree_hash(model_dir)
+    assert completions.main(["--model-dir", str(model_dir), "--bench", str(bench), "--params",
+                             json.dumps(params), "--out", str(out)]) == 0  # fmt: skip
+    assert _tree_hash(model_dir) == before, "generation wrote into the model folder"
+    return completions.read(out)
+
+
+def _grade(comp: Path, bench: Path, tmp_path: Path, **over) -> tuple[dict, list[dict]]:
+    params = {"timeout_s": 5.0, "bootstrap_resamples": 200, "seed": 0, "gold_format": "gsm8k", **over}
+    out, det = tmp_path / "toy.json", tmp_path / "toy.details.jsonl"
+    assert grade.main(["--completions", str(comp), "--bench", str(bench), "--params", json.dumps(params),
+                       "--out", str(out), "--details", str(det), "--label", "tiny/sft/toy"]) == 0  # fmt: skip
+    return json.loads(out.read_text()), [json.loads(x) for x in det.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def sampled(model_dir, bench, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "toy.jsonl"
+    return out, *_generate(model_dir, bench, out, _params())
+
+
+def test_completions_file_is_raw_and_complete(sampled):
+    _, settings, rows = sampled
+    assert settings["engine_used"] == "srlm.decode" and settings["protocol"] == "r1"
+    assert settings["sampling"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_new_tokens": 16, "n": 3,
+                                    "seed": 0}  # fmt: skip
+    assert settings["timing"]["gpus"] == 0 and settings["timing"]["wall_s"] > 0
+    assert [r["id"] for r in rows] == ["p0", "p1", "p2", "p3"]
+    for r, (problem, _) in zip(rows, PROBLEMS, strict=True):
+        # the exact text the model continued: chat template, system prompt, enable_thinking=false pre-fill
+        assert r["prompt"] == (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{problem}<|im_end|>\n"
+                               "<|im_start|>assistant\n<think>\n\n</think>\n\n")  # fmt: skip
+        assert len(r["samples"]) == 3
+        for s in r["samples"]:
+            assert 1 <= s["tokens"] <= 16 and s["finish_reason"] in ("stop", "length")
+            assert (s["finish_reason"] == "length") == (s["tokens"] == 16 and "<|im_end|>" not in s["text"])
+    # sampling is on: some problem got different answers
+    assert any(len({s["text"] for s in r["samples"]}) > 1 for r in rows)
+
+
+def test_grading_job(sampled, bench, tmp_path):
+    path, _, rows = sampled
+    summary, details = _grade(path, bench, tmp_path)
+    assert (summary["model"], summary["chain"], summary["benchmark"]) == ("tiny", "sft", "toy")
+    assert summary["n_problems"] == 4 and summary["n_samples"] == 3 and len(details) == 12
+    gold = dict((f"p{i}", a) for i, (_, a) in enumerate(PROBLEMS))
+    texts = {(r["id"], j): s["text"] for r in rows for j, s in enumerate(r["samples"])}
+    for d in details:  # each verdict is srlm.grading's on the raw sample
+        g = grading.grade(texts[d["id"], d["sample"]], gold[d["id"]])
+        assert (d["extracted"], d["correct"]) == (g.extracted, g.correct)
+    per = [sum(d["correct"] for d in details if d["id"] == k) / 3 for k in gold]
+    assert summary["pass_at_1"] == pytest.approx(sum(per) / 4)
+    # the tiny model was trained on these answers: some right, and not everything right (sampling at T 0.6)
+    assert 0 < summary["pass_at_1"] < 1
+    assert summary["completion_tokens_total"] == sum(s["tokens"] for r in rows for s in r["samples"])
+
+
+def test_grading_refuses_completions_of_another_benchmark(sampled, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "q9", "problem": "?", "answer": "1"}) + "\n")
+    with pytest.raises(ValueError, match=r"missing ids \['q9'\]"):
+        _grade(sampled[0], other, tmp_path)
+
+
+def test_engines_agree_on_greedy_tokens(model_dir, bench, tmp_path):
+    """srlm.decode and transformers' generate give the same greedy tokens (float32)."""
+    greedy = {"temperature": 0.0, "n_samples": 1, "max_new_tokens": 24}
+    texts = {}
+    for engine in ("srlm.decode", "transformers"):
+        settings, rows = _generate(model_dir, bench, tmp_path / f"{engine}.jsonl",
+                                   _params(engine=engine, generation=greedy))  # fmt: skip
+        assert settings["engine_used"] == engine
+        texts[engine] = [(s["text"], s["tokens"]) for r in rows for s in r["samples"]]
+    assert texts["srlm.decode"] == texts["transformers"]
+
+
+def test_protocol_prompts(model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    paper = prompts.render(tok, prompts.messages("Q?", "paper", SYSTEM))
+    # no system prompt of ours: the template's own default (as Qwen2.5's), then open-r1's query template
+    assert SYSTEM not in paper
+    assert paper.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                            "Solve the following math problem efficiently and clearly.")  # fmt: skip
+    assert "I hope it is correct" in paper and paper.endswith("\n\nQ?<|im_end|>\n<|im_start|>assistant\n")
+    r1 = prompts.render(tok, prompts.messages("Q?", "r1", "S"))
+    assert r1 == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"
+    assert prompts.render(tok, prompts.messages("Q?", "r1", "S"), enable_thinking=False) == r1 + "<think>\n\n</think>\n\n"
+    assert prompts.render(tok, prompts.messages("Q?", "r1", "S"), chat_template=False) == "S\n\nQ?"
+    with pytest.raises(ValueError, match="protocol"):
+        prompts.messages("Q?", "open-r1")
+
+
+def test_paper_protocol_grading(sampled, bench, tmp_path):
+    """The paper protocol's verdicts come from the extractive match, whatever the prompt was."""
+    path, settings, rows = sampled
+    paper = tmp_path / "paper.jsonl"
+    completions.write(paper, {**settings, "protocol": "paper"}, rows)
+    summary, details = _grade(paper, bench, tmp_path)
+    assert summary["protocol"] == "paper"
+    gold = dict((f"p{i}", a) for i, (_, a) in enumerate(PROBLEMS))
+    texts = {(r["id"], j): s["text"] for r in rows for j, s in enumerate(r["samples"])}
+    for d in details:
+        g = grading.grade_extractive(texts[d["id"], d["sample"]], gold[d["id"]], "expr")
+        assert (d["extracted"], d["correct"]) == (g.extracted, g.correct)
+
+
+def test_params_are_checked():
+    with pytest.raises(ValueError, match=r"unknown key.*'temprature'"):
+        completions.Params.from_json(json.dumps({**_params(), "temprature": 0.6}))
+
+
+def _d(pid, sample, correct, extracted="1", tokens=10, finish="stop"):
+    return {"id": pid, "sample": sample, "extracted": extracted, "correct": correct, "completion_tokens": tokens,
+            "finish_reason": finish}  # fmt: skip
+
+
+def test_summarize_hand_made():
+    details = [
+        _d("a", 0, True),
+        _d("a", 1, True),
+        _d("b", 0, True),
+        _d("b", 1, False, None, 20, "length"),
+        _d("c", 0, False, None, 30),
+        _d("c", 1, False),
+    ]
+    s = grade.summarize(details, n_samples=2, bootstrap_resamples=2000, seed=0)
+    assert s["pass_at_1"] == pytest.approx(0.5)  # per problem 1, 0.5, 0
+    assert s["stderr"] == pytest.approx(0.5 / math.sqrt(3))  # sample std of (1, .5, 0) is 0.5
+    lo, hi = s["ci95"]
+    assert 0.0 <= lo < 0.5 < hi <= 1.0
+    assert s["ci95"] == grade.summarize(details, 2, 2000, 0)["ci95"]  # seeded
+    assert s["not_extractable_rate"] == pytest.approx(2 / 6) and s["stopped_rate"] == pytest.approx(5 / 6)
+    assert (s["completion_tokens_total"], s["completion_tokens_mean"]) == (90, 15.0)
+    assert grade.summarize(details[:2], 2, 100, 0)["stderr"] == 0.0  # one problem
+    with pytest.raises(ValueError, match="expected 3 samples"):
+        grade.summarize(details, n_samples=3, bootstrap_resamples=10, seed=0)
+
+
+# Responses and golds the paper protocol must grade as lighteval's extractive_match does.
+EXTRACTIVE_CASES = [
+    ("Therefore, the final answer is: $\\boxed{\\frac{1}{2}}$. I hope it is correct", "\\frac12", "latex"),
+    ("Therefore, the final answer is: $\\boxed{0.5}$. I hope it is correct", "\\frac{1}{2}", "latex"),
+    ("The answer is $\\boxed{3\\sqrt{2}}$", "3\\sqrt2", "latex"),
+    ("so we get 42 apples", "42", "expr"),
+    ("first 3 then 7, final 10", "10", "expr"),
+    ("<answer>27</answer>", "27", "expr"),
+    ("no numbers at all", "5", "expr"),
+    ("$x = 2$ and $\\boxed{(1, 2)}$", "(1,2)", "latex"),
+    ("Therefore, the final answer is: $\\boxed{18}$.", "18.0", "expr"),
+    ("It is \\boxed{\\pi}", "\\pi", "latex"),
+    ("It is \\boxed{3.14159}", "\\pi", "latex"),
+    ("answer: 1,000", "1000", "expr"),
+]
+
+
+def test_lighteval_renders_and_grades_as_the_pipeline(model_dir):
+    """lighteval's own objects (Doc from the task's prompt function, PromptManager, extractive match) agree with
+    the pipeline's generation prompt and grader: the paper's framework and the pipeline cannot drift."""
+    from lighteval.models.model_output import ModelResponse
+    from lighteval.tasks.prompt_manager import PromptManager
+    from transformers import AutoTokenizer
+
+    from srlm import lighteval_tasks as lt
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    row = {"id": "p0", "problem": "What is 2 plus 3?", "answer": "5"}
+    for protocol, system in (("paper", None), ("r1", SYSTEM)):
+        doc = lt.doc(row, "srlm_toy", protocol)
+        rendered = PromptManager(use_chat_template=True, tokenizer=tok, system_prompt=system).prepare_prompt(doc)
+        assert rendered == prompts.render(tok, prompts.messages(row["problem"], protocol, SYSTEM))
+    for response, gold, gold_as in EXTRACTIVE_CASES:
+        fmt = "amc23" if gold_as == "expr" else "math500"
+        text = "\\boxed{" + gold + "}" if gold_as == "latex" else gold
+        doc = lt.doc({"id": "x", "problem": "?", "answer": text}, "srlm_toy", "paper")
+        theirs = lt.metric("paper", fmt).sample_level_fn.compute(doc=doc, model_response=ModelResponse(text=[response]))
+        ours = grading.grade_extractive(response, gold, gold_as)
+        assert bool(theirs) == ours.correct, (response, gold)
+
+
+def test_lighteval_task_table():
+    from srlm import lighteval_tasks as lt
+
+    names = [t.name for t in lt.TASKS_TABLE]
+    assert names == ["srlm_olympiadbench", "srlm_math500", "srlm_minerva", "srlm_amc23", "srlm_gsm8k"]
+    math500 = lt.TASKS_TABLE[1]
+    assert math500.hf_repo == "HuggingFaceH4/MATH-500" and math500.generation_size == 32768
+    raw = {"problem": "What is $1+1$?", "answer": "2", "unique_id": "test/x.json", "solution": "\\boxed{2}"}
+    doc = math500.prompt_function(raw, "srlm_math500")
+    assert doc.query == prompts.query("What is $1+1$?", "paper") and doc.get_golds() == ["\\boxed{2}"]

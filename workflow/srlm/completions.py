@@ -1,0 +1,141 @@
+"""The generation job of an evaluation (GPU): sample answers for one benchmark, write them raw, judge nothing.
+
+    python -m srlm.completions --model-dir DIR --bench B.jsonl --params JSON --out C.jsonl
+
+The completions file (JSON lines) is the only thing grading reads: line 1 is {"settings": …} (engine, sampling,
+protocol, chat settings, dtype, lengths, device, timing), then one line per problem:
+{"id", "prompt": the exact text the model continued, "samples": [{"text", "tokens", "finish_reason"}, …]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from srlm import prompts
+from srlm.data.io import read_jsonl, write_jsonl
+
+
+@dataclass(frozen=True)
+class Chat:
+    chat_template: bool = True
+    enable_thinking: bool | None = None
+    system_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class Params:
+    """The rule's params (config `evaluation`, the benchmark's generation overrides, the model's chat settings).
+    Validated by the config schema before planning; unknown keys are still refused here (a typo in a hand call)."""
+
+    protocol: str
+    engine: str
+    dtype: str
+    max_model_length: int
+    gpu_memory_utilization: float
+    batch_size: int | str
+    generation: dict
+    chat: Chat = field(default_factory=Chat)
+
+    @classmethod
+    def from_json(cls, text: str) -> Params:
+        d = json.loads(text)
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"--params: unknown key(s) {unknown}")
+        return cls(**{**d, "chat": Chat(**d.get("chat", {}))})
+
+    def sampling(self):
+        from srlm.generation import Sampling
+
+        g = self.generation
+        return Sampling(
+            temperature=g["temperature"], top_p=g["top_p"], top_k=g.get("top_k", 0),
+            max_new_tokens=g["max_new_tokens"], n=g["n_samples"], seed=g["seed"],
+        )  # fmt: skip
+
+
+def write(path: Path, settings: dict, rows: list[dict]) -> None:
+    write_jsonl(path, [{"settings": settings}, *rows])
+
+
+def read(path: Path) -> tuple[dict, list[dict]]:
+    """(settings, rows) of a completions file."""
+    lines = read_jsonl(path)
+    if not lines or "settings" not in lines[0]:
+        raise ValueError(f"{path}:1: not a completions file (first line must be {{'settings': ...}})")
+    return lines[0]["settings"], lines[1:]
+
+
+def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
+    import torch
+    from transformers import AutoTokenizer
+
+    from srlm import generation
+
+    t0 = time.time()
+    rows = read_jsonl(bench)
+    if not rows:
+        raise ValueError(f"{bench}: no problems")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    texts = [
+        prompts.render(
+            tok, prompts.messages(r["problem"], p.protocol, p.chat.system_prompt),
+            chat_template=p.chat.chat_template, enable_thinking=p.chat.enable_thinking,
+        )
+        for r in rows
+    ]  # fmt: skip
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    engine = generation.load(
+        p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
+        gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"],
+    )  # fmt: skip
+    sampling = p.sampling()
+    outs = engine.generate(ids, sampling)
+    out_rows = [
+        {
+            "id": str(r["id"]),
+            "prompt": text,
+            "samples": [{"text": c.text, "tokens": c.tokens, "finish_reason": c.finish_reason} for c in samples],
+        }
+        for r, text, samples in zip(rows, texts, outs, strict=True)
+    ]
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    settings = {
+        **asdict(p),
+        "sampling": asdict(sampling),
+        "engine_used": engine.name,
+        "truncated_prompts": sum(len(i) > p.max_model_length - 1 for i in ids),
+        "device": "cuda" if gpus else "cpu",
+        "timing": {"wall_s": round(time.time() - t0, 3), "gpus": gpus},
+    }
+    return settings, out_rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m srlm.completions", description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", type=Path, required=True)
+    ap.add_argument("--bench", type=Path, required=True)
+    ap.add_argument("--params", required=True, help="JSON object (see Params)")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    p = Params.from_json(a.params)
+    prompts.check(p.protocol)
+    if not (a.model_dir / "config.json").is_file():
+        ap.error(f"--model-dir {a.model_dir}: no config.json (not a save_pretrained folder)")
+    settings, rows = generate(a.model_dir, a.bench, p)
+    write(a.out, settings, rows)
+    n = sum(len(r["samples"]) for r in rows)
+    print(f"{a.out}: {len(rows)} prompts, {n} samples, {settings['engine_used']}, "
+          f"{settings['timing']['wall_s']:.1f}s", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

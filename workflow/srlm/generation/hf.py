@@ -1,0 +1,96 @@
+"""The transformers-side engines: the project's static-cache sampler (`srlm.decode`) and `model.generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from srlm import decode
+from srlm.generation import Completion, Sampling, choose
+
+# Prompts per generation call on a CPU (see srlm.train.speed.eval_batch_size for a GPU).
+CPU_BATCH = 64
+
+
+class TransformersEngine:
+    """Batched sampling with a transformers model, prompts sorted by length (results in prompt order).
+
+    name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call (None: all at once,
+    as GRPO rollouts of one step)."""
+
+    def __init__(self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | None):
+        if name == "srlm.decode" and (why := decode.supported(model)):
+            raise ValueError(f"srlm.decode cannot sample from this model: {why}")
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.eos_ids = set(eos_ids)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.max_model_length, self.batch_size = max_model_length, batch_size
+
+    def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
+        max_prompt = self.max_model_length - 1
+        prompts = [p[-max_prompt:] for p in prompts]  # left-truncated, as vLLM and lighteval do
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        size = self.batch_size or max(1, len(prompts))
+        out: list[list[Completion]] = [[] for _ in prompts]
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
+            rows = [prompts[i] for i in idx for _ in range(sampling.n)]
+            new = max(1, min(sampling.max_new_tokens, self.max_model_length - max(map(len, rows))))
+            gen = self._sample(rows, new, sampling)
+            texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
+            for r, ids in enumerate(gen):
+                reason = "stop" if ids and ids[-1] in self.eos_ids else "length"
+                out[idx[r // sampling.n]].append(Completion(ids, texts[r], reason))
+        return out
+
+    @torch.no_grad()
+    def _sample(self, rows: list[list[int]], new: int, s: Sampling) -> list[list[int]]:
+        """Each row's tokens up to and including its first EOS."""
+        if self.name == "srlm.decode":
+            return decode.generate(
+                self.model, rows, new, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                sampling=decode.Sampling(s.temperature, s.top_p, s.top_k),
+            )  # fmt: skip
+        from transformers import GenerationConfig
+
+        config = GenerationConfig(
+            do_sample=s.temperature > 0,
+            temperature=s.temperature if s.temperature > 0 else None,
+            top_p=s.top_p if s.temperature > 0 else None,
+            top_k=0 if s.temperature > 0 else None,
+            repetition_penalty=1.0,
+            max_new_tokens=new,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+        )
+        batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt", padding_side="left")
+        seqs = self.model.generate(**batch.to(self.model.device), generation_config=config)
+        gen = seqs[:, batch["input_ids"].shape[1] :].tolist()
+        return [row[: next((k + 1 for k, t in enumerate(row) if t in self.eos_ids), len(row))] for row in gen]
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    """The model's end-of-turn tokens: its generation_config's EOS (a list for Qwen) plus the tokenizer's."""
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+def load_transformers(
+    name: str, model_dir: Path, *, dtype: str, max_model_length: int, batch_size: int | str
+) -> TransformersEngine:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
+    name = choose(name, model=model, has_cuda=device == "cuda")
+    if batch_size == "auto":
+        batch_size = CPU_BATCH if device == "cpu" else None
+    return TransformersEngine(
+        model, tokenizer, name, eos_ids=eos_ids(model, tokenizer), max_model_length=max_model_length,
+        batch_size=batch_size,
+    )  # fmt: skip

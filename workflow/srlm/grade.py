@@ -1,0 +1,122 @@
+"""The grading job of an evaluation (CPU): verdict per sample, then pass@1 with its noise, from a completions file.
+
+    python -m srlm.grade --completions C.jsonl --bench B.jsonl --params JSON --out B.json --details B.details.jsonl
+
+Grading happens here only, the same way whatever engine sampled: the protocol recorded in the completions file
+decides the grader (srlm.prompts). pass@1 = mean over samples per problem, then over problems; stderr and a 95%
+percentile-bootstrap CI of that mean over problems; the share of samples with no extractable answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srlm import completions, grading
+from srlm.data.io import read_jsonl, write_json, write_jsonl
+
+# How the paper's harness reads each benchmark's gold (Open-RS: latex_gold for MATH-500, Minerva, OlympiadBench;
+# expr_gold for AMC23). GSM8K is not in its task file: its golds are plain numbers, read as expressions.
+GOLD_AS = {"amc23": "expr", "gsm8k": "expr"}
+
+
+@dataclass(frozen=True)
+class Params:
+    """Rule params: config `evaluation.grading` plus the benchmark's gold format."""
+
+    timeout_s: float
+    bootstrap_resamples: int
+    seed: int
+    gold_format: str
+
+
+def grader(protocol: str, gold_format: str, timeout_s: float):
+    """response, gold -> srlm.grading.Grade, for the protocol the samples were generated under."""
+    if protocol == "paper":
+        gold_as = GOLD_AS.get(gold_format, "latex")
+        return lambda text, gold: grading.grade_extractive(text, gold, gold_as, timeout_s)
+    return lambda text, gold: grading.grade(text, gold, timeout_s)
+
+
+def summarize(details: list[dict], n_samples: int, bootstrap_resamples: int, seed: int) -> dict:
+    by_id: dict[str, list[bool]] = {}
+    for d in details:
+        by_id.setdefault(d["id"], []).append(bool(d["correct"]))
+    bad = {k: len(v) for k, v in by_id.items() if len(v) != n_samples}
+    if bad:
+        raise ValueError(f"expected {n_samples} samples per problem, got {dict(list(bad.items())[:5])}")
+    per_problem = np.array([np.mean(v) for v in by_id.values()], dtype=float)
+    n = len(per_problem)
+    stderr = float(per_problem.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    rng = np.random.default_rng(seed)
+    boot = per_problem[rng.integers(0, n, size=(bootstrap_resamples, n))].mean(axis=1)
+    tokens = np.array([d["completion_tokens"] for d in details], dtype=float)
+    return {
+        "n_problems": n,
+        "n_samples": n_samples,
+        "pass_at_1": float(per_problem.mean()),
+        "stderr": stderr,
+        "ci95": np.percentile(boot, [2.5, 97.5]).tolist(),
+        "not_extractable_rate": float(np.mean([d["extracted"] is None for d in details])),
+        "stopped_rate": float(np.mean([d["finish_reason"] == "stop" for d in details])),
+        "completion_tokens_mean": float(tokens.mean()),
+        "completion_tokens_total": int(tokens.sum()),
+    }
+
+
+def grade(completions_path: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
+    settings, rows = completions.read(completions_path)
+    golds = {str(r["id"]): str(r["answer"]) for r in read_jsonl(bench)}
+    ids = [r["id"] for r in rows]
+    if sorted(ids) != sorted(golds):
+        missing, extra = sorted(set(golds) - set(ids))[:5], sorted(set(ids) - set(golds))[:5]
+        raise ValueError(f"{completions_path} does not answer {bench}: missing ids {missing}, unknown ids {extra}")
+    judge = grader(settings["protocol"], p.gold_format, p.timeout_s)
+    details = []
+    for r in rows:
+        for j, s in enumerate(r["samples"]):
+            g = judge(s["text"], golds[r["id"]])
+            details.append({
+                "id": r["id"], "sample": j, "extracted": g.extracted, "correct": g.correct,
+                "completion_tokens": s["tokens"], "finish_reason": s["finish_reason"],
+            })  # fmt: skip
+    n = settings["sampling"]["n"]
+    summary = {
+        "protocol": settings["protocol"],
+        **summarize(details, n, p.bootstrap_resamples, p.seed),
+        "engine": settings["engine_used"],
+        "generation": settings["sampling"],
+        "timing": settings["timing"],
+    }
+    return summary, details
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m srlm.grade", description=__doc__.splitlines()[0])
+    ap.add_argument("--completions", type=Path, required=True)
+    ap.add_argument("--bench", type=Path, required=True)
+    ap.add_argument("--params", required=True, help="JSON object (see Params)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--details", type=Path, required=True)
+    ap.add_argument("--label", default="", help="model/chain/benchmark, recorded in the output")
+    a = ap.parse_args(argv)
+    p = Params(**json.loads(a.params))
+    summary, details = grade(a.completions, a.bench, p)
+    if a.label:
+        model, chain, benchmark = a.label.split("/")
+        summary = {"model": model, "chain": chain, "benchmark": benchmark, **summary}
+    write_jsonl(a.details, details)
+    write_json(a.out, summary)
+    print(f"{a.label}: pass@1={summary['pass_at_1']:.4f} (n={summary['n_problems']}x{summary['n_samples']})",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
