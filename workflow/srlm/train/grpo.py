@@ -17,7 +17,6 @@ import os
 from srlm import decode, rewards
 from srlm.train import common, speed
 
-
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
 CONFIG_KEYS = (
     "num_generations",
@@ -123,6 +122,23 @@ def decode_rollouts(prompts: list, trainer) -> dict:
     return {"prompt_ids": prompt_ids, "completion_ids": [o[0].token_ids for o in outs], "logprobs": None}
 
 
+def vllm_choice(stage: dict) -> bool:
+    """Whether TRL generates with vLLM: use_vllm where vLLM is installed; without it an error, unless the
+    stage's vllm_fallback allows srlm.decode rollouts (the summary's generation_engine says which ran)."""
+    if not stage["use_vllm"]:
+        return False
+    if importlib.util.find_spec("vllm") is not None:
+        return True
+    if not stage.get("vllm_fallback", False):
+        raise RuntimeError(
+            "use_vllm is true but vllm is not installed in this environment: build the cluster environment "
+            "(envs/train.yaml, docs/vllm.md), or set the stage's use_vllm: false, or vllm_fallback: true to "
+            "sample the rollouts with srlm.decode instead"
+        )
+    print("vllm is not installed: GRPO rollouts by srlm.decode (vllm_fallback: true)", flush=True)
+    return False
+
+
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
@@ -132,9 +148,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    use_vllm = stage["use_vllm"] and importlib.util.find_spec("vllm") is not None
-    if stage["use_vllm"] and not use_vllm:
-        print("vllm is not installed: GRPO generates with transformers", flush=True)
+    use_vllm = vllm_choice(stage)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
@@ -147,6 +161,10 @@ def main(argv=None) -> None:
         has_cuda=common.has_cuda(),
         node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
     )
+    if use_vllm and not common.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
+        from srlm.generation.vllm import CPU_MEMORY_SHARE
+
+        kwargs["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
     speed.attention_backends()
     rw = stage["rewards"]
     funcs = {
@@ -168,6 +186,7 @@ def main(argv=None) -> None:
         **common.used_settings(trainer, kwargs),
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
+        "vllm_fallback": stage.get("vllm_fallback", False),
         "generation_engine": engine,
     }
     common.run(trainer, args, "grpo", settings)
