@@ -148,6 +148,7 @@ def get_train_params(wildcards):
             "stage": get_stage(wildcards),
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
+            "report_to": config["launch"]["report_to"],
             "health": config["health"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
