@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
+from srlm import pages
 from srlm.tables import report_spec, table_spec
 
 cfg.validate(config)  # stops before any job is planned, naming the bad key
@@ -42,6 +43,7 @@ wildcard_constraints:
     benchmark=_alt(BENCHMARKS),
     chain=rf"base|{CHAIN_SFT}|{CHAIN_GRPO}",
     table=_alt(TABLES),
+    scope=rf"all|{_alt(TABLES)}",
 
 
 def arg(obj):
@@ -72,7 +74,14 @@ def table_summaries(table):
 
 
 def get_all_targets():
-    return [f"{R}/{t}.md" for t in TABLES] + [f"{R}/cost.md", f"{R}/figures"]
+    """Rule all: each table of config `targets` with its HTML pages, cost and figures, and their joint cost."""
+    per_table = [[f"{R}/{t}.md", f"{R}/cost/{t}.md", f"{R}/figures/{t}"] for t in config["targets"]]
+    return [f for files in per_table for f in files] + [f"{R}/cost/all.md"]
+
+
+def scope_tables(scope):
+    """The tables a cost page or figure folder covers: one, or `all` = those of config `targets`."""
+    return list(config["targets"]) if scope == "all" else [scope]
 
 
 # ---- input functions --------------------------------------------------------------------------------------
@@ -182,8 +191,13 @@ def get_table_spec(wildcards):
 
 
 def get_report_inputs(wildcards):
-    return sorted({f for t in TABLES for f in table_evals(t) + table_summaries(t)})
+    return sorted({f for t in scope_tables(wildcards.scope) for f in table_evals(t) + table_summaries(t)})
 
 
 def get_report_spec(wildcards):
-    return arg(report_spec(config))
+    spec = report_spec(config)
+    spec["tables"] = {t: spec["tables"][t] for t in scope_tables(wildcards.scope)}
+    return arg(spec)
+
+
+get_report_category, get_report_subcategory = pages.category, pages.subcategory
