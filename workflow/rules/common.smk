@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
 from srlm import pages
+from srlm.cleanup import remove_checkpoints
 from srlm.tables import report_spec, table_spec
 
 cfg.validate(config)  # stops before any job is planned, naming the bad key
@@ -201,3 +202,9 @@ def get_report_spec(wildcards):
 
 
 get_report_category, get_report_subcategory = pages.category, pages.subcategory
+
+
+onsuccess:
+    if not config["launch"]["keep_checkpoints"]:
+        for work in remove_checkpoints(Path(R) / "models"):
+            print(f"launch.keep_checkpoints false: removed {work}")
