@@ -24,6 +24,8 @@ localrules:
     prepare_gsm8k,
     prepare_benchmark,
     grade,
+    report_gsm8k,
+    check_health,
     render_table,
     render_cost,
     render_figures,

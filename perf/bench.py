@@ -296,7 +296,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from srlm import rewards
-    from srlm.train import common, grpo, speed
+    from srlm.train import grpo, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
@@ -309,12 +309,10 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     if case == "grpo-trl":
         settings = dict(run, per_device_train_batch_size=16)
     else:
-        settings = dict(
-            **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
-            beta=stage["beta"], loss_type=stage["loss_type"], scale_rewards=stage["scale_rewards"],
-            temperature=stage["temperature"], use_vllm=False,
-        )
-        settings.update(speed.grpo_speed_args(stage, 1, cuda))
+        settings = grpo.config_kwargs(  # the job's own GRPOConfig kwargs (objective pins, speed settings)
+            stage, work / f"ck-{case}", "bf16" if cuda else "no",
+            use_vllm=False, n_processes=1, has_cuda=cuda, node_gpus=speed.PAPER_GPUS,
+        )  # fmt: skip
         if not cuda:  # CPU smoke test: a small global batch; BENCH_CPU_CB=1 runs the continuous-batching path
             settings.update(per_device_train_batch_size=8, gradient_accumulation_steps=2, generation_batch_size=16)
             if os.environ.get("BENCH_CPU_CB"):

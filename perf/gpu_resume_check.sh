@@ -43,8 +43,8 @@ for k in ("sft", "grpo"):
         return {r["step"]: r for r in map(json.loads, open(f"/tmp/rc/{d}/m.jsonl")) if "loss" in r}
     ref, res = L(f"{k}-ref"), L(f"{k}-k")
     s, sr = json.load(open(f"/tmp/rc/{k}-k/s.json")), json.load(open(f"/tmp/rc/{k}-ref/s.json"))
-    print(k, "ref", {x: sr[x] for x in ("status", "steps", "processes", "resumed_from")})
-    print(k, "resumed", {x: s[x] for x in ("status", "reason", "steps", "processes", "resumed_from")})
+    print(k, "ref", {x: sr[x] for x in ("steps", "processes", "resumed_from")})
+    print(k, "resumed", {x: s[x] for x in ("steps", "processes", "resumed_from")})
     print(k, "steps logged", sorted(res) == list(range(1, sr["steps"] + 1)))
     start = int(s["resumed_from"].rsplit("-", 1)[1]) if s["resumed_from"] else 0
     print(k, "loss diffs after", start, [(st, round(ref[st]["loss"], 5), round(abs(ref[st]["loss"] - res[st]["loss"]), 6)) for st in sorted(ref) if st > start])

@@ -1,4 +1,4 @@
-"""Chains and config validation (srlm.config): parsing, parents, the runs each table implies, error messages."""
+"""Config validation (srlm.config): the runs each table implies, error messages."""
 
 from __future__ import annotations
 
@@ -8,20 +8,10 @@ import pytest
 import yaml
 
 from srlm import config as cfg
+from srlm import layout
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
-
-
-def test_chain_parsing_and_parents():
-    assert cfg.chain_stages("base") == []
-    assert cfg.chain_stages("kd-lora+rl") == ["kd-lora", "rl"]
-    assert cfg.parent_chain("kd-lora+rl") == "kd-lora"
-    assert cfg.parent_chain("rl") == "base"
-    assert cfg.last_stage("sft-lora+rl") == "rl"
-    assert cfg.prefixes("kd+rl") == ["kd", "kd+rl"]
-    with pytest.raises(ValueError):
-        cfg.parent_chain("base")
 
 
 def test_table_runs_follow_the_paper():
@@ -29,10 +19,9 @@ def test_table_runs_follow_the_paper():
     assert len(t2) == 12 and t2[0] == ("qwen2.5-0.5b", "base")
     t3 = cfg.table_runs(CONFIG, "table3")
     assert ("qwen2.5-0.5b-instruct", "kd-lora+rl") in t3 and len(t3) == 12
-    trained = {(m, p) for m, c in t2 + t3 for p in cfg.prefixes(c)}
+    trained = {(m, p) for m, c in t2 + t3 for p in layout.prefixes(c)}
     assert len(trained) == 18  # table 3's parents are table 2's rows
     assert len(cfg.table_runs(CONFIG, "table1")) == 6  # cited rows are not runs
-    assert cfg.weights_model(CONFIG, "qwen3-0.6b-thinking") == "qwen3-0.6b"
 
 
 def test_paper_config_is_valid():
@@ -62,3 +51,26 @@ def test_errors_name_the_key():
     assert "models.qwen3-0.6b-thinking.same_weights_as" in bad(
         lambda c: c["models"]["qwen3-0.6b-thinking"].update(same_weights_as="nope")
     )
+
+
+def test_overlays_merge_as_snakemake_merges_them(tmp_path):
+    """`python -m srlm.config` must judge the configuration Snakemake will run: same merge of the overlays."""
+    from snakemake.utils import update_config
+
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("stages:\n  sft: {lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj]}}\n"
+                   "tables: {table2: {columns: [gsm8k]}}\nevaluation: {generation: {seed: 3}}\n")  # fmt: skip
+    files = [REPO / "config.yaml", REPO / "config" / "demo.yaml", REPO / "config" / "local-data.yaml", odd]
+    want: dict = {}
+    for f in files:
+        update_config(want, yaml.safe_load(f.read_text()))
+    got = cfg.load(files)
+    assert got == want
+    assert got["stages"]["sft"]["lora"]["r"] == 8 and got["stages"]["sft"]["learning_rate"] == 3.0e-3
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  qwen2.5-0.5b:\n    source: local\n   label: x\n")
+    with pytest.raises(cfg.ConfigError, match=r"bad\.yaml:4:\d+: YAML syntax error"):
+        cfg.load_yaml(bad)

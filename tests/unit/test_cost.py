@@ -1,36 +1,30 @@
-"""Cost: GPU-hours from hand-made Snakemake benchmark files; shared jobs counted once per table, overall."""
+"""Cost: GPU-hours from hand-made timing records (train_summary attempts, evaluation timing); shared jobs counted
+once per table and overall; only declared files are read."""
 
 import json
+from pathlib import Path
 
 import pytest
-from srlm import cost
+from srlm import cost, layout
+from srlm.tables import Inputs
 
-HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-
-
-def bench_file(root, rel, *seconds):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        HEADER + "".join(f"{s:.4f}\t0:00:00\t1.0\t2.0\t1.0\t1.0\t0.0\t0.0\t90.0\t{s}\n" for s in seconds)
-    )
+COLS = ["gsm8k", "math500"]
 
 
 def spec():
-    cols = ["gsm8k", "math500"]
-    row = lambda model, chain: {"model": model, "chain": chain, "paper": [None, None]}  # noqa: E731
+    row = lambda model, chain: {"model": model, "chain": chain, "paper": [None, None]}
     return {
         "tables": {
             "t2": {
                 "title": "T2",
                 "header": "Method",
-                "columns": cols,
+                "columns": COLS,
                 "sections": [{"title": "S", "rows": [row("m", "kd"), row("m", "rl")]}],
             },
             "t3": {
                 "title": "T3",
                 "header": "Method",
-                "columns": cols,
+                "columns": COLS,
                 "sections": [
                     {
                         "title": "S",
@@ -46,7 +40,6 @@ def spec():
         "models": {"m": {"label": "M"}},
         "stages": {"kd": {"label": "KD", "type": "sft"}, "rl": {"label": "RL", "type": "grpo"}},
         "benchmarks": {"gsm8k": {"label": "GSM8K"}, "math500": {"label": "MATH500"}},
-        "gpus": {"train": 8, "evaluate": 1},
     }
 
 
@@ -57,20 +50,27 @@ def cells(md, label, section):
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
+def write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
 @pytest.fixture
-def bench(tmp_path):
-    b = tmp_path / "benchmarks"
-    bench_file(b, "train_sft/m/kd.tsv", 3600)  # 1 h × 8 GPUs = 8 GPU-h
-    bench_file(b, "train_grpo/m/kd+rl.tsv", 1000, 2600)  # repeats: mean 1800 s -> 4 GPU-h
-    bench_file(b, "train_grpo/m/rl.tsv", 900)  # 2 GPU-h
-    for chain in ("kd", "kd+rl", "rl"):
-        for bm in ("gsm8k", "math500"):
-            bench_file(b, f"evaluate/m/{chain}/{bm}.tsv", 180)  # 0.05 GPU-h each
-    return b
+def inputs(tmp_path):
+    """The declared files of the cost rule, as common.smk builds them, with timing records in them."""
+    lay = layout.Layout(str(tmp_path / "results"))
+    mapping = lay.inputs([("m", c, b) for c in ("kd", "rl", "kd+rl") for b in COLS], ["evals", "train_summary"])
+    attempts = {"kd": [(3600, 8)], "kd+rl": [(1000, 8), (800, 8)], "rl": [(900, 8)]}  # 8, 4 and 2 GPU-h
+    for chain, runs in attempts.items():
+        record = {"model": "m", "chain": chain, "attempts": [{"wall_s": s, "gpus": g} for s, g in runs]}
+        write(Path(lay.train_summary("m", chain)), record)
+        for b in COLS:  # 0.05 GPU-h each
+            write(Path(lay.eval_json("m", chain, b)), {"pass_at_1": 0.1, "timing": {"wall_s": 180.0, "gpus": 1}})
+    return Inputs(mapping)
 
 
-def test_rows_tables_and_total(bench):
-    md = cost.render(spec(), bench)
+def test_rows_tables_and_total(inputs):
+    md = cost.render(spec(), inputs)
     assert cells(md, "M+KD", "T2") == ["1", "8.00", "0.10", "8.10"]
     assert cells(md, "M+RL", "T2") == ["1", "2.00", "0.10", "2.10"]
     assert cells(md, "M+KD+RL", "T3") == ["2", "12.00", "0.10", "12.10"]  # kd prefix job included
@@ -79,45 +79,52 @@ def test_rows_tables_and_total(bench):
     # kd is in both tables but counted once overall: 8 + 4 + 2 training, 6 × 0.05 evaluation.
     assert cells(md, "**All tables (each job once)**", "Totals") == ["14.00", "0.30", "14.30"]
     assert "| train_grpo | m | kd+rl |  | 0.50 | 8 | 4.00 |" in md.splitlines()
-    assert "Missing benchmark files" not in md
+    assert "| generate | m | rl | gsm8k | 0.05 | 1 | 0.05 |" in md.splitlines()
+    assert "Missing timing records" not in md
 
 
-def test_missing_files_are_dashes_and_listed(bench, tmp_path):
-    (bench / "train_grpo/m/rl.tsv").unlink()
-    for bm in ("gsm8k", "math500"):
-        (bench / f"evaluate/m/rl/{bm}.tsv").unlink()
-    md = cost.render(spec(), bench)
+def test_missing_records_are_dashes_and_listed(inputs):
+    missing = [inputs.path("train_summary", "m", "rl"), *(inputs.path("evals", "m", "rl", b) for b in COLS)]
+    for p in missing:
+        p.unlink()
+    md = cost.render(spec(), inputs)
     assert cells(md, "M+RL", "T2") == ["1", "-", "-", "-"]
     assert cells(md, "**Table (each job once)**", "T2") == ["2", "≥8.00", "≥0.10", "≥8.10"]
-    assert f"- `{bench / 'train_grpo/m/rl.tsv'}`" in md.splitlines()
-    assert f"- `{bench / 'evaluate/m/rl/gsm8k.tsv'}`" in md.splitlines()
+    for p in missing:
+        assert f"- `{p}`" in md.splitlines()
 
 
-def test_gpu_counts_come_from_spec(bench):
-    s = spec()
-    s["gpus"] = {"train": 2, "evaluate": 0}
-    assert cells(cost.render(s, bench), "M+KD+RL", "T3") == ["2", "3.00", "0", "3.00"]
+def test_gpus_come_from_the_attempts(inputs):
+    # A requeued job: 1000 s on 8 GPUs, then 800 s on 4.
+    write(inputs.path("train_summary", "m", "kd+rl"), {"attempts": [{"wall_s": 1000, "gpus": 8}, {"wall_s": 800, "gpus": 4}]})
+    md = cost.render(spec(), inputs)
+    assert cells(md, "M+KD+RL", "T3") == ["2", "11.11", "0.10", "11.21"]
+    assert "| train_grpo | m | kd+rl |  | 0.50 | 8, 4 | 3.11 |" in md.splitlines()
 
 
-def test_bad_benchmark_file_names_it(bench):
-    (bench / "train_sft/m/kd.tsv").write_text("x\ty\n1\t2\n")
-    with pytest.raises(ValueError, match="train_sft/m/kd.tsv"):
-        cost.render(spec(), bench)
+def test_bad_timing_record_names_the_file(inputs):
+    write(inputs.path("train_summary", "m", "kd"), {"attempts": [{"wall_s": "1h", "gpus": 8}]})
+    with pytest.raises(ValueError, match="m/kd/train_summary.json"):
+        cost.render(spec(), inputs)
 
 
-def test_cli(bench, tmp_path):
+def test_undeclared_files_do_not_change_the_cost(inputs, tmp_path):
+    before = cost.render(spec(), inputs)
+    declared = set(layout.files(inputs.mapping))
+    # Snakemake's benchmark files and any other file beside the declared ones: renamed, the cost stays.
+    bench = tmp_path / "benchmarks" / "train_sft" / "m" / "kd.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\n99999\n")
+    undeclared = [p for p in tmp_path.rglob("*") if p.is_file() and str(p) not in declared]
+    assert undeclared
+    for p in undeclared:
+        p.rename(p.with_name(p.name + ".moved"))
+    assert cost.render(spec(), inputs) == before
+
+
+def test_cli(inputs, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec()))
-    out = tmp_path / "results" / "cost.md"
-    cost.main(
-        [
-            "--spec",
-            str(tmp_path / "spec.json"),
-            "--results",
-            str(tmp_path / "results"),
-            "--benchmarks",
-            str(bench),
-            "--out",
-            str(out),
-        ]
-    )
+    (tmp_path / "inputs.json").write_text(json.dumps(inputs.mapping))
+    out = tmp_path / "out" / "cost.md"
+    cost.main(["--spec", str(tmp_path / "spec.json"), "--inputs", str(tmp_path / "inputs.json"), "--out", str(out)])
     assert cells(out.read_text(), "T2", "Totals") == ["10.00", "0.20", "10.20"]

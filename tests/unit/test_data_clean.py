@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from srlm.data import benchmarks, gsm8k
+from srlm.data import benchmarks, gsm8k, prep_report
 from srlm.data.io import write_jsonl
 from srlm.data.synthetic import benchmark_rows, camel_rows, gsm8k_rows
 
@@ -153,13 +153,15 @@ def test_cli_with_bench_and_tokenizer_is_deterministic(tmp_path):
     data = {
         "source": "local",
         "local_dir": str(d),
-        "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}, "max_length": 120},
+        "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}},
     }
-    args = ["--params", json.dumps({"data": data, "system_prompt": SYS}), "--bench", str(bench),
-            "--tokenizer", str(TOKENIZER)]  # fmt: skip
-    gsm8k.main([*args, "--out-dir", str(tmp_path / "a")])
-    gsm8k.main([*args, "--out-dir", str(tmp_path / "b")])
-    for f in ("train.jsonl", "sft.jsonl", "rl.jsonl", "prep_report.json"):
+    args = ["--params", json.dumps({"data": data, "system_prompt": SYS}), "--bench", str(bench)]
+    for run in ("a", "b"):
+        out = tmp_path / run
+        gsm8k.main([*args, "--out-dir", str(out)])
+        prep_report.main(["--cleaning", str(out / "cleaning.json"), "--sft", str(out / "sft.jsonl"),
+                          "--tokenizer", str(TOKENIZER), "--max-length", "120", "--out", str(out / "prep_report.json")])  # fmt: skip
+    for f in ("train.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json", "prep_report.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     rep = json.loads((tmp_path / "a" / "prep_report.json").read_text())
     assert (rep["rows_in"], rep["duplicates"], rep["contaminated"], rep["rows_out"]) == (32, 1, 1, 30)

@@ -52,7 +52,7 @@ def test_synthetic_prepare_schemas_and_determinism(tmp_path):
     params = _params({"source": "synthetic", "synthetic": {"n_train": 40, "n_test": 8, "seed": 0}})
     gsm8k.main(["--params", params, "--out-dir", str(tmp_path / "a")])
     gsm8k.main(["--params", params, "--out-dir", str(tmp_path / "b")])
-    for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl", "prep_report.json"):
+    for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     sft, rl, train = (_lines(tmp_path / "a" / f) for f in ("sft.jsonl", "rl.jsonl", "train.jsonl"))
     assert len(sft) == len(rl) == len(train) == 40 and len(_lines(tmp_path / "a" / "test.jsonl")) == 8

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import yaml
-from srlm import figures, tables
+from srlm import figures, layout, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -20,8 +20,20 @@ def spec():
     return s
 
 
+def declared(s, results) -> tables.Inputs:
+    """What the render_figures rule declares (common.smk builds it the same way)."""
+    cells = [
+        (r["model"], r["chain"], b)
+        for t in s["tables"].values()
+        for _, r in tables.iter_rows(t)
+        if not r.get("cited")
+        for b in t["columns"]
+    ]
+    return tables.Inputs(layout.Layout(str(results)).inputs(cells, ["evals", "health", "metrics"]))
+
+
 def write_metrics(results, model, chain, rows):
-    path = results / "models" / model / chain / "metrics.jsonl"
+    path = Path(layout.Layout(str(results)).metrics(model, chain))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -57,11 +69,10 @@ def test_all_declared_figures_are_written(tmp_path):
     write_metrics(results, base, "kd", [{"step": i, "loss": 2 / i} for i in range(1, 20)])
     write_metrics(results, base, "kd+rl", grpo_rows(30))
     for b in s["tables"]["table3"]["columns"]:
-        tables.eval_path(results, base, "kd+rl", b).parent.mkdir(parents=True, exist_ok=True)
-        tables.eval_path(results, base, "kd+rl", b).write_text(
-            json.dumps({"pass_at_1": 0.1, "ci95": [0.05, 0.15], "not_extractable_rate": 0.0})
-        )
-    written = figures.write_all(s, results, tmp_path / "figures")
+        path = Path(layout.Layout(str(results)).eval_json(base, "kd+rl", b))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"pass_at_1": 0.1, "ci95": [0.05, 0.15], "not_extractable_rate": 0.0}))
+    written = figures.write_all(s, declared(s, results), tmp_path / "figures")
     assert sorted(p.name for p in written) == sorted(figures.figure_names(s))
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(figures.figure_names(s))
     assert {
@@ -91,21 +102,12 @@ def test_series_reads_trl_names_and_tolerates_gaps():
     assert figures.series(rows, ["entropy"]) == (None, [], [])
 
 
-def test_run_type_follows_stage_then_summary_then_keys():
-    s = spec()
-    assert figures.run_type(s, None, [], "kd") == "sft"
-    assert figures.run_type(s, None, [], "kd+rl") == "grpo"
-    assert figures.run_type({}, {"type": "grpo"}, [], "x") == "grpo"
-    assert figures.run_type({}, None, grpo_rows(2), "x") == "grpo"
-    assert figures.run_type({}, None, [{"loss": 1}], "x") == "sft"
-
-
 def test_cli(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec()))
     figures.main(
         [
-            "--results",
-            str(tmp_path / "r"),
+            "--inputs",
+            json.dumps(declared(spec(), tmp_path / "r").mapping),
             "--spec",
             str(tmp_path / "spec.json"),
             "--out-dir",
@@ -125,7 +127,8 @@ def _drawn(monkeypatch):
 def test_few_steps_get_integer_ticks(tmp_path, monkeypatch):
     results, kept = tmp_path / "results", _drawn(monkeypatch)
     write_metrics(results, "qwen2.5-0.5b", "kd", [{"step": i, "loss": 2 / i} for i in (1, 2, 3)])
-    figures.training_figure(spec(), results, "qwen2.5-0.5b", "kd", tmp_path / "kd.png")
+    s = spec()
+    figures.training_figure(s, declared(s, results), "qwen2.5-0.5b", "kd", tmp_path / "kd.png")
     ax = kept[0].axes[0]
     lo, hi = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
@@ -136,11 +139,10 @@ def test_zero_and_tiny_bars_are_labelled_and_visible(tmp_path, monkeypatch):
     results, kept = tmp_path / "results", _drawn(monkeypatch)
     s = spec()
     for b, p in zip(s["tables"]["table3"]["columns"], [0.0, 0.0, 0.001, 0.0, 0.0]):
-        tables.eval_path(results, "qwen2.5-0.5b", "kd+rl", b).parent.mkdir(parents=True, exist_ok=True)
-        tables.eval_path(results, "qwen2.5-0.5b", "kd+rl", b).write_text(
-            json.dumps({"pass_at_1": p, "ci95": [0.0, p], "not_extractable_rate": 0.0})
-        )
-    figures.accuracy_figure(s, results, "table3", tmp_path / "acc.png")
+        path = Path(layout.Layout(str(results)).eval_json("qwen2.5-0.5b", "kd+rl", b))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"pass_at_1": p, "ci95": [0.0, p], "not_extractable_rate": 0.0}))
+    figures.accuracy_figure(s, declared(s, results), "table3", tmp_path / "acc.png")
     ax = kept[0].axes[0]
     assert [t.get_text() for t in ax.texts if t.get_text()] == ["0.0", "0.0", "0.1", "0.0", "0.0"]
     bottom, top = ax.get_ylim()

@@ -21,7 +21,9 @@ import pytest
 import yaml
 
 import torch
+from srlm import cost, health
 from srlm.data import gsm8k
+from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
 from srlm.train import common, grpo, sft
 
@@ -64,10 +66,8 @@ def files(tmp_path_factory) -> Path:
     return root
 
 
-def argv(kind: str, stage: dict, model: Path, data: Path, out: Path, health: dict | None = None) -> list[str]:
+def argv(kind: str, stage: dict, model: Path, data: Path, out: Path) -> list[str]:
     params = {"stage": stage, "model": {"eos_token": "<|im_end|>"}, "mixed_precision": "no"}
-    if health is not None:
-        params["health"] = health
     return [
         "--params", json.dumps(params), "--model", str(model), "--data", str(data),
         "--work-dir", str(out / "work"), "--out", str(out / "model"), "--summary", str(out / "train_summary.json"),
@@ -75,10 +75,17 @@ def argv(kind: str, stage: dict, model: Path, data: Path, out: Path, health: dic
     ]  # fmt: skip
 
 
-def train(kind: str, stage: dict, model: Path, data: Path, out: Path, **kw) -> tuple[dict, list[dict]]:
+def train(kind: str, stage: dict, model: Path, data: Path, out: Path) -> tuple[dict, list[dict]]:
     """Run a job in this process; (summary, metrics records)."""
-    (sft if CONFIG["stages"][kind]["type"] == "sft" else grpo).main(argv(kind, stage, model, data, out, **kw))
+    (sft if CONFIG["stages"][kind]["type"] == "sft" else grpo).main(argv(kind, stage, model, data, out))
     return json.loads((out / "train_summary.json").read_text()), common.read_metrics(out / "metrics.jsonl")
+
+
+def judged(stage: dict, out: Path) -> dict:
+    """health.json of a finished run, as the check_health rule computes it from its metrics.jsonl."""
+    params = {"health": CONFIG["health"], "rewards": stage.get("rewards")}
+    health.main(["--metrics", str(out / "metrics.jsonl"), "--params", json.dumps(params), "--out", str(out / "h.json")])
+    return json.loads((out / "h.json").read_text())
 
 
 def stage_of(kind: str, **over) -> dict:
@@ -122,6 +129,11 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     """Uninterrupted run vs a run killed while writing its second checkpoint and restarted."""
     ref_summary, ref = train(kind, stage, model, data, root / "ref")
     assert ref_summary["resumed_from"] is None and ref_summary["steps"] == stage["max_steps"]
+    [only] = ref_summary["attempts"]
+    assert only["completed"] and only["resumed_from"] is None and only["wall_s"] >= only["train_s"] > 0
+    trl_count = max(r["num_tokens"] for r in ref if "num_tokens" in r)  # TRL's own, right when not resumed
+    assert ref_summary["num_tokens"] == trl_count > 0
+    assert ref_summary["train_loss"] > 0
 
     out, save = root / "killed", stage["save_steps"]
     child = multiprocessing.get_context("fork").Process(
@@ -143,7 +155,22 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     summary, records = train(kind, stage, model, data, out)
     assert f"removing incomplete checkpoint {half}" in capsys.readouterr().out
     assert summary["resumed_from"] == str(work / f"checkpoint-{save}")
+    # The summary describes the whole training, as the uninterrupted run's does, not what followed the resume.
     assert summary["steps"] == ref_summary["steps"]
+    assert summary["num_tokens"] == ref_summary["num_tokens"]
+    assert summary["train_loss"] == pytest.approx(ref_summary["train_loss"], rel=1e-5)
+    # Both attempts are recorded: the killed one up to its last finished step, then the one that completed.
+    killed, resumed = summary["attempts"]
+    assert not killed["completed"] and killed["resumed_from"] is None and killed["train_s"] > 0
+    assert resumed["completed"] and resumed["resumed_from"] == summary["resumed_from"]
+    assert all(a["wall_s"] >= a["train_s"] and a["processes"] == 1 for a in (killed, resumed))
+    assert summary["train_runtime_s"] == pytest.approx(killed["train_s"] + resumed["train_s"], abs=1e-2)
+    # The cost table reads this very summary and counts both attempts (a requeued job is not cheaper).
+    costs = cost.Costs(Inputs({"train_summary": {"tiny": {kind: str(out / "train_summary.json")}}}))
+    job = cost.Job(f"train_{CONFIG['stages'][kind]['type']}", "tiny", kind, None, out / "train_summary.json")
+    assert costs.wall_hours(job) == pytest.approx((killed["wall_s"] + resumed["wall_s"]) / 3600)
+    gpu_s = sum(a["wall_s"] * a["gpus"] for a in (killed, resumed))
+    assert costs.gpu_hours(job) == pytest.approx(gpu_s / 3600)
     assert (out / "model" / "config.json").is_file()
     # Every step logged once; the steps before the checkpoint come from the killed run.
     steps = [r["step"] for r in records if "loss" in r]
@@ -164,7 +191,9 @@ def test_sft_resumes_after_kill(files, capsys):
     # checkpoint before the final one and stops at max_steps, with the same losses.
     summary, records = train("sft", stage, files / "base", data, res["out"])
     assert summary["resumed_from"] == str(res["out"] / "work" / "checkpoint-8")
-    assert summary["steps"] == stage["max_steps"]
+    assert summary["steps"] == stage["max_steps"] and len(summary["attempts"]) == 3
+    assert summary["attempts"][:2] == res["summary"]["attempts"]
+    assert summary["num_tokens"] == res["summary"]["num_tokens"]
     assert [r["step"] for r in records if "loss" in r] == list(range(1, stage["max_steps"] + 1))
     assert by_step(records)[12] == pytest.approx(by_step(res["ref"])[12], rel=1e-5)
 
@@ -245,15 +274,46 @@ def test_grpo_raises_format_reward(grpo_run):
     assert last > first + 0.2, f"format reward {first:.3f} -> {last:.3f}"
 
 
+def assert_objective_pinned(used, stage: dict) -> None:
+    """`used` (trainer arguments, as an object or a summary's settings) holds every objective setting the stage
+    config gives and every one eq. (3) fixes (srlm.train.grpo.EQ3)."""
+    get = used.get if isinstance(used, dict) else lambda k: getattr(used, k)
+    want = {**{k: stage[k] for k in grpo.CONFIG_KEYS}, **grpo.EQ3}
+    assert {k: get(k) for k in want} == want
+    # The settings that differ from TRL 1.16's defaults are among them.
+    assert want["use_bias_correction_kl"] is False and want["vllm_importance_sampling_correction"] is False
+
+
 def test_grpo_summary_pins_trl_settings(grpo_run):
+    """srlm.decode rollout path: the settings read back from the trainer that ran are the config's."""
     stage, summary, _ = grpo_run
     assert summary["type"] == "grpo" and summary["steps"] == stage["max_steps"]
     s = summary["settings"]
-    for key in ("beta", "loss_type", "scale_rewards", "max_completion_length", "temperature", "vllm_mode",
-                "use_vllm", "num_generations", "learning_rate"):  # fmt: skip
+    assert_objective_pinned(s, stage)
+    for key in ("use_vllm", "learning_rate", "lr_scheduler_type"):
         assert s[key] == stage[key], key
     assert s["rewards"] == stage["rewards"] and s["lora"] is None
     assert s["generation_engine"] == "srlm.decode"  # no vLLM here: rollouts through the static-cache sampler
+
+
+def test_vllm_path_config_pins_the_objective(tmp_path):
+    """vLLM rollout path: GRPOTrainer cannot be built without vLLM (it starts the engine), but GRPOConfig can.
+    The config a cluster job (8 processes on GPUs) builds holds the same objective settings as the tested path;
+    the trainer reads them from it (TRL 1.16 grpo_trainer: args.use_bias_correction_kl in the loss,
+    args.vllm_importance_sampling_* in __init__)."""
+    from trl import GRPOConfig
+
+    stage = CONFIG["stages"]["rl"]
+    assert stage["use_vllm"], "config.yaml's rl stage is expected to ask for vLLM"
+    kwargs = grpo.config_kwargs(  # "no" mixed precision: GRPOConfig refuses bf16 without a GPU
+        stage, tmp_path, "no", use_vllm=True, n_processes=8, has_cuda=True, node_gpus=8
+    )
+    args = GRPOConfig(**kwargs)
+    assert args.use_vllm is True and args.vllm_mode == stage["vllm_mode"]
+    assert_objective_pinned(args, stage)
+    # TRL 1.16's own defaults would change the objective: the pins are not no-ops.
+    default = GRPOConfig(output_dir=str(tmp_path), bf16=False, use_vllm=True)
+    assert default.use_bias_correction_kl is True and default.vllm_importance_sampling_correction is True
 
 
 def test_grpo_metrics_log(grpo_run):
@@ -269,32 +329,38 @@ def test_grpo_metrics_log(grpo_run):
     assert max(r["kl"] for r in steps) > 0, "the policy never left the reference model"
 
 
-def test_healthy_runs_are_ok(warm, grpo_run):
-    assert warm[1]["status"] == "ok" and warm[1]["reason"] is None
+def test_sft_summary_records_the_loss_settings(warm):
+    """The SFT settings read back from the trainer: stage values and the loss pins of srlm.train.sft."""
+    s, stage = warm[1]["settings"], stage_of("sft", learning_rate=5e-3, max_steps=96, save_steps=1000)
+    for key in ("learning_rate", "num_train_epochs", "lr_scheduler_type", "seed"):
+        assert s[key] == stage[key], key
+    assert s["warmup_steps"] == pytest.approx(stage["warmup_ratio"])
+    assert (s["loss_type"], s["completion_only_loss"], s["packing"]) == ("nll", True, False)
+    assert s["average_tokens_across_devices"] is True and s["truncation_mode"] == "keep_start"
+
+
+def test_healthy_runs_are_ok(files, warm, grpo_run):
+    assert "status" not in warm[1]  # the training job writes what ran; check_health judges it
+    assert judged(stage_of("sft"), files / "warm") == {"model": "", "chain": "", "status": "ok", "reason": None}
     # The tiny model's accuracy reward stays at its minimum: never learned, which is not a collapse.
-    assert grpo_run[1]["status"] == "ok", grpo_run[1]["reason"]
+    verdict = judged(grpo_run[0], files / "grpo")
+    assert verdict["status"] == "ok", verdict["reason"]
 
 
 def test_absurd_learning_rate_collapses_grpo(files, warm):
     stage = stage_of("rl", learning_rate=0.1, max_steps=8, save_steps=1000)
-    summary, records = train("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "collapse-grpo")
-    assert summary["status"] == "collapsed"
-    assert summary["reason"].startswith("format_reward fell from"), summary["reason"]
+    train("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "collapse-grpo")
+    verdict = judged(stage, files / "collapse-grpo")
+    assert verdict["status"] == "collapsed"
+    assert verdict["reason"].startswith("format_reward fell from"), verdict["reason"]
 
 
 def test_absurd_learning_rate_collapses_sft(files):
     stage = stage_of("sft", learning_rate=1e3, max_steps=6, save_steps=1000)
-    summary, _ = train("sft", stage, files / "base", files / "data" / "short.jsonl", files / "collapse-sft")
-    assert summary["status"] == "collapsed"
-    assert summary["reason"].startswith("non-finite"), summary["reason"]
-
-
-def test_health_config_is_checked_before_training(files):
-    stage = stage_of("sft", learning_rate=1e-3, max_steps=1, save_steps=1000)
-    out = files / "bad-health"
-    with pytest.raises(ValueError, match=r"health: unknown key\(s\) \['tail'\]"):
-        train("sft", stage, files / "base", files / "data" / "short.jsonl", out, health={"tail": 0.5})
-    assert not (out / "work").exists()
+    train("sft", stage, files / "base", files / "data" / "short.jsonl", files / "collapse-sft")
+    verdict = judged(stage, files / "collapse-sft")
+    assert verdict["status"] == "collapsed"
+    assert verdict["reason"].startswith("non-finite"), verdict["reason"]
 
 
 # ---------------------------------------------------------------- LoRA

@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
-
-from collections import Counter
-from pathlib import Path
 
 from tests.conftest import copy_workflow, planned_jobs, snakemake
 
@@ -83,8 +82,8 @@ def test_nothing_to_do_when_nothing_changed(demo):
 def test_rl_learning_rate_change_reruns_only_rl_chains(demo):
     jobs = planned_jobs(plan_with(demo, {"stages": {"rl": {"learning_rate": 2.0e-6}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"train_grpo": 2, "generate": 10, "grade": 10, "render_table": 1}
-    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "generate", "grade"))
+    assert counts == {"train_grpo": 2, "check_health": 2, "generate": 10, "grade": 10, "render_table": 1}
+    assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "check_health", "generate", "grade"))
 
 
 def test_benchmark_sampling_change_reruns_only_its_evaluations(demo):
@@ -100,8 +99,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Opens one result of the report the way its eye button does (the report app's own `results` and `app`).
 VIEW = """<script>window.addEventListener("load", () => setTimeout(() => {{
   const path = Object.keys(results).find((k) => k.endsWith("{suffix}"));
-  app.showCategory("Table 2");
-  app.setView({{content: "{content}", contentPath: results[path].data_uri, resultPath: path}});
+  app.setView({{navbarMode: "category", category: "Table 2", content: "{content}",
+               contentPath: results[path].data_uri, resultPath: path}});
 }}, 100));</script>"""
 
 
@@ -148,6 +147,6 @@ def test_report_shows_description_config_tables_cost_and_figures(demo_report, tm
     assert "<table>" in _iframe_page(chromium(demo_report, "cost/table2.html", "html"))
     figure = chromium(demo_report, "table2_accuracy.png", "img")
     assert re.search(r'<img src="data:image/png;charset=[^;]+;filename=table2_accuracy.png;base64,', figure)
-    shot = tmp_path / "table2.png"
-    chromium(demo_report, "table2.html", "html", screenshot=shot)
+    shot = Path(os.environ.get("SRLM_REPORT_SCREENSHOT") or tmp_path / "table2.png")  # docs/report.png
+    chromium(demo_report, "table2.html", "html", screenshot=shot.resolve())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

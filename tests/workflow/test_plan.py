@@ -1,16 +1,21 @@
-"""Plan shape of the paper's grid (dry runs of config.yaml): job counts written down from the paper's tables."""
+"""Plan shape of the paper's grid (dry runs of config.yaml): job counts written down from the paper's tables,
+and partial rebuilds: which jobs one config change reruns once every output exists."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import job_counts, planned_jobs, snakemake
+from tests.conftest import copy_workflow, job_counts, planned_jobs, snakemake
 
 TRAIN = ("train_sft", "train_grpo")
+# Rules whose jobs need a GPU (evaluate until generation and grading are split; then generate).
+GPU = (*TRAIN, "evaluate", "generate")
 
 
 def plan(*targets: str, configs: tuple[str, ...] = ()) -> str:
@@ -92,6 +97,8 @@ BAD = [
     ),
     ({"stages": {"sft": {"beta": 0.1}}}, "stages.sft.beta: not allowed"),
     ({"models": {"qwen2.5-0.5b": {"source": "ftp"}}}, "models.qwen2.5-0.5b.source"),
+    # Jobs trust their validated slice: a bad ‡ threshold key stops the plan, not a job.
+    ({"health": {"tail": 0.5}}, "health.tail: unknown key"),
 ]
 
 
@@ -104,3 +111,89 @@ def test_bad_config_stops_before_any_job(overlay, message, tmp_path):
     text = proc.stdout + proc.stderr
     assert message in text, text[-3000:]
     assert "Job stats" not in text
+
+
+# ---------------------------------------------------------------- partial rebuilds of the whole paper grid
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A copy of the workflow in which every output of `all` exists and is recorded as made by its rule with
+    today's params: empty stand-ins, then `snakemake --touch --forceall` (it records each job's metadata, the
+    params included, as a real run would). Planning an overlay on it shows what that change reruns."""
+    work = copy_workflow(tmp_path_factory.mktemp("built"))
+    plan_all = snakemake("-n", "all", cwd=work).stdout
+    for line in plan_all.splitlines():
+        if line.strip().startswith("output: "):
+            for out in line.strip().removeprefix("output: ").split(", "):
+                path = work / out
+                if path.name == "model" or path.parent.name == "figures":  # directory() outputs
+                    path.mkdir(parents=True, exist_ok=True)
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+    snakemake("--touch", "--forceall", "--cores", "1", "all", cwd=work)
+    return work
+
+
+def replan(work: Path, overlay: dict | None = None) -> list[tuple[str, dict]]:
+    configs = ["config.yaml"]
+    if overlay is not None:
+        (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+        configs.append("overlay.yaml")
+    return planned_jobs(snakemake("-n", "all", "--configfile", *configs, cwd=work).stdout)
+
+
+def rules(jobs) -> Counter:
+    return Counter(r for r, _ in jobs if r != "all")
+
+
+def test_built_copy_has_nothing_to_do(built):
+    assert rules(replan(built)) == {}
+
+
+# One change each: only cheap rules rerun (no training, no generation), and only those whose output it changes.
+CHEAP = [
+    # A ‡ threshold: every run is judged again; tables and figures show the marks; cost does not.
+    ({"health": {"min_rise": 0.3}}, {"check_health": 18, "render_table": 3, "render_figures": 3}),
+    # The † threshold: tables and figures only.
+    ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3}),
+    # A stage's display label: every report names rows by it (cost: each table's page and the joint one).
+    ({"stages": {"kd": {"label": "Distil"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
+    # A table's label: that table, its cost page and figures, and the joint cost page.
+    ({"tables": {"table2": {"title": "Table 2 (ours)"}}}, {"render_table": 1, "render_cost": 2, "render_figures": 1}),
+    # A statistic of the data report only.
+    ({"data": {"gsm8k": {"clean": {"max_length": 4096}}}}, {"report_gsm8k": 1}),
+]
+
+
+@pytest.mark.parametrize("overlay,expected", CHEAP, ids=["health", "marks", "stage-label", "table-label", "prep-report"])
+def test_report_only_changes_plan_no_gpu_job(built, overlay, expected):
+    counts = rules(replan(built, overlay))
+    assert not [r for r in counts if r in GPU], counts
+    assert counts == expected
+
+
+def test_rl_learning_rate_reruns_only_chains_ending_in_rl(built):
+    jobs = replan(built, {"stages": {"rl": {"learning_rate": 2.0e-6}}})
+    counts = rules(jobs)
+    # 2 direct rl + 8 hybrids; their 50 evaluations; the kd/sft parents and the baselines stay.
+    assert (counts["train_grpo"], counts["train_sft"]) == (10, 0)
+    assert counts["evaluate"] == 50 and counts["check_health"] == 10
+    assert all(w["chain"].endswith("rl") for r, w in jobs if r in GPU)
+
+
+def test_sampling_temperature_reruns_only_that_benchmarks_evaluations(built):
+    jobs = replan(built, {"benchmarks": {"math500": {"generation": {"temperature": 0.8}}}})
+    counts = rules(jobs)
+    assert training(counts) == 0 and counts["check_health"] == 0
+    assert counts["evaluate"] == 22  # every (model, chain) of the three tables, once
+    assert all(w["benchmark"] == "math500" for r, w in jobs if r == "evaluate")
+
+
+def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):
+    jobs = replan(built, {"stages": {"sft": {"num_train_epochs": 3}}})
+    counts = rules(jobs)
+    assert (counts["train_sft"], counts["train_grpo"]) == (2, 2)  # sft, and sft+rl from it, per model
+    assert counts["evaluate"] == 4 * 5
+    assert {w["chain"] for r, w in jobs if r in GPU} == {"sft", "sft+rl"}

@@ -1,19 +1,18 @@
 import json
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
-from srlm import pages
+from srlm import layout, pages
 from srlm.cleanup import remove_checkpoints
-from srlm.tables import report_spec, table_spec
+from srlm.tables import cost_spec, report_spec, table_spec
 
-cfg.validate(config)  # stops before any job is planned, naming the bad key
+cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
 
-R = config["results"]
+L = layout.Layout.of(config)
 MODELS = config["models"]
 STAGES = config["stages"]
 BENCHMARKS = config["benchmarks"]
@@ -25,14 +24,8 @@ for var, sub in [("HF_HOME", "hf"), ("XDG_CACHE_HOME", ""), ("TORCH_EXTENSIONS_D
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _alt(keys):
-    return "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
-
-
 def _chain_ending_in(stage_type):
-    any_stage = _alt(STAGES)
-    last = _alt(k for k, v in STAGES.items() if v["type"] == stage_type) or "(?!)"
-    return rf"(?:(?:{any_stage})\+)*(?:{last})"
+    return layout.chain_pattern(STAGES, [k for k, v in STAGES.items() if v["type"] == stage_type])
 
 
 CHAIN_SFT = _chain_ending_in("sft")
@@ -40,11 +33,11 @@ CHAIN_GRPO = _chain_ending_in("grpo")
 
 
 wildcard_constraints:
-    model=_alt(MODELS),
-    benchmark=_alt(BENCHMARKS),
-    chain=rf"base|{CHAIN_SFT}|{CHAIN_GRPO}",
-    table=_alt(TABLES),
-    scope=rf"all|{_alt(TABLES)}",
+    model=layout.alternation(MODELS),
+    benchmark=layout.alternation(BENCHMARKS),
+    chain=rf"{layout.BASE}|{CHAIN_SFT}|{CHAIN_GRPO}",
+    table=layout.alternation(TABLES),
+    scope=rf"all|{layout.alternation(TABLES)}",
 
 
 def arg(obj):
@@ -52,32 +45,21 @@ def arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
-# ---- paths ------------------------------------------------------------------------------------------------
-def model_dir(model, chain):
-    """Weights of (model, chain); untrained entries that share weights share one download."""
-    if chain == cfg.BASE:
-        return f"{R}/models/{cfg.weights_model(config, model)}/base/model"
-    return f"{R}/models/{model}/{chain}/model"
-
-
-def eval_path(model, chain, benchmark):
-    return f"{R}/evals/{model}/{chain}/{benchmark}.json"
-
-
-def table_evals(table):
+# ---- paths: srlm.layout owns them; these name what the rules need ----------------------------------------
+def table_cells(table):
+    """(model, chain, benchmark) of every cell of a table that we run (cited rows are not run)."""
     cols = TABLES[table]["columns"]
-    return [eval_path(m, c, b) for m, c in cfg.table_runs(config, table) for b in cols]
+    return [(m, c, b) for m, c in cfg.table_runs(config, table) for b in cols]
 
 
-def table_summaries(table):
-    runs = cfg.table_runs(config, table)
-    return sorted({f"{R}/models/{m}/{p}/train_summary.json" for m, c in runs for p in cfg.prefixes(c)})
+def scope_cells(wildcards):
+    return list(dict.fromkeys(cell for t in scope_tables(wildcards.scope) for cell in table_cells(t)))
 
 
 def get_all_targets():
-    """Rule all: each table of config `targets` with its HTML pages, cost and figures, and their joint cost."""
-    per_table = [[f"{R}/{t}.md", f"{R}/cost/{t}.md", f"{R}/figures/{t}"] for t in config["targets"]]
-    return [f for files in per_table for f in files] + [f"{R}/cost/all.md"]
+    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost."""
+    per_table = [[L.table(t), L.cost(t), L.figures(t)] for t in config["targets"]]
+    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report")]
 
 
 def scope_tables(scope):
@@ -87,12 +69,12 @@ def scope_tables(scope):
 
 # ---- input functions --------------------------------------------------------------------------------------
 def get_parent_model(wildcards):
-    return model_dir(wildcards.model, cfg.parent_chain(wildcards.chain))
+    return L.model_dir(wildcards.model, layout.parent(wildcards.chain))
 
 
 def get_gsm8k_tokenizer(wildcards):
     """Token-length statistics of the SFT data use this model's tokenizer (config data.gsm8k.clean)."""
-    return model_dir(config["data"]["gsm8k"]["clean"]["tokenizer_model"], cfg.BASE)
+    return L.model_dir(config["data"]["gsm8k"]["clean"]["tokenizer_model"], layout.BASE)
 
 
 def _kd_generates():
@@ -101,12 +83,12 @@ def _kd_generates():
 
 def get_kd_problems(wildcards):
     """Regenerated traces answer the GSM8K train questions; the other sources need no input."""
-    return [f"{R}/data/gsm8k/train.jsonl"] if _kd_generates() else []
+    return [L.gsm8k("train")] if _kd_generates() else []
 
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return f"python -m srlm.data.generate --problems {R}/data/gsm8k/train.jsonl"
+        return f"python -m srlm.data.generate --problems {L.gsm8k('train')}"
     return "python -m srlm.data.distill"
 
 
@@ -117,22 +99,56 @@ def get_kd_gpus(wildcards):
 
 
 def get_stage(wildcards):
-    return STAGES[cfg.last_stage(wildcards.chain)]
+    return STAGES[layout.last_stage(wildcards.chain)]
 
 
 def get_train_data(wildcards):
     stage = get_stage(wildcards)
     if stage["type"] == "grpo":
-        return f"{R}/data/gsm8k/rl.jsonl"
-    return f"{R}/data/gsm8k/sft.jsonl" if stage["dataset"] == "gsm8k" else f"{R}/data/kd/train.jsonl"
+        return L.gsm8k("rl")
+    return L.gsm8k("sft") if stage["dataset"] == "gsm8k" else L.kd_data()
 
 
 def get_eval_model(wildcards):
-    return model_dir(wildcards.model, wildcards.chain)
+    return L.model_dir(wildcards.model, wildcards.chain)
+
+
+# Report rules: `input` declares every file of the mapping and `params.inputs` hands the mapping to the script,
+# which reads only those files (srlm.tables.Inputs).
+def _table_inputs(wildcards):
+    return L.inputs(table_cells(wildcards.table), ["evals", "health"])
+
+
+def _cost_inputs(wildcards):
+    return L.inputs(scope_cells(wildcards), ["evals", "train_summary"])
+
+
+def _figure_inputs(wildcards):
+    return L.inputs(scope_cells(wildcards), ["evals", "health", "metrics"])
+
+
+def get_table_files(wildcards):
+    return layout.files(_table_inputs(wildcards))
 
 
 def get_table_inputs(wildcards):
-    return table_evals(wildcards.table) + table_summaries(wildcards.table)
+    return arg(_table_inputs(wildcards))
+
+
+def get_cost_files(wildcards):
+    return layout.files(_cost_inputs(wildcards))
+
+
+def get_cost_inputs(wildcards):
+    return arg(_cost_inputs(wildcards))
+
+
+def get_figure_files(wildcards):
+    return layout.files(_figure_inputs(wildcards))
+
+
+def get_figure_inputs(wildcards):
+    return arg(_figure_inputs(wildcards))
 
 
 # ---- params: each rule sees only its own slice of the config -------------------------------------------------
@@ -151,19 +167,38 @@ def get_benchmark_params(wildcards):
     return arg({"name": wildcards.benchmark, **{k: v for k, v in b.items() if k not in ("label", "generation")}})
 
 
+# Only the token-length statistics of prep_report.json read these (rule report_gsm8k), not the data.
+REPORT_ONLY_CLEAN = ("max_length", "tokenizer_model")
+
+
+def get_gsm8k_params(wildcards):
+    data = config["data"]["gsm8k"]
+    clean = {k: v for k, v in data["clean"].items() if k not in REPORT_ONLY_CLEAN}
+    return arg({"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"]})
+
+
+def get_gsm8k_report_params(wildcards):
+    return config["data"]["gsm8k"]["clean"]["max_length"]
+
+
 def get_train_params(wildcards):
     m = MODELS[wildcards.model]
     return arg(
         {
-            "stage": get_stage(wildcards),
+            # The display label does not change the weights.
+            "stage": {k: v for k, v in get_stage(wildcards).items() if k != "label"},
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
             "report_to": config["launch"]["report_to"],
-            "health": config["health"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
         }
     )
+
+
+def get_health_params(wildcards):
+    """The ‡ thresholds and, for a GRPO stage, its reward values (what the reward curves are judged against)."""
+    return arg({"health": config["health"], "rewards": get_stage(wildcards).get("rewards")})
 
 
 def get_deepspeed(wildcards):
@@ -191,14 +226,18 @@ def get_table_spec(wildcards):
     return arg(table_spec(config, wildcards.table))
 
 
-def get_report_inputs(wildcards):
-    return sorted({f for t in scope_tables(wildcards.scope) for f in table_evals(t) + table_summaries(t)})
+def _scoped(spec, wildcards):
+    """A report spec cut to the tables of the job's scope."""
+    spec["tables"] = {t: spec["tables"][t] for t in scope_tables(wildcards.scope)}
+    return arg(spec)
 
 
 def get_report_spec(wildcards):
-    spec = report_spec(config)
-    spec["tables"] = {t: spec["tables"][t] for t in scope_tables(wildcards.scope)}
-    return arg(spec)
+    return _scoped(report_spec(config), wildcards)
+
+
+def get_cost_spec(wildcards):
+    return _scoped(cost_spec(config), wildcards)
 
 
 get_report_category, get_report_subcategory = pages.category, pages.subcategory
@@ -206,5 +245,5 @@ get_report_category, get_report_subcategory = pages.category, pages.subcategory
 
 onsuccess:
     if not config["launch"]["keep_checkpoints"]:
-        for work in remove_checkpoints(Path(R) / "models"):
+        for work in remove_checkpoints(Path(L.results) / "models"):
             print(f"launch.keep_checkpoints false: removed {work}")

@@ -1,6 +1,6 @@
 rule fetch_model:
     output:
-        directory(f"{R}/models/{{model}}/base/model"),
+        directory(L.model_dir("{model}", layout.BASE)),
     log:
         "logs/fetch_model/{model}.log",
     params:
@@ -13,23 +13,43 @@ rule fetch_model:
 
 rule prepare_gsm8k:
     input:
-        bench=expand(f"{R}/data/bench/{{benchmark}}.jsonl", benchmark=BENCHMARKS),
-        tokenizer=get_gsm8k_tokenizer,
+        bench=expand(L.bench("{benchmark}"), benchmark=BENCHMARKS),
     output:
-        train=f"{R}/data/gsm8k/train.jsonl",
-        sft=f"{R}/data/gsm8k/sft.jsonl",
-        rl=f"{R}/data/gsm8k/rl.jsonl",
-        report=f"{R}/data/gsm8k/prep_report.json",
+        train=L.gsm8k("train"),
+        test=L.gsm8k("test"),
+        sft=L.gsm8k("sft"),
+        rl=L.gsm8k("rl"),
+        cleaning=L.gsm8k("cleaning"),
     log:
         "logs/prepare_gsm8k.log",
     params:
-        spec=arg({"data": config["data"]["gsm8k"], "system_prompt": config["prompt"]["system"]}),
+        spec=get_gsm8k_params,
         out_dir=lambda w, output: Path(output.train).parent,
     conda:
         "../../envs/data.yaml"
     shell:
         "python -m srlm.data.gsm8k --params {params.spec} --out-dir {params.out_dir} "
-        "--bench {input.bench} --tokenizer {input.tokenizer} > {log} 2>&1"
+        "--bench {input.bench} > {log} 2>&1"
+
+
+# The data report: what cleaning did plus token-length statistics of the SFT rows (report-only settings, so a
+# change to them re-renders this file and trains nothing).
+rule report_gsm8k:
+    input:
+        cleaning=L.gsm8k("cleaning"),
+        sft=L.gsm8k("sft"),
+        tokenizer=get_gsm8k_tokenizer,
+    output:
+        L.gsm8k("prep_report"),
+    log:
+        "logs/report_gsm8k.log",
+    params:
+        max_length=get_gsm8k_report_params,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m srlm.data.prep_report --cleaning {input.cleaning} --sft {input.sft} "
+        "--tokenizer {input.tokenizer} --max-length {params.max_length} --out {output} > {log} 2>&1"
 
 
 if get_kd_gpus(None) == 0:  # only a vLLM teacher started inside the job needs a GPU node
@@ -42,7 +62,7 @@ rule prepare_kd:
     input:
         get_kd_problems,
     output:
-        f"{R}/data/kd/train.jsonl",
+        L.kd_data(),
     log:
         "logs/prepare_kd.log",
     params:
@@ -58,7 +78,7 @@ rule prepare_kd:
 
 rule prepare_benchmark:
     output:
-        f"{R}/data/bench/{{benchmark}}.jsonl",
+        L.bench("{benchmark}"),
     log:
         "logs/prepare_benchmark/{benchmark}.log",
     params:

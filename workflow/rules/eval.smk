@@ -5,9 +5,9 @@
 rule generate:
     input:
         model=get_eval_model,
-        bench=f"{R}/data/bench/{{benchmark}}.jsonl",
+        bench=L.bench("{benchmark}"),
     output:
-        f"{R}/completions/{{model}}/{{chain}}/{{benchmark}}.jsonl",
+        L.completions("{model}", "{chain}", "{benchmark}"),
     log:
         "logs/generate/{model}/{chain}/{benchmark}.log",
     benchmark:
@@ -27,11 +27,11 @@ rule generate:
 
 rule grade:
     input:
-        completions=f"{R}/completions/{{model}}/{{chain}}/{{benchmark}}.jsonl",
-        bench=f"{R}/data/bench/{{benchmark}}.jsonl",
+        completions=L.completions("{model}", "{chain}", "{benchmark}"),
+        bench=L.bench("{benchmark}"),
     output:
-        result=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.json",
-        details=f"{R}/evals/{{model}}/{{chain}}/{{benchmark}}.details.jsonl",
+        result=L.eval_json("{model}", "{chain}", "{benchmark}"),
+        details=L.eval_details("{model}", "{chain}", "{benchmark}"),
     log:
         "logs/grade/{model}/{chain}/{benchmark}.log",
     params:

@@ -1,5 +1,6 @@
 # One job = one stage of one chain, on one node; `srlm.launch` starts one process per GPU of the allocation.
-# Checkpoints live in work/ (not an output, so a requeued job finds them and resumes).
+# Checkpoints live in work/ (not an output, so a requeued job finds them and resumes). Training jobs write what
+# ran (weights, metrics.jsonl, train_summary.json); check_health judges it on a CPU.
 
 
 rule train_sft:
@@ -7,9 +8,9 @@ rule train_sft:
         model=get_parent_model,
         data=get_train_data,
     output:
-        model=directory(f"{R}/models/{{model}}/{{chain}}/model"),
-        summary=f"{R}/models/{{model}}/{{chain}}/train_summary.json",
-        metrics=f"{R}/models/{{model}}/{{chain}}/metrics.jsonl",
+        model=directory(L.model_dir("{model}", "{chain}")),
+        summary=L.train_summary("{model}", "{chain}"),
+        metrics=L.metrics("{model}", "{chain}"),
     wildcard_constraints:
         chain=CHAIN_SFT,
     log:
@@ -20,7 +21,7 @@ rule train_sft:
         spec=get_train_params,
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
-        work=f"{R}/models/{{model}}/{{chain}}/work",
+        work=L.work_dir("{model}", "{chain}"),
     threads: 1
     resources:
         gpu=config["gpus"]["train"],
@@ -39,9 +40,9 @@ rule train_grpo:
         model=get_parent_model,
         data=get_train_data,
     output:
-        model=directory(f"{R}/models/{{model}}/{{chain}}/model"),
-        summary=f"{R}/models/{{model}}/{{chain}}/train_summary.json",
-        metrics=f"{R}/models/{{model}}/{{chain}}/metrics.jsonl",
+        model=directory(L.model_dir("{model}", "{chain}")),
+        summary=L.train_summary("{model}", "{chain}"),
+        metrics=L.metrics("{model}", "{chain}"),
     wildcard_constraints:
         chain=CHAIN_GRPO,
     log:
@@ -52,7 +53,7 @@ rule train_grpo:
         spec=get_train_params,
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
-        work=f"{R}/models/{{model}}/{{chain}}/work",
+        work=L.work_dir("{model}", "{chain}"),
     threads: 1
     resources:
         gpu=config["gpus"]["train"],
@@ -63,4 +64,24 @@ rule train_grpo:
         "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.grpo --params {params.spec} "
         "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
         "--summary {output.summary} --metrics {output.metrics} "
+        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+
+
+# The ‡ of the tables: did the run collapse? A cheap judgment over the run's metrics, so its thresholds
+# (config `health`) re-judge finished runs and never retrain them.
+rule check_health:
+    input:
+        L.metrics("{model}", "{chain}"),
+    output:
+        L.health("{model}", "{chain}"),
+    wildcard_constraints:
+        chain=rf"{CHAIN_SFT}|{CHAIN_GRPO}",
+    log:
+        "logs/check_health/{model}/{chain}.log",
+    params:
+        spec=get_health_params,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m srlm.health --metrics {input} --params {params.spec} --out {output} "
         "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"

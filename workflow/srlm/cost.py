@@ -1,11 +1,14 @@
-"""GPU-hours of the jobs behind Tables 1–3, from Snakemake's benchmark files.
+"""GPU-hours of the jobs behind Tables 1–3, from the timing records the jobs write themselves.
 
-GPU-hours of a job = its wall time (column `s` of benchmarks/<rule>/...tsv, mean over repeats) × the GPUs its
-kind of job requests (config `gpus`). A row costs its chain's training jobs (every prefix: "kd+rl" needs the
-"kd" and "kd+rl" jobs) plus its evaluations; a table counts each job once, however many rows share it, and the
-grand total counts each job once across the tables. Missing benchmark files show as "-" and are listed.
+A training job's record is its train_summary.json `attempts` (one entry per attempt, requeues included:
+`wall_s`, `gpus`); a generation job's is the `timing` ({"wall_s", "gpus"}) its evaluation JSON carries over
+from the completions file. GPU-hours of a job = sum over its attempts of wall time × GPUs used. A row costs
+its chain's training jobs (every prefix: "kd+rl" needs the "kd" and "kd+rl" jobs) plus its evaluations; a table
+counts each job once, however many rows share it, and the grand total counts each job once across the tables.
+Jobs without a record (not run yet, or a record without timing) show as "-" and are listed. Only the files
+the rule declares are read (INPUTS.json, a `layout.Layout.inputs` mapping of evals and train_summary files).
 
-    python -m srlm.cost --spec SPEC.json --results results --benchmarks benchmarks --out results/cost.md
+    python -m srlm.cost --spec SPEC.json --inputs INPUTS.json --out results/cost.md
 """
 
 from __future__ import annotations
@@ -14,55 +17,49 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from srlm import layout
+from srlm.tables import Inputs, iter_rows, load_spec, row_label
 
-from srlm.tables import chain_prefixes, load_spec, iter_rows, row_label
-
-TRAIN_RULES = ("train_sft", "train_grpo")
+EVAL_RULE = "generate"  # the GPU job of an evaluation; grading is a CPU rule and costs no GPU time
 
 
 @dataclass(frozen=True)
 class Job:
-    """One Snakemake job: rule, wildcards, and where its benchmark file is (or would be)."""
+    """One GPU job: rule, wildcards, and the declared file holding its timing record."""
 
     rule: str
     model: str
     chain: str
     benchmark: str | None
-    path: Path
+    path: Path | None
 
     @property
     def kind(self) -> str:
-        return "evaluate" if self.rule == "evaluate" else "train"
+        return "evaluate" if self.rule == EVAL_RULE else "train"
 
 
-def wall_seconds(path: Path) -> float | None:
-    """Mean of column `s` of a Snakemake benchmark file (one line per repeat); None if the file is absent."""
-    if not path.exists():
+def attempts(job: Job, record: dict | None) -> list[dict] | None:
+    """[{"wall_s", "gpus"}, ...] of a job from its record; None where there is none (yet)."""
+    if record is None:
         return None
-    frame = pd.read_csv(path, sep="\t")
-    if "s" not in frame.columns or frame.empty:
-        raise ValueError(f"{path}: not a Snakemake benchmark file (needs a header with column 's' and a row)")
-    return float(frame["s"].mean())
+    found = record.get("attempts") if job.kind == "train" else [record["timing"]] if "timing" in record else None
+    if found is None:
+        return None
+    bad = [a for a in found if not (isinstance(a.get("wall_s"), (int, float)) and isinstance(a.get("gpus"), int))]
+    if bad:
+        raise ValueError(f"{job.path}: a timing record needs a number wall_s and an integer gpus, got {bad[0]}")
+    return found
 
 
-def train_job(bench: Path, model: str, chain: str, stages: dict) -> Job:
-    """The training job of one chain; its rule follows the last stage's type (else whichever file exists)."""
-    stage = stages.get(chain.split("+")[-1], {})
-    rules = {"sft": ["train_sft"], "grpo": ["train_grpo"]}.get(stage.get("type"), list(TRAIN_RULES))
-    paths = [bench / r / model / f"{chain}.tsv" for r in rules]
-    found = [i for i, p in enumerate(paths) if p.exists()]
-    i = found[0] if found else 0
-    return Job(rules[i], model, chain, None, paths[i])
-
-
-def row_jobs(row: dict, columns: list[str], bench: Path, stages: dict) -> list[Job]:
+def row_jobs(row: dict, columns: list[str], inputs: Inputs, stages: dict) -> list[Job]:
     """Training jobs of every prefix of the row's chain, then one evaluation job per column."""
     model, chain = row["model"], row["chain"]
-    jobs = [train_job(bench, model, c, stages) for c in chain_prefixes(chain)]
-    return jobs + [
-        Job("evaluate", model, chain, b, bench / "evaluate" / model / chain / f"{b}.tsv") for b in columns
+    rule = {"sft": "train_sft", "grpo": "train_grpo"}
+    jobs = [
+        Job(rule[stages[layout.last_stage(c)]["type"]], model, c, None, inputs.path("train_summary", model, c))
+        for c in layout.prefixes(chain)
     ]
+    return jobs + [Job(EVAL_RULE, model, chain, b, inputs.path("evals", model, chain, b)) for b in columns]
 
 
 def fmt_h(x: float | None, partial: bool = False) -> str:
@@ -73,20 +70,29 @@ def fmt_h(x: float | None, partial: bool = False) -> str:
 
 
 class Costs:
-    """GPU-hours per job, read once."""
+    """Timing records per job, read once from the declared files."""
 
-    def __init__(self, gpus: dict):
-        self.gpus, self.seconds = gpus, {}
+    def __init__(self, inputs: Inputs):
+        self.inputs, self.records = inputs, {}
+
+    def attempts(self, job: Job) -> list[dict] | None:
+        if job not in self.records:
+            kind = "train_summary" if job.kind == "train" else "evals"
+            self.records[job] = attempts(job, self.inputs.read(kind, job.model, job.chain, job.benchmark))
+        return self.records[job]
 
     def wall_hours(self, job: Job) -> float | None:
-        if job not in self.seconds:
-            self.seconds[job] = wall_seconds(job.path)
-        s = self.seconds[job]
-        return None if s is None else s / 3600
+        a = self.attempts(job)
+        return None if a is None else sum(x["wall_s"] for x in a) / 3600
 
     def gpu_hours(self, job: Job) -> float | None:
-        h = self.wall_hours(job)
-        return None if h is None else h * self.gpus[job.kind]
+        a = self.attempts(job)
+        return None if a is None else sum(x["wall_s"] * x["gpus"] for x in a) / 3600
+
+    def gpus(self, job: Job) -> str:
+        """GPUs the job used ("8, 4" where requeued attempts got different allocations)."""
+        a = self.attempts(job)
+        return "-" if a is None else ", ".join(str(g) for g in dict.fromkeys(x["gpus"] for x in a))
 
     def total(self, jobs, kind: str | None = None) -> str:
         """Sum over distinct jobs (of one kind); "≥" when some lack benchmark files, "-" when all do."""
@@ -103,9 +109,9 @@ def _md(header: list[str], rows: list[list[str]], text_cols: int = 1) -> list[st
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render(spec: dict, bench: Path) -> str:
+def render(spec: dict, inputs: Inputs) -> str:
     """cost.md: totals per table and overall, cost per row of each table, and every job."""
-    bench, costs = Path(bench), Costs(spec["gpus"])
+    costs = Costs(inputs)
     per_table: dict[str, list[Job]] = {}
     sections = []
     for name, table in spec["tables"].items():
@@ -113,7 +119,7 @@ def render(spec: dict, bench: Path) -> str:
         for _, row in iter_rows(table):
             if row.get("cited"):
                 continue
-            rj = row_jobs(row, table["columns"], bench, spec["stages"])
+            rj = row_jobs(row, table["columns"], inputs, spec["stages"])
             jobs += rj
             label = row_label(row, spec["models"], spec["stages"])
             n_train = sum(j.kind == "train" for j in rj)
@@ -157,20 +163,21 @@ def render(spec: dict, bench: Path) -> str:
                 j.chain,
                 j.benchmark or "",
                 fmt_h(costs.wall_hours(j)),
-                str(spec["gpus"][j.kind]),
+                costs.gpus(j),
                 fmt_h(h),
             ]
         )
         if h is None:
-            missing.append(str(j.path))
+            missing.append(str(j.path) if j.path else f"{j.rule} {j.model}/{j.chain} {j.benchmark or ''}".strip())
     lines = [
         "# Compute cost of Tables 1–3",
         "",
-        "GPU-hours = wall time from Snakemake's benchmark file × GPUs the job requested "
-        f"(training: {spec['gpus']['train']}, evaluation: {spec['gpus']['evaluate']}). A row counts every "
+        "GPU-hours = wall time × GPUs used, summed over a job's attempts, from the timing records the jobs "
+        "write (training: train_summary.json `attempts`; evaluation: the generation's `timing` in the "
+        "evaluation JSON). A row counts every "
         "training job of its chain (shared prefixes included) and its evaluations, so rows of a table add up "
-        "to more than the table, which counts each job once. `≥`: some jobs of the sum have no benchmark "
-        "file yet; `-`: none has. Cited rows are not run and cost nothing here.",
+        "to more than the table, which counts each job once. `≥`: some jobs of the sum have no timing "
+        "record yet; `-`: none has. Cited rows are not run and cost nothing here.",
         "",
         "## Totals",
         "",
@@ -182,20 +189,19 @@ def render(spec: dict, bench: Path) -> str:
         *_md(["rule", "model", "chain", "benchmark", "wall time (h)", "GPUs", "GPU-h"], job_rows, 4),
     ]
     if missing:
-        lines += ["", f"Missing benchmark files ({len(missing)}), shown as `-`:", ""]
+        lines += ["", f"Missing timing records ({len(missing)}), shown as `-`:", ""]
         lines += [f"- `{m}`" for m in missing]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages, gpus (inline JSON or a file)")
-    p.add_argument("--results", type=Path, help="results folder (unused; kept for a uniform command line)")
-    p.add_argument("--benchmarks", type=Path, required=True, help="Snakemake benchmark folder")
+    p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages (inline JSON or a file)")
+    p.add_argument("--inputs", type=load_spec, required=True, help="JSON (inline or a file): the declared inputs")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(render(a.spec, a.benchmarks))
+    a.out.write_text(render(a.spec, Inputs(a.inputs)))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 Per training run (every prefix of every table's chains): GRPO runs show the format and accuracy rewards, loss,
 KL and completion length over steps; SFT/KD runs show the loss. Per table: pass@1 per benchmark, one bar per
 row with its 95% CI, and the paper's value as a marker. Names are fixed (see figure_names) so rules can
-declare them; a run without metrics.jsonl still gets a figure that says so.
+declare them; a run without metrics.jsonl still gets a figure that says so. Only the files the rule declares
+are read (INPUTS.json, a `layout.Layout.inputs` mapping of evals, health and metrics files).
 
-    python -m srlm.figures --results results --spec SPEC.json --out-dir results/figures
+    python -m srlm.figures --spec SPEC.json --inputs INPUTS.json --out-dir results/figures
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from srlm.tables import chain_prefixes, fmt, load_spec, iter_rows, our_row, read_json, row_label, summary_path  # noqa: E402
+from srlm import layout
+from srlm.tables import Inputs, fmt, iter_rows, load_spec, our_row, row_label
 
 # Panels of a GRPO run: title and the metric keys that may hold it (TRL 1.x first, older names after).
 GRPO_PANELS = [
@@ -39,7 +41,7 @@ def runs(spec: dict) -> list[tuple[str, str]]:
     out = {}
     for table in spec["tables"].values():
         for _, row in iter_rows(table):
-            for prefix in [] if row.get("cited") else chain_prefixes(row["chain"]):
+            for prefix in [] if row.get("cited") else layout.prefixes(row["chain"]):
                 out[(row["model"], prefix)] = None
     return list(out)
 
@@ -85,21 +87,13 @@ def series(rows: list[dict], keys: list[str]) -> tuple[str | None, list[float], 
     return None, [], []
 
 
-def run_type(spec: dict, summary: dict | None, rows: list[dict], chain: str) -> str:
-    stage = spec.get("stages", {}).get(chain.split("+")[-1], {})
-    if stage.get("type"):
-        return stage["type"]
-    if summary and summary.get("type"):
-        return summary["type"]
-    return "grpo" if any(k.startswith("rewards/") for r in rows for k in r) else "sft"
-
-
-def training_figure(spec: dict, results: Path, model: str, chain: str, out: Path) -> None:
+def training_figure(spec: dict, inputs: Inputs, model: str, chain: str, out: Path) -> None:
     """Curves of one run; panels whose metric was not logged say so."""
-    path = Path(results) / "models" / model / chain / "metrics.jsonl"
-    summary = read_json(summary_path(results, model, chain))
-    rows = read_metrics(path) if path.exists() else []
-    panels = GRPO_PANELS if run_type(spec, summary, rows, chain) == "grpo" else SFT_PANELS
+    path = inputs.path("metrics", model, chain)
+    health = inputs.read("health", model, chain)
+    rows = read_metrics(path) if path and path.exists() else []
+    grpo = spec["stages"][layout.last_stage(chain)]["type"] == "grpo"
+    panels = GRPO_PANELS if grpo else SFT_PANELS
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(7.0, 4.2 * ncols), 3.8 * nrows), squeeze=False)
@@ -127,8 +121,8 @@ def training_figure(spec: dict, results: Path, model: str, chain: str, out: Path
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     label = row_label({"model": model, "chain": chain}, spec["models"], spec["stages"])
-    status = (summary or {}).get("status", "no train_summary.json")
-    reason = f": {summary['reason']}" if summary and summary.get("reason") else ""
+    status = (health or {}).get("status", "no health.json")
+    reason = f": {health['reason']}" if health and health.get("reason") else ""
     color = "red" if status == "collapsed" else None
     fig.suptitle(f"{label}\n{model}/{chain}: {status}{reason}", color=color, fontsize=10)
     fig.tight_layout()
@@ -136,14 +130,14 @@ def training_figure(spec: dict, results: Path, model: str, chain: str, out: Path
     plt.close(fig)
 
 
-def accuracy_figure(spec: dict, results: Path, name: str, out: Path) -> None:
+def accuracy_figure(spec: dict, inputs: Inputs, name: str, out: Path) -> None:
     """Grouped bars: one group per benchmark, one bar per run row (pass@1 × 100 ± 95% CI), paper as ×."""
     table = spec["tables"][name]
     tspec = {**spec, "name": name, "table": table}
     rows = []
     for _, row in iter_rows(table):
         if not row.get("cited"):
-            r = our_row(row, tspec, results)
+            r = our_row(row, tspec, inputs)
             rows.append((r, row))
     labels = [r.label for r, _ in rows]
     cols = table["columns"]
@@ -196,26 +190,26 @@ def accuracy_figure(spec: dict, results: Path, name: str, out: Path) -> None:
     plt.close(fig)
 
 
-def write_all(spec: dict, results: Path, out_dir: Path) -> list[Path]:
+def write_all(spec: dict, inputs: Inputs, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for model, chain in runs(spec):
         written.append(out_dir / f"train_{model}_{chain}.png")
-        training_figure(spec, results, model, chain, written[-1])
+        training_figure(spec, inputs, model, chain, written[-1])
     for name in spec["tables"]:
         written.append(out_dir / f"{name}_accuracy.png")
-        accuracy_figure(spec, results, name, written[-1])
+        accuracy_figure(spec, inputs, name, written[-1])
     return written
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, required=True, help="results folder (models/, evals/)")
     p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages, benchmarks, ... (inline JSON or a file)")
+    p.add_argument("--inputs", type=load_spec, required=True, help="JSON (inline or a file): the declared inputs")
     p.add_argument("--out-dir", type=Path, required=True)
     a = p.parse_args(argv)
-    write_all(a.spec, a.results, a.out_dir)
+    write_all(a.spec, Inputs(a.inputs), a.out_dir)
 
 
 if __name__ == "__main__":

@@ -10,44 +10,48 @@ A run is "collapsed" when
 (3) a GRPO run in which every reward stays at its minimum from the first log to the last never had a learning
     signal (all completions tie, the gradient is zero: a model that never writes the answer format) and never
     converged: also flagged.
-Thresholds come from config `health:`; DEFAULTS are used where a key is absent.
+Thresholds: config `health` (tail_fraction, min_logs, min_rise, drop_fraction; meanings and values in
+config.yaml, all required by the schema: no defaults here).
+
+The check is a cheap rule of its own (check_health: metrics.jsonl -> health.json), not part of the training
+job, so changing a threshold re-judges finished runs without retraining them:
+
+    python -m srlm.health --metrics metrics.jsonl --params '{"health": {...}, "rewards": {...} | null}' \
+        --out health.json --model-name M --chain C
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+from pathlib import Path
 
-DEFAULTS = {
-    # Fraction of the logged steps at the end of training that rule (2) averages (and its window length).
-    "tail_fraction": 0.25,
-    # Rules (2) and (3) need at least this many logged values of a reward.
-    "min_logs": 4,
-    # Rule (2) applies once the reward's best was this fraction of (correct - incorrect) above its minimum.
-    "min_rise": 0.25,
-    # Rule (2): collapsed when the tail mean lost more than this fraction of the best's height above the minimum.
-    "drop_fraction": 0.5,
-}
+from srlm.train.common import read_metrics
 
 
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def settings(cfg: dict | None) -> dict:
-    """Config `health` over DEFAULTS; an unknown key is an error (checked before training starts)."""
-    unknown = set(cfg or {}) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"health: unknown key(s) {sorted(unknown)} (known: {sorted(DEFAULTS)})")
-    return {**DEFAULTS, **(cfg or {})}
+def reward_series(stage_rewards: dict | None) -> dict | None:
+    """{metrics key of a reward's batch mean: {"correct", "incorrect"}} for a GRPO stage's `rewards` config
+    (TRL logs each reward function's mean as rewards/<function name>/mean; srlm.rewards names the function of
+    reward `x` x_reward). None for an SFT stage."""
+    if stage_rewards is None:
+        return None
+    return {
+        f"rewards/{name}_reward/mean": {"correct": v["correct"], "incorrect": v["incorrect"]}
+        for name, v in stage_rewards.items()
+    }
 
 
-def assess(records: list[dict], cfg: dict | None, rewards: dict | None = None) -> tuple[str, str | None]:
+def assess(records: list[dict], c: dict, rewards: dict | None = None) -> tuple[str, str | None]:
     """("ok", None) or ("collapsed", reason) for a run's metrics records.
 
-    cfg: config `health` (keys of DEFAULTS); rewards: {metrics key of a reward's mean: {"correct", "incorrect"}}
-    (GRPO only; None for SFT).
+    c: config `health` (validated: every key present); rewards: {metrics key of a reward's mean: {"correct",
+    "incorrect"}} (GRPO only, see reward_series; None for SFT).
     """
-    c = settings(cfg)
     for r in records:
         for key in ("loss", "grad_norm"):
             if key in r and not _finite(r[key]):
@@ -81,3 +85,21 @@ def assess(records: list[dict], cfg: dict | None, rewards: dict | None = None) -
 def _name(key: str) -> str:
     """'format_reward' from TRL's 'rewards/format_reward/mean'."""
     return key.split("/")[1] if key.count("/") == 2 else key
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--metrics", type=Path, required=True, help="a training run's metrics.jsonl")
+    p.add_argument("--params", type=json.loads, required=True, help='JSON: {"health": {...}, "rewards": ...}')
+    p.add_argument("--out", type=Path, required=True, help="health.json")
+    p.add_argument("--model-name", default="")
+    p.add_argument("--chain", default="")
+    a = p.parse_args(argv)
+    status, reason = assess(read_metrics(a.metrics), a.params["health"], reward_series(a.params["rewards"]))
+    result = {"model": a.model_name, "chain": a.chain, "status": status, "reason": reason}
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

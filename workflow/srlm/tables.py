@@ -1,11 +1,13 @@
 """The paper's Tables 1–3 as Markdown, from config rows and our evaluation JSONs.
 
 Layout (sections, labels, row order, columns, caption) comes from the table's config slice; marks on our rows
-are computed from the run's outputs: ‡ when a training stage along the chain reported status "collapsed",
-† when the row's mean share of non-extractable answers exceeds the threshold. The "paper" source renders the
-paper's printed numbers and marks from config (the golden tests compare it with the paper).
+are computed from the run's outputs: ‡ when the health check of a training stage along the chain says
+"collapsed" (health.json, srlm.health), † when the row's mean share of non-extractable answers exceeds the
+threshold (config `marks`). The "paper" source renders the paper's printed numbers and marks from config (the
+golden tests compare it with the paper). Only the files the rule declares are read (INPUTS.json, a
+`layout.Layout.inputs` mapping); a run without a declared file shows "-".
 
-    python -m srlm.tables --spec SPEC.json --results results --out results/table2.md \
+    python -m srlm.tables --spec SPEC.json --inputs INPUTS.json --out results/table2.md \
         --vs-paper results/table2_vs_paper.md
 """
 
@@ -16,15 +18,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srlm import layout
+
 DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
-
-
-def chain_prefixes(chain: str) -> list[str]:
-    """Training runs of a chain, in order: "kd-lora+rl" -> ["kd-lora", "kd-lora+rl"]; "base" -> []."""
-    if chain == "base":
-        return []
-    stages = chain.split("+")
-    return ["+".join(stages[: i + 1]) for i in range(len(stages))]
 
 
 def row_label(row: dict, models: dict, stages: dict) -> str:
@@ -32,8 +28,7 @@ def row_label(row: dict, models: dict, stages: dict) -> str:
     if row.get("label"):
         return row["label"]
     label = models[row["model"]]["label"]
-    if row["chain"] != "base":
-        label += "".join("+" + stages[s]["label"] for s in row["chain"].split("+"))
+    label += "".join("+" + stages[s]["label"] for s in layout.stages(row["chain"]))
     return label
 
 
@@ -52,15 +47,22 @@ def table_spec(config: dict, name: str) -> dict:
         "models": {k: {"label": v["label"]} for k, v in config["models"].items()},
         "stages": {k: {"label": v["label"], "type": v["type"]} for k, v in config["stages"].items()},
         "benchmarks": {k: {"label": v["label"]} for k, v in config["benchmarks"].items()},
-        "not_extractable_threshold": config["evaluation"]["not_extractable_threshold"],
+        "not_extractable_threshold": config["marks"]["not_extractable_threshold"],
+        "evals_dir": layout.Layout.of(config).evals_dir(),
     }
 
 
 def report_spec(config: dict) -> dict:
-    """The SPEC.json content for srlm.cost and srlm.figures: every table plus the GPU counts."""
+    """The SPEC.json content for srlm.figures: every table, labels and marks."""
     spec = table_spec(config, next(iter(config["tables"])))
     del spec["name"], spec["table"]
-    return {**spec, "tables": config["tables"], "gpus": config["gpus"]}
+    return {**spec, "tables": config["tables"]}
+
+
+def cost_spec(config: dict) -> dict:
+    """The SPEC.json content for srlm.cost: every table and the labels (no marks: they cost nothing)."""
+    spec = report_spec(config)
+    return {k: spec[k] for k in ("tables", "models", "stages", "benchmarks")}
 
 
 def load_spec(text: str) -> dict:
@@ -78,12 +80,23 @@ def read_json(path: Path) -> dict | None:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
-def eval_path(results: Path, model: str, chain: str, benchmark: str) -> Path:
-    return Path(results) / "evals" / model / chain / f"{benchmark}.json"
+class Inputs:
+    """The files a report rule declared (a `layout.Layout.inputs` mapping); the scripts read nothing else."""
 
+    def __init__(self, mapping: dict):
+        self.mapping = mapping
 
-def summary_path(results: Path, model: str, chain: str) -> Path:
-    return Path(results) / "models" / model / chain / "train_summary.json"
+    def path(self, kind: str, model: str, chain: str, benchmark: str | None = None) -> Path | None:
+        """Where the declared file of this kind is, or None where the rule declared none."""
+        node = self.mapping.get(kind, {}).get(model, {}).get(chain)
+        if benchmark is not None:
+            node = (node or {}).get(benchmark)
+        return None if node is None else Path(node)
+
+    def read(self, kind: str, model: str, chain: str, benchmark: str | None = None) -> dict | None:
+        """The declared JSON file's content; None where none is declared or it does not exist yet."""
+        path = self.path(kind, model, chain, benchmark)
+        return None if path is None else read_json(path)
 
 
 @dataclass
@@ -105,15 +118,15 @@ def _field(evaluation: dict, key: str, path: Path):
     return evaluation[key]
 
 
-def our_row(row: dict, spec: dict, results: Path) -> Row:
+def our_row(row: dict, spec: dict, inputs: Inputs) -> Row:
     """A run row from our outputs; marks computed (‡ collapsed training, † non-extractable answers)."""
     label = row_label(row, spec["models"], spec["stages"])
     model, chain = row["model"], row["chain"]
     out = Row(label, [], [])
     rates = []
     for bench in spec["table"]["columns"]:
-        path = eval_path(results, model, chain, bench)
-        ev = read_json(path)
+        path = inputs.path("evals", model, chain, bench)
+        ev = inputs.read("evals", model, chain, bench)
         if ev is None:
             out.values.append(None)
             out.cis.append(None)
@@ -129,13 +142,13 @@ def our_row(row: dict, spec: dict, results: Path) -> Row:
             f"{DAGGER} {label}: {100 * sum(rates) / len(rates):.0f}% of answers could not be extracted "
             f"(mean over {len(rates)} benchmarks; threshold {100 * spec['not_extractable_threshold']:.0f}%)."
         )
-    for prefix in chain_prefixes(chain):
-        summary = read_json(summary_path(results, model, prefix))
-        if summary and summary.get("status") == "collapsed":
+    for prefix in layout.prefixes(chain):
+        health = inputs.read("health", model, prefix)
+        if health and health.get("status") == "collapsed":
             out.marks.append(DDAGGER)
             out.notes.append(
                 f"{DDAGGER} {label}: training of {model}/{prefix} collapsed"
-                + (f" ({summary['reason']})." if summary.get("reason") else ".")
+                + (f" ({health['reason']})." if health.get("reason") else ".")
             )
             break
     return out
@@ -154,7 +167,7 @@ def paper_row(row: dict, spec: dict) -> Row:
     return Row(label, list(values), [None] * n, marks, cited=bool(row.get("cited")))
 
 
-def build(spec: dict, results: Path, source: str = "ours") -> list[tuple[str, list[tuple[Row, Row]]]]:
+def build(spec: dict, inputs: Inputs, source: str = "ours") -> list[tuple[str, list[tuple[Row, Row]]]]:
     """Sections of (shown row, paper row) pairs; cited rows show the paper's numbers in both."""
     if source not in ("ours", "paper"):
         raise ValueError(f"source must be 'ours' or 'paper', not {source!r}")
@@ -166,7 +179,7 @@ def build(spec: dict, results: Path, source: str = "ours") -> list[tuple[str, li
         elif row.get("cited"):
             shown = Row(paper.label, paper.values, paper.cis, paper.marks, cited=True)
         else:
-            shown = our_row(row, spec, results)
+            shown = our_row(row, spec, inputs)
         sections.setdefault(title, []).append((shown, paper))
     return list(sections.items())
 
@@ -191,11 +204,11 @@ def _unique_best(values: list[float]) -> float | None:
     return top if top != 0 and values.count(top) == 1 else None
 
 
-def render(spec: dict, results_dir: Path, source: str = "ours") -> str:
+def render(spec: dict, inputs: Inputs, source: str = "ours") -> str:
     """The table in the paper's layout; bold = each column's unique, non-zero maximum where the table's `bold`
     is on."""
     table = spec["table"]
-    sections = build(spec, results_dir, source)
+    sections = build(spec, inputs, source)
     cols = table["columns"]
     shown = [[fmt(v) for v in r.values] for _, rows in sections for r, _ in rows]
     best = [_unique_best([float(c[j]) for c in shown if c[j] != "-"]) for j in range(len(cols))]
@@ -210,16 +223,16 @@ def render(spec: dict, results_dir: Path, source: str = "ours") -> str:
     header = [table["header"]] + [spec["benchmarks"][c]["label"] for c in cols]
     lines = [f"**{table['title']}** {table['caption']}", ""]
     lines += _md_table(header, [":--"] + ["--:"] * len(cols), body)
-    notes = _notes(sections, results_dir, spec, source)
+    notes = _notes(sections, spec, source)
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
-def _notes(sections, results_dir, spec, source: str) -> list[str]:
+def _notes(sections, spec, source: str) -> list[str]:
     rows = [r for _, rs in sections for r, _ in rs]
     if source == "paper":
         return ["Numbers and marks as printed in the paper (config `tables." + spec["name"] + "`)."]
     notes = [
-        f"Our runs: pass@1 × 100 read from {Path(results_dir) / 'evals'}. Marks are computed: {DAGGER} = "
+        f"Our runs: pass@1 × 100 read from {spec['evals_dir']}. Marks are computed: {DAGGER} = "
         f"mean share of non-extractable answers above {100 * spec['not_extractable_threshold']:.0f}%, "
         f"{DDAGGER} = a training stage of the chain reported status `collapsed`. Unlike the paper, marked "
         "rows keep their numbers."
@@ -242,27 +255,56 @@ def _ci(r: Row, j: int) -> str:
     return f"{r.values[j]:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-def render_vs_paper(spec: dict, results_dir: Path) -> str:
-    """Ours with its 95% CI beside the paper's value and the difference; ✗ where the paper lies outside."""
+# z of a two-sided 95% test: a difference is marked when it exceeds Z95 combined standard errors.
+Z95 = 1.959964
+
+
+def paper_stderr(p: float, n: int) -> float:
+    """Sampling noise of a printed pass@1 `p` (a fraction): one sample per problem over `n` problems, binomial.
+    The paper does not say how many samples it scored; its reference harness scores one (docs/fidelity.md)."""
+    return (p * (1 - p) / n) ** 0.5
+
+
+def differs(ours: float, ours_stderr: float, paper: float, n: int) -> tuple[bool, float]:
+    """(whether |ours - paper| exceeds the 95% band of the difference, that band's half-width), all fractions.
+    Both numbers are noisy: the band is Z95 × sqrt(paper_stderr² + ours_stderr²)."""
+    band = Z95 * (paper_stderr(paper, n) ** 2 + ours_stderr**2) ** 0.5
+    return abs(ours - paper) > band, band
+
+
+def _noise(inputs: Inputs, row: dict, bench: str) -> tuple[float, int]:
+    """(stderr of our pass@1, problem count) of one evaluated cell."""
+    path = inputs.path("evals", row["model"], row["chain"], bench)
+    ev = inputs.read("evals", row["model"], row["chain"], bench)
+    return _field(ev, "stderr", path), _field(ev, "n_problems", path)
+
+
+def render_vs_paper(spec: dict, inputs: Inputs) -> str:
+    """Ours with its 95% CI beside the paper's value and the difference Δ ± the 95% band of that difference;
+    ✗ where Δ exceeds the band (the sampling noise of both numbers, `differs`)."""
     table, cols = spec["table"], spec["table"]["columns"]
     header = [table["header"]]
     for c in cols:
         name = spec["benchmarks"][c]["label"]
-        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ"]
+        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ ± 95%"]
     header.append("marks ours / paper")
-    body, compared, outside = [], 0, 0
-    for title, rows in build(spec, results_dir, "ours"):
+    body, compared, marked = [], 0, 0
+    configs = (r for _, r in iter_rows(table))  # build() yields the rows in this order
+    for title, pairs in build(spec, inputs, "ours"):
         body.append([f"*{title}*"] + [""] * (3 * len(cols) + 1))
-        for ours, paper in rows:
+        for ours, paper in pairs:
+            row = next(configs)
             cells = [_label(ours, True) if ours.cited else ours.label]
-            for j in range(len(cols)):
+            for j, bench in enumerate(cols):
                 o, p = ours.values[j], paper.values[j]
                 delta = "-"
                 if o is not None and p is not None and not ours.cited:
                     compared += 1
-                    delta = f"{round(o, 1) - p:+.1f}"
-                    if ours.cis[j] and not ours.cis[j][0] <= p <= ours.cis[j][1]:
-                        outside += 1
+                    stderr, n = _noise(inputs, row, bench)
+                    out, band = differs(o / 100, stderr, p / 100, n)
+                    delta = f"{round(o, 1) - p:+.1f} ± {100 * band:.1f}"
+                    if out:
+                        marked += 1
                         delta += " ✗"
                 cells += ["-" if ours.cited else _ci(ours, j), fmt(p), delta]
             cells.append(f"{' '.join(ours.marks) or '–'} / {' '.join(paper.marks) or '–'}")
@@ -271,11 +313,25 @@ def render_vs_paper(spec: dict, results_dir: Path) -> str:
     lines += _md_table(header, [":--"] + ["--:"] * (3 * len(cols)) + [":-:"], body)
     lines += [
         "",
-        "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
-        "Δ = ours − paper (percentage points).",
-        f"- ✗: the paper's value lies outside our 95% CI — {outside} of {compared} compared cells.",
-        f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "
-        "as printed); – none.",
+        (
+            "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
+            "Δ = ours − paper (percentage points)."
+        ),
+        (
+            "- Both numbers are samples: ± is the 95% band of their difference, 1.96 × √(s_paper² + s_ours²), "
+            "with s_paper = √(p(1−p)/n) (the paper's value as one sample per problem over the benchmark's n "
+            "problems; the paper does not say how many it scored) and s_ours our standard error over problems "
+            "and samples."
+        ),
+        (
+            f"- ✗: the difference exceeds that band — {marked} of {compared} compared cells. Unmarked cells "
+            "agree within sampling noise; were both runs of the same model, about 1 cell in 20 would be marked "
+            "by chance."
+        ),
+        (
+            f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "
+            "as printed); – none."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -283,17 +339,17 @@ def render_vs_paper(spec: dict, results_dir: Path) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON (inline or a file): name, table, models, ...")
-    p.add_argument("--results", type=Path, required=True, help="results folder (evals/, models/)")
+    p.add_argument("--inputs", type=load_spec, required=True, help="JSON (inline or a file): the declared inputs")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--vs-paper", type=Path, help="also write ours vs. the paper here")
     p.add_argument("--source", choices=["ours", "paper"], default="ours")
     a = p.parse_args(argv)
-    spec = a.spec
+    spec, inputs = a.spec, Inputs(a.inputs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(render(spec, a.results, a.source))
+    a.out.write_text(render(spec, inputs, a.source))
     if a.vs_paper:
         a.vs_paper.parent.mkdir(parents=True, exist_ok=True)
-        a.vs_paper.write_text(render_vs_paper(spec, a.results))
+        a.vs_paper.write_text(render_vs_paper(spec, inputs))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import json
 import re
 
-from srlm.data.io import read_jsonl, write_jsonl
+from srlm.data.io import DataError, cli, read_jsonl_numbered, write_jsonl
 
 FORMATS = ("olympiadbench", "math500", "minerva", "amc23", "gsm8k")
 _DOLLAR = re.compile(r"(?<!\\)\$")
@@ -58,56 +58,65 @@ def _gold(row: dict, fmt: str) -> str:
     raise ValueError(f"unknown benchmark format {fmt!r} ({'|'.join(FORMATS)})")
 
 
-def normalize(row: dict, fmt: str, index: int) -> dict:
-    """{"id", "problem", "answer"} of one raw row; ValueError naming the row if problem or answer is empty."""
+def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dict:
+    """{"id", "problem", "answer"} of one raw row; DataError naming the row (`origin`: file:line, else
+    "<fmt> row <index>") if problem or answer is empty or of the wrong type."""
+    origin = origin or f"{fmt} row {index}"
     native = {"math500": "unique_id", "minerva": "idx"}.get(fmt, "id")
     rid = str(row[native]) if row.get(native) is not None else str(index)
     problem = _first(row, "problem", "question")
     try:
         answer = _gold(row, fmt).strip()
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{fmt} row {index} (id {rid}): cannot read the gold answer: {e}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"{origin} (id {rid}): cannot read the gold answer: {e}") from None
     if not answer:
-        raise ValueError(f"{fmt} row {index} (id {rid}): empty or missing gold answer")
+        raise DataError(f"{origin} (id {rid}): empty or missing gold answer")
     if not isinstance(problem, str) or not problem.strip():
-        raise ValueError(f"{fmt} row {index} (id {rid}): empty or missing problem")
+        raise DataError(f"{origin} (id {rid}): empty or missing problem")
     return {"id": rid, "problem": problem.strip(), "answer": answer}
 
 
-def load_raw(params: dict) -> list[dict]:
-    """Raw rows of one benchmark for params.source hub | local | synthetic."""
+def load_raw(params: dict) -> list[tuple[str, dict]]:
+    """(origin, raw row) pairs of one benchmark for params.source hub | local | synthetic; origin is file:line
+    (1-based) for a local file, dataset[split][index] for the hub."""
     src, name = params.get("source"), params.get("name", "?")
     if src == "hub":
         import datasets
 
         ds = datasets.load_dataset(params["hub_id"], params.get("hub_config"), split=params["hub_split"])
-        return [dict(r) for r in ds]
+        return [(f"{params['hub_id']}[{params['hub_split']}][{i}]", dict(r)) for i, r in enumerate(ds)]
     if src == "local":
         if not params.get("local_path"):
             raise ValueError(f"benchmarks.{name}.local_path must be set when source is local")
-        return read_jsonl(params["local_path"])
+        path = params["local_path"]
+        return [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path, nonempty=True)]
     if src == "synthetic":
         from srlm.data.synthetic import benchmark_rows
 
         syn = params.get("synthetic") or {}
         if "n" not in syn or "seed" not in syn:
             raise ValueError(f"benchmarks.{name}.synthetic needs n and seed when source is synthetic")
-        return benchmark_rows(params["format"], syn["n"], syn["seed"])
+        rows = benchmark_rows(params["format"], syn["n"], syn["seed"])
+        return [(f"synthetic[{i}]", r) for i, r in enumerate(rows)]
     raise ValueError(f"benchmarks.{name}.source: unknown source {src!r} (hub|local|synthetic)")
 
 
 def prepare(params: dict) -> list[dict]:
-    rows = [normalize(r, params["format"], i) for i, r in enumerate(load_raw(params))]
-    seen: dict[str, int] = {}
-    for i, r in enumerate(rows):
+    """Normalized rows; an empty benchmark is an error (a 0-row benchmark scores nothing and decontaminates
+    nothing), and so is an id shared by two rows."""
+    raw = load_raw(params)
+    if not raw:
+        raise DataError(f"benchmarks.{params.get('name')}: no rows")
+    rows = [normalize(r, params["format"], i, origin) for i, (origin, r) in enumerate(raw)]
+    seen: dict[str, str] = {}
+    for (origin, _), r in zip(raw, rows):
         if r["id"] in seen:
-            raise ValueError(
-                f"benchmarks.{params.get('name')}: rows {seen[r['id']]} and {i} share id {r['id']!r}"
-            )
-        seen[r["id"]] = i
+            raise DataError(f"{origin}: id {r['id']!r} already used at {seen[r['id']]}")
+        seen[r["id"]] = origin
     return rows
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help='JSON: config benchmarks.<name> plus "name"')

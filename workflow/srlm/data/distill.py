@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from srlm.data.io import format_completion, sft_row, write_json, write_jsonl
+from srlm.data.io import DataError, cli, format_completion, sft_row, write_json, write_jsonl
 from srlm.grading import last_boxed, verify
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -69,7 +69,7 @@ def load_raw(data: dict) -> list[dict]:
 
         if not data.get("local_path"):
             raise ValueError("data.kd.local_path must be set when source is local")
-        return read_jsonl(data["local_path"])
+        return read_jsonl(data["local_path"], nonempty=True)
     raise ValueError(f"data.kd.source: unknown source {src!r} (hub|synthetic|local)")
 
 
@@ -101,12 +101,13 @@ def prepare(params: dict, out: str | Path) -> dict:
         ),
     }
     if not kept:
-        raise ValueError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)})")
+        raise DataError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)})")
     write_jsonl(out, kept)
     write_json(Path(out).with_name("kd_report.json"), report)
     return report
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str}')

@@ -2,10 +2,11 @@
 in the openai/grade-school-math format, or the synthetic generator.
 
 Outputs (in --out-dir): train.jsonl (the kept raw rows, with ids), test.jsonl (raw test rows),
-sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and prep_report.json.
+sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and cleaning.json (what each step dropped;
+srlm.data.prep_report adds token-length statistics to it as prep_report.json).
 
 Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
-against benchmark files (--bench), malformed-row handling, token-length statistics (--tokenizer).
+against benchmark files (--bench), malformed-row handling.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from srlm.data.io import (
+    DataError,
+    cli,
     format_completion,
     messages,
     read_jsonl,
@@ -30,7 +33,7 @@ _CALC = re.compile(r"<<[^<>]*>>")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-class MalformedRow(ValueError):
+class MalformedRow(DataError):
     """A raw GSM8K row that cannot be used; the message names its origin (file:line or hub index)."""
 
 
@@ -75,17 +78,19 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
         import datasets
 
         ds = datasets.load_dataset(data["hub_id"], data.get("hub_config"))
-        return {
-            s: [(f"{data['hub_id']}[{s}][{i}]", dict(r)) for i, r in enumerate(ds[s])]
-            for s in ("train", "test")
-        }
+        hub = data["hub_id"]
+        out = {s: [(f"{hub}[{s}][{i}]", dict(r)) for i, r in enumerate(ds[s])] for s in ("train", "test")}
+        for s, rows in out.items():
+            if not rows:
+                raise DataError(f"{hub}[{s}]: no rows")
+        return out
     if src == "local":
         if not data.get("local_dir"):
             raise ValueError("data.gsm8k.local_dir must be set when source is local")
         out = {}
         for s in ("train", "test"):
             path = Path(data["local_dir"]) / f"{s}.jsonl"
-            out[s] = [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path)]
+            out[s] = [(f"{path}:{ln}", r) for ln, r in read_jsonl_numbered(path, nonempty=True)]
         return out
     if src == "synthetic":
         from srlm.data.synthetic import gsm8k_rows
@@ -156,36 +161,11 @@ def decontaminate(rows: list[dict], bench: dict[str, list[dict]], n: int, thresh
     return kept, log
 
 
-def token_stats(sft_rows: list[dict], tokenizer_dir: str, max_length: int | None) -> dict:
-    """Token lengths of the rendered SFT rows (chat template when the tokenizer has one)."""
-    import numpy as np
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    texts = []
-    for r in sft_rows:
-        msgs = r["prompt"] + r["completion"]
-        if tok.chat_template:
-            texts.append(tok.apply_chat_template(msgs, tokenize=False))
-        else:
-            texts.append("\n".join(m["content"] for m in msgs))
-    lengths = np.array([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]])
-    if not len(lengths):
-        return {"n": 0}
-    stats = {f"p{p}": int(np.percentile(lengths, p, method="nearest")) for p in (50, 90, 95, 99)}
-    stats.update(n=int(len(lengths)), mean=round(float(lengths.mean()), 2), max=int(lengths.max()))
-    if max_length:
-        stats.update(max_length=max_length, over_max_length=int((lengths > max_length).sum()))
-    return stats
-
-
 # ---------------------------------------------------------------- main
 
 
-def prepare(
-    params: dict, out_dir: str | Path, bench_files: list[str] = (), tokenizer: str | None = None
-) -> dict:
-    """Write train/test/sft/rl JSONL and prep_report.json; cleaning steps run only when configured."""
+def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> dict:
+    """Write train/test/sft/rl JSONL and cleaning.json; cleaning steps run only when configured."""
     data, system_prompt = params["data"], params["system_prompt"]
     clean = data.get("clean") or {}
     on_malformed = clean.get("on_malformed", "error")
@@ -216,26 +196,31 @@ def prepare(
         dc = clean.get("decontaminate") or {}
         n, threshold = int(dc.get("ngram", 13)), float(dc.get("threshold", 0.5))
         bench = {str(f): read_jsonl(f) for f in bench_files}
+        for f, rows in bench.items():
+            if not rows:  # decontaminating against nothing would silently keep every row
+                raise DataError(f"{f}: no rows (empty benchmark file): nothing to decontaminate against")
         train, log = decontaminate(train, bench, n, threshold)
         report.update(decontamination={"ngram": n, "threshold": threshold, "benchmarks": sorted(bench)},
                       contaminated=len(log), contaminated_rows=log)  # fmt: skip
+    if not train:  # the SFT/RL sets would be empty: fail here, naming why, not in the tokenizer or a trainer
+        counts = {k: report.get(k) for k in ("rows_in", "malformed", "duplicates", "contaminated")}
+        raise DataError(f"GSM8K ({data['source']}): no train rows left after cleaning ({counts})")
     sft, rl = [], []
     for r in train:
         gold = final_answer(r["answer"])
         sft.append(sft_row(r["id"], system_prompt, r["question"], cot_completion(r["answer"]), gold))
         rl.append({"id": r["id"], "prompt": messages(system_prompt, r["question"]), "answer": gold})
     report.update(rows_out=len(train), test_rows_out=len(splits["test"]))
-    if tokenizer:
-        report["token_lengths"] = token_stats(sft, tokenizer, clean.get("max_length"))
     out = Path(out_dir)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", splits["test"])
     write_jsonl(out / "sft.jsonl", sft)
     write_jsonl(out / "rl.jsonl", rl)
-    write_json(out / "prep_report.json", report)
+    write_json(out / "cleaning.json", report)
     return report
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -245,9 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
-    ap.add_argument("--tokenizer", default=None, help="tokenizer folder for token-length statistics")
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.out_dir, a.bench, a.tokenizer)
+    rep = prepare(json.loads(a.params), a.out_dir, a.bench)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 

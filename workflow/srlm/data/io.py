@@ -6,32 +6,64 @@ UTF-8, `ensure_ascii=False`, keys in insertion order, one row per line, "\n" lin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSONL file; a bad line raises ValueError naming file and line number."""
-    return [row for _, row in read_jsonl_numbered(path)]
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message starts with where it is (file:line, 1-based)."""
 
 
-def read_jsonl_numbered(path: str | Path) -> list[tuple[int, dict]]:
-    """(line number, row) pairs, blank lines skipped, so later checks can name the line too."""
+def read_jsonl(path: str | Path, *, nonempty: bool = False) -> list[dict]:
+    """Rows of a JSONL file; a bad line raises DataError naming file and line number."""
+    return [row for _, row in read_jsonl_numbered(path, nonempty=nonempty)]
+
+
+def read_jsonl_numbered(path: str | Path, *, nonempty: bool = False) -> list[tuple[int, dict]]:
+    """(line number, row) pairs, blank lines skipped, so later checks can name the line too. Every line must
+    be UTF-8 and a JSON object; `nonempty`: a file without rows is an error too."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append((lineno, row))
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            where = f"byte {raw[e.start]:#04x} at column {e.start + 1}"
+            raise DataError(f"{path}:{lineno}: not UTF-8 ({where})") from None
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append((lineno, row))
+    if nonempty and not rows:
+        raise DataError(f"{path}: no rows (empty file)")
     return rows
+
+
+def cli(main: Callable) -> Callable:
+    """Entry point wrapper: a DataError (or a config ValueError the module raises on purpose) ends the
+    command with its one-line message and exit status 1, not a traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except DataError as e:
+            sys.exit(f"error: {e}")
+
+    return wrapped
 
 
 def _write_atomic(path: str | Path, text: str) -> None:

@@ -4,12 +4,17 @@ The TRL trainers do the training; this module only wires them to the workflow's 
 - checkpoints go to --work-dir (not a Snakemake output, so a requeued job finds them and resumes from the newest
   complete one; the Trainer restores weights, optimizer, scheduler, RNG states and skips the batches already seen);
 - the final model appears at --out only when training is complete (written beside it, then renamed);
-- a LoRA stage is merged into full weights before saving, so the next stage and evaluation load plain weights.
+- a LoRA stage is merged into full weights before saving, so the next stage and evaluation load plain weights;
+- every start of the job is an attempt: its timing is kept in --work-dir/attempts.json (rewritten after each
+  optimizer step, so a kill loses only the time since the last step) and the summary lists all of them, so a
+  requeued job's cost counts every attempt; steps, tokens and loss describe the whole training, not the part
+  since the last resume.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import enum
 import json
 import os
@@ -17,13 +22,12 @@ import shutil
 import time
 from pathlib import Path
 
-from srlm import health
 from srlm.train import progress
 
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision[, health]}")
+    ap.add_argument("--params", required=True, help="JSON: {stage, model, mixed_precision, node_gpus}")
     ap.add_argument("--model", required=True, help="parent model folder")
     ap.add_argument("--data", required=True, help="training JSONL")
     ap.add_argument("--work-dir", required=True, type=Path, help="checkpoints (kept across restarts)")
@@ -33,8 +37,8 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--model-name", default="")
     ap.add_argument("--chain", default="")
     args = ap.parse_args(argv)
+    args.started = time.time()  # the attempt starts here: loading the model is part of its GPU time
     args.params = json.loads(args.params)
-    args.health = health.settings(args.params.get("health"))  # a bad key fails now, not after training
     return args
 
 
@@ -72,16 +76,15 @@ def last_complete_checkpoint(work_dir: Path) -> str | None:
 
 
 def job_identity(args, processes: int) -> dict:
-    """What a checkpoint is only valid for: the job's parameters (less the collapse thresholds), the process
+    """What a checkpoint is only valid for: the job's parameters, the process
     count (ZeRO shards optimizer state per process), and the parent model and data files as found on disk."""
 
     def files(path: Path) -> list:
         paths = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
-    params = {k: v for k, v in args.params.items() if k != "health"}
     return {
-        "params": params,
+        "params": args.params,
         "processes": processes,
         "model": files(Path(args.model)),
         "data": files(Path(args.data)),
@@ -137,6 +140,9 @@ def common_args(stage: dict, work_dir: Path, mixed_precision: str) -> dict:
         fp16=mixed_precision == "fp16",
         report_to="none",
         disable_tqdm=True,
+        # Tokens counted in the Trainer state, which checkpoints restore: TRL's SFT num_tokens restarts at 0
+        # on resume. GRPO counts prompt + completion tokens in that state itself (a second count would add).
+        include_num_input_tokens_seen="non_padding" if stage["type"] == "sft" else "no",
     )
 
 
@@ -199,6 +205,55 @@ def read_metrics(path: Path) -> list[dict]:
     return out
 
 
+class Attempts:
+    """This job's attempts, oldest first: earlier ones from work_dir/attempts.json, then the running one,
+    whose record is rewritten after every optimizer step (main process only; the file goes with the work dir
+    when another job's checkpoints are cleared)."""
+
+    def __init__(self, work_dir: Path, started: float, processes: int, gpus: int, resumed_from: str | None):
+        from transformers import TrainerCallback
+
+        self.path = Path(work_dir) / "attempts.json"
+        try:
+            self.earlier = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.earlier = []
+        self.started, self.train_started = started, None
+        utc = datetime.datetime.fromtimestamp(started, datetime.UTC)
+        self.current = {
+            "started": utc.isoformat(timespec="seconds"),
+            "wall_s": 0.0,
+            "train_s": 0.0,
+            "gpus": gpus,
+            "processes": processes,
+            "resumed_from": resumed_from,
+            "completed": False,
+        }
+        attempts = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                attempts.train_started = time.time()
+
+            def on_step_end(self, args, state, control, **kw):
+                if state.is_world_process_zero:
+                    attempts.write()
+
+        self.callback = _CB()
+        self.write()
+
+    def write(self, completed: bool = False) -> list[dict]:
+        now = time.time()
+        self.current.update(wall_s=round(now - self.started, 3), completed=completed)
+        if self.train_started is not None:
+            self.current["train_s"] = round(now - self.train_started, 3)
+        all_ = [*self.earlier, self.current]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(all_, indent=1) + "\n")
+        os.replace(tmp, self.path)  # a kill mid-write leaves the previous record, never half of one
+        return all_
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Keep the records up to `step` (a resumed run logs the later steps again)."""
     if path.exists():
@@ -229,10 +284,10 @@ def used_lora(model) -> dict | None:
     }
 
 
-def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = None) -> None:
+def run(trainer, args, stage_type: str, settings: dict) -> None:
     """Train (resuming from the newest complete checkpoint), save the merged model atomically, write metrics
-    and summary. `settings`: extra entries for the summary beside the trainer arguments actually used;
-    `rewards`: {metrics key of a reward's mean: {"correct", "incorrect"}} for the collapse rules."""
+    and summary (what ran; whether the run collapsed is judged by the check_health rule, srlm.health).
+    `settings`: extra entries for the summary beside the trainer arguments actually used."""
     work: Path = args.work_dir
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
@@ -245,9 +300,11 @@ def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = N
     )
     if resume:
         print(f"resuming from {resume}", flush=True)
-    t0 = time.time()
+    if main:
+        gpus = acc.num_processes if has_cuda() else 0
+        attempts = Attempts(work, args.started, acc.num_processes, gpus, resume)
+        trainer.add_callback(attempts.callback)
     trainer.train(resume_from_checkpoint=resume)
-    runtime = time.time() - t0
     model = trainer.model
     lora = used_lora(model)
     tmp = args.out.with_name(args.out.name + ".tmp")
@@ -267,24 +324,31 @@ def run(trainer, args, stage_type: str, settings: dict, rewards: dict | None = N
     os.replace(tmp, args.out)
     records = metrics.records()
     shutil.copyfile(metrics.path, args.metrics) if metrics.path.exists() else args.metrics.write_text("")
-    status, reason = health.assess(records, args.health, rewards)
-    tokens = max((r["num_tokens"] for r in records if "num_tokens" in r), default=None)
+    # Restored from checkpoints with the step count, so a resumed job counts the steps before its resume too.
+    tokens = trainer.state.num_input_tokens_seen or None
+    losses = [r["loss"] for r in records if "loss" in r and "step" in r]
+    history = attempts.write(completed=True)
+    runtime = sum(a["train_s"] for a in history)
     summary = {
         "model": args.model_name,
         "chain": args.chain,
         "stage": args.chain.split("+")[-1],
         "type": stage_type,
-        "status": status,
-        "reason": reason,
         "steps": trainer.state.global_step,
+        # Mean of the logged per-step losses over the whole training (metrics.jsonl keeps the steps logged
+        # before a resume), i.e. what an uninterrupted run's train_loss is.
+        "train_loss": sum(losses) / len(losses) if losses else None,
         "resumed_from": resume,
+        # Time inside trainer.train(), summed over attempts (steps redone after a resume count twice).
         "train_runtime_s": round(runtime, 3),
         "processes": trainer.accelerator.num_processes,
-        # Tokens seen by the model on the main process's count (TRL's num_tokens is gathered across processes).
+        # Tokens of all processes (SFT: non-padding input tokens; GRPO: prompt + completion tokens).
         "num_tokens": tokens,
-        "tokens_per_s": round(tokens / runtime, 1) if tokens else None,
+        "tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
         "peak_gpu_memory_gib": _peak_memory(),
         "settings": {**settings, "lora": lora},
+        # Every start of this job, oldest first (timing for the cost of requeued jobs: wall_s × gpus each).
+        "attempts": history,
     }
     args.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")
 

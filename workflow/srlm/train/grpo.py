@@ -1,7 +1,8 @@
 """RL stage: TRL GRPOTrainer with the paper's two rewards (format ±1, accuracy ±1, §3.3).
 
-Every TRL default that changed across versions (beta, loss_type, scale_rewards, max_completion_length,
-temperature, vllm_mode) comes from the stage config, and the values the trainer used land in train_summary.json.
+Every GRPOConfig field that shapes the objective of eq. (3) is set here, never left to TRL's default: the ones
+the paper leaves open come from the stage config (CONFIG_KEYS, each commented in config.yaml), the ones eq. (3)
+fixes are EQ3 below; the values the trainer used land in train_summary.json (docs/fidelity.md lists them all).
 Where vLLM is not used (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` through the project's
 generation interface (the same transformers model with a static KV cache and CUDA graphs, 6-10x TRL's
 `model.generate` on an H100: docs/performance.md), handed to TRL through its public `rollout_func`, or by TRL's own
@@ -11,9 +12,66 @@ generation interface (the same transformers model with a static KV cache and CUD
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from srlm import decode, rewards
 from srlm.train import common, speed
+
+
+# Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
+CONFIG_KEYS = (
+    "num_generations",
+    "max_completion_length",
+    "beta",
+    "epsilon",
+    "num_iterations",
+    "loss_type",
+    "scale_rewards",
+    "use_bias_correction_kl",
+    "temperature",
+    "top_p",
+    "top_k",
+    "vllm_mode",
+    "vllm_importance_sampling_correction",
+    "vllm_importance_sampling_mode",
+    "vllm_importance_sampling_clip_max",
+)
+# GRPOConfig fields that eq. (3) fixes, passed explicitly so that no TRL default change can alter the objective:
+# per-token ratios clipped to [1-ε, 1+ε] on both sides with no extra bound, every token of every one of the G
+# completions in the loss (truncated ones too), no entropy term, advantages from the summed rewards, a fixed π_ref.
+EQ3 = {
+    "importance_sampling_level": "token",
+    "epsilon_high": None,
+    "delta": None,
+    "mask_truncated_completions": False,
+    "top_entropy_quantile": 1.0,
+    "off_policy_mask_threshold": None,
+    "entropy_coef": 0.0,
+    "multi_objective_aggregation": "sum_then_normalize",
+    "sync_ref_model": False,
+}
+
+
+def config_kwargs(
+    stage: dict,
+    work_dir,
+    mixed_precision: str,
+    *,
+    use_vllm: bool,
+    n_processes: int,
+    has_cuda: bool,
+    node_gpus: int,
+) -> dict:
+    """GRPOConfig kwargs of a job: the stage's objective and sampling settings, EQ3, and the speed settings."""
+    kwargs = dict(
+        **common.common_args(stage, work_dir, mixed_precision),
+        **{k: stage[k] for k in CONFIG_KEYS},
+        **EQ3,
+        use_vllm=use_vllm,
+    )
+    # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
+    kwargs.update(speed.grpo_speed_args(stage, n_processes, has_cuda, node_gpus=node_gpus))
+    return kwargs
 
 
 def rollout_engine(model, config) -> str:
@@ -68,6 +126,8 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
+    # rollout_func is documented but marked experimental: say so once here, not in every job log.
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -78,20 +138,15 @@ def main(argv=None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
-    kwargs = dict(
-        **common.common_args(stage, args.work_dir, p["mixed_precision"]),
-        num_generations=stage["num_generations"],
-        max_completion_length=stage["max_completion_length"],
-        beta=stage["beta"],
-        loss_type=stage["loss_type"],
-        scale_rewards=stage["scale_rewards"],
-        temperature=stage["temperature"],
+    kwargs = config_kwargs(
+        stage,
+        args.work_dir,
+        p["mixed_precision"],
         use_vllm=use_vllm,
-        vllm_mode=stage["vllm_mode"],
+        n_processes=common.world_size(),
+        has_cuda=common.has_cuda(),
+        node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
     )
-    # One rollout of the whole global batch per optimizer step, in the largest micro-batches (perf/bench.py).
-    node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
-    kwargs.update(speed.grpo_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     speed.attention_backends()
     rw = stage["rewards"]
     funcs = {
@@ -115,9 +170,7 @@ def main(argv=None) -> None:
         "vllm_requested": stage["use_vllm"],
         "generation_engine": engine,
     }
-    # TRL logs each reward's batch mean as rewards/<function name>/mean.
-    reward_logs = {f"rewards/{f.__name__}/mean": rw[name] for name, f in funcs.items()}
-    common.run(trainer, args, "grpo", settings, reward_logs)
+    common.run(trainer, args, "grpo", settings)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,13 @@ def main(argv=None) -> None:
         eos_token=p["model"]["eos_token"],
         completion_only_loss=True,
         packing=False,
+        # Plain cross-entropy (TRL also offers "dft", and its default was None in 1.9).
+        loss_type="nll",
+        # A row longer than max_length keeps its start (srlm.data's prep report counts such rows).
+        truncation_mode="keep_start",
+        # The loss is the mean over every completion token of the global batch, however it is split across GPUs
+        # and accumulation steps (srlm.train.speed keeps the global batch on any GPU count).
+        average_tokens_across_devices=True,
     )
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)

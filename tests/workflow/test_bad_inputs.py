@@ -1,0 +1,230 @@
+"""A hostile user's inputs: malformed config overlays and broken data files must stop at the entry point,
+before any job, with one message naming the key or file:line, and no Python traceback.
+
+Configs go through `python -m srlm.config` (the validation the Snakefile runs before planning, the overlay
+merged onto config.yaml as Snakemake merges it), called in this process because every Snakemake start costs
+seconds; a few go through `snakemake -n` itself. Data files go through the CLIs the rules run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from srlm import config as cfg
+
+from tests.conftest import REPO, snakemake
+
+LORA = "stages.sft-lora.lora"
+
+
+def overlay(obj) -> str:
+    return yaml.safe_dump(obj)
+
+
+# (overlay YAML, text the message must contain). Paths are relative to the working directory (the repository).
+BAD_CONFIGS = [
+    # sources that name nothing, or a path that is not there
+    (overlay({"models": {"qwen2.5-0.5b": {"source": "local"}}}),
+     "models.qwen2.5-0.5b: 'local_path' is a required"),
+    (overlay({"models": {"qwen2.5-0.5b": {"source": "local", "local_path": "no/such/model"}}}),
+     "models.qwen2.5-0.5b.local_path: no folder 'no/such/model'"),
+    (overlay({"models": {"qwen2.5-0.5b": {"source": "local", "local_path": "workflow"}}}),
+     "models.qwen2.5-0.5b.local_path: folder 'workflow' has no config.json"),
+    (overlay({"models": {"qwen2.5-0.5b": {"source": "random", "local_path": "no/such/model"}}}),
+     "models.qwen2.5-0.5b.local_path: no folder"),
+    (overlay({"models": {"m2": {"label": "M", "source": "hub", "chat_template": True, "eos_token": "x"}}}),
+     "models.m2: 'hub_id' is a required property"),
+    (overlay({"benchmarks": {"math500": {"source": "local"}}}),
+     "benchmarks.math500.local_path: not set (needed when source is local)"),
+    (overlay({"benchmarks": {"math500": {"source": "local", "local_path": "no/such.jsonl"}}}),
+     "benchmarks.math500.local_path: no file 'no/such.jsonl'"),
+    (overlay({"benchmarks": {"aime": {"label": "A", "source": "hub", "format": "math500",
+                                       "generation": {}}}}),
+     "benchmarks.aime.hub_id: not set (needed when source is hub)"),
+    (overlay({"benchmarks": {"math500": {"source": "synthetic", "synthetic": {"n": 8}}}}),
+     "benchmarks.math500.synthetic: lacks seed"),
+    (overlay({"data": {"gsm8k": {"source": "local"}}}), "data.gsm8k.local_dir: not set"),
+    (overlay({"data": {"gsm8k": {"source": "local", "local_dir": "no/such/dir"}}}),
+     "data.gsm8k.local_dir: no folder 'no/such/dir'"),
+    (overlay({"data": {"gsm8k": {"source": "local", "local_dir": "workflow"}}}),
+     "data.gsm8k.local_dir: folder 'workflow' has no train.jsonl, test.jsonl"),
+    (overlay({"data": {"kd": {"source": "local"}}}), "data.kd.local_path: not set"),
+    (overlay({"launch": {"deepspeed": "envs/deepspeed/zero9.json"}}), "launch.deepspeed: no file"),
+    # numbers that are each valid but not together
+    (overlay({"evaluation": {"max_model_length": 1024}}),
+     "evaluation.generation.max_new_tokens: 32768 exceeds evaluation.max_model_length (1024)"),
+    (overlay({"benchmarks": {"amc23": {"generation": {"max_new_tokens": 40000}}}}),
+     "benchmarks.amc23.generation.max_new_tokens: 40000 exceeds"),
+    (overlay({"stages": {"sft": {"max_steps": 0}}}), "stages.sft.max_steps: 0 trains nothing"),
+    (overlay({"tiny_model": {"num_attention_heads": 3}}), "tiny_model.num_attention_heads: must divide"),
+    (overlay({"stages": {"rl": {"per_device_train_batch_size": 20}}}),
+     "stages.rl.per_device_train_batch_size: must be divisible by num_generations"),
+    (overlay({"tables": {"table2": {"columns": ["math500", "math500", "minerva", "amc23", "gsm8k"]}}}),
+     "tables.table2.columns.1: 'math500' listed twice"),
+    # the LoRA block (a oneOf null | object): the offending field, not "lora is not of type 'null'"
+    (overlay({"stages": {"sft-lora": {"lora": {"r": 0}}}}), f"{LORA}.r: 0 is less than the minimum of 1"),
+    (overlay({"stages": {"sft-lora": {"lora": {"r": "16"}}}}), f"{LORA}.r: '16' is a string, expected int"),
+    (overlay({"stages": {"sft-lora": {"lora": {"dropout": 1.5}}}}), f"{LORA}.dropout: 1.5 is greater than"),
+    (overlay({"stages": {"sft-lora": {"lora": {"rank": 8}}}}), f"{LORA}.rank: unknown key"),
+    (overlay({"stages": {"sft-lora": {"lora": "yes"}}}), f"{LORA}: 'yes' is none of: null, object"),
+    # types, unknown keys, keys a stage type does not take, references
+    (overlay({"stages": {"rl": {"learning_rate": "1e-5"}}}), "stages.rl.learning_rate: '1e-5' is a string"),
+    (overlay({"stages": {"rl": {"lr": 1.0e-5}}}), "stages.rl.lr: unknown key"),
+    (overlay({"stages": {"sft": {"beta": 0.1}}}), "stages.sft.beta: not allowed for a stage of type 'sft'"),
+    (overlay({"evaluation": {"engine": "native"}}), "evaluation.engine: 'native' is not one of"),
+    (overlay({"evaluation": {"batch_size": 0}}), "evaluation.batch_size: 0 is less than the minimum of 1 or"),
+    (overlay({"data": {"gsm8k": {"clean": {"on_malformed": "skip"}}}}), "gsm8k.clean.on_malformed: 'skip'"),
+    (overlay({"data": {"gsm8k": {"clean": {"tokenizer_model": "gpt2"}}}}),
+     "data.gsm8k.clean.tokenizer_model: unknown model 'gpt2'"),
+    (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
+        {"model": "qwen2.5-0.5b", "chain": "kd+ppo", "paper": [None] * 5}]}]}}}),
+     "tables.table3.sections.0.rows.0.chain: 'kd+ppo' names undefined stage 'ppo'"),
+    # files that are not a YAML mapping
+    ("stages:\n  rl: {learning_rate: 1.0e-5\n", "bad.yaml:3:1: YAML syntax error"),
+    ("stages:\n\trl: {}\n", "bad.yaml:2:1: YAML syntax error"),
+    ("- a list\n", "bad.yaml: expected a mapping of config keys, got list"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text,message", BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS])
+def test_bad_config_named_before_planning(text, message, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    monkeypatch.chdir(REPO)  # where snakemake runs: relative paths in the config start here
+    with pytest.raises(SystemExit) as stop:
+        cfg.main(["--configfile", str(bad)])
+    said = str(stop.value.code) + capsys.readouterr().err
+    assert stop.value.code not in (0, None)
+    assert message in said, said
+    assert "Traceback" not in said
+
+
+def test_good_configs_pass(monkeypatch, capsys):
+    """The guard against a check that rejects everything: the shipped config and overlays are valid here."""
+    monkeypatch.chdir(REPO)
+    shared_data = (REPO.parent / "shared" / "data").is_dir()  # config/local-data.yaml's files (our machines)
+    for overlays in ([], ["config/demo.yaml"], *([["config/local-data.yaml"]] if shared_data else [])):
+        cfg.main(["--configfile", *overlays])
+        assert capsys.readouterr().out.strip() == "configuration is valid"
+
+
+def test_snakemake_stops_before_any_job(tmp_path):
+    """The same check inside Snakemake: exit status 1 before the plan, the message alone. A YAML syntax error
+    in an overlay is Snakemake's own (it parses overlays before any workflow code): no file and line there,
+    which is why `python -m srlm.config` exists; it still stops before any job."""
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(overlay({"models": {"qwen2.5-0.5b": {"source": "local", "local_path": "no/such/m"}}}))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages:\n  rl: {learning_rate: 1.0e-5\n")
+    cases = ((missing, "models.qwen2.5-0.5b.local_path: no folder"), (broken, "not valid JSON or YAML"))
+    for path, message in cases:
+        proc = snakemake("-n", "results/table2.md", "--configfile", str(path), check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and message in text, text[-3000:]
+        assert "Job stats" not in text and "Traceback" not in text and 'File "' not in text, text[-3000:]
+
+
+# ---------------------------------------------------------------- broken data files, through the rules' CLIs
+
+Q = "Tom has 3 apples and buys 2 more. How many apples does he have?"
+GOOD_TRAIN = json.dumps({"question": Q, "answer": "3 + 2 = 5\n#### 5"})
+GOOD_TEST = json.dumps({"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"})
+MATH = json.dumps({"problem": "What is 1 + 1?", "answer": "2", "unique_id": "a"})
+
+
+def lines(*rows: str | bytes) -> bytes:
+    return b"".join((r if isinstance(r, bytes) else r.encode()) + b"\n" for r in rows)
+
+
+def bench(content: bytes, fmt: str = "math500") -> tuple[str, dict[str, bytes], list[str]]:
+    params = {"name": "b", "source": "local", "local_path": "b.jsonl", "format": fmt}
+    argv = ["--params", json.dumps(params), "--out", "out.jsonl"]
+    return "srlm.data.benchmarks", {"b.jsonl": content}, argv
+
+
+def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", bench_file=None):
+    data = {"source": "local", "local_dir": "gsm8k", "clean": {"on_malformed": on_malformed}}
+    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), "--out-dir", "out"]
+    files = {"gsm8k/train.jsonl": train, "gsm8k/test.jsonl": test}
+    if bench_file is not None:
+        files["bench.jsonl"] = bench_file
+        argv += ["--bench", "bench.jsonl"]
+    return "srlm.data.gsm8k", files, argv
+
+
+def kd(content: bytes):
+    argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
+            "--out", "out.jsonl"]  # fmt: skip
+    return "srlm.data.distill", {"kd.jsonl": content}, argv
+
+
+BAD_DATA = {
+    "bench-not-utf8": (bench(lines(MATH, b'{"problem": "caf\xe9", "answer": "1", "unique_id": "b"}')),
+                       "b.jsonl:2: not UTF-8"),
+    "bench-invalid-json": (bench(lines(MATH, '{"problem": "P", "answer": ')), "b.jsonl:2: invalid JSON"),
+    "bench-not-an-object": (bench(lines(MATH, "[1, 2]")), "b.jsonl:2: expected a JSON object, got list"),
+    "bench-empty": (bench(b""), "b.jsonl: no rows (empty file)"),
+    "bench-blank-lines-only": (bench(b"\n  \n"), "b.jsonl: no rows"),
+    "bench-no-answer": (bench(lines(MATH, MATH, '{"problem": "P", "unique_id": "c"}')),
+                        "b.jsonl:3 (id c): empty or missing gold answer"),
+    "bench-problem-not-text": (bench(lines('{"problem": 7, "answer": "2", "unique_id": "a"}')),
+                               "b.jsonl:1 (id a): empty or missing problem"),
+    "bench-answer-wrong-type": (bench(lines('{"question": "Q", "answer": 5}'), "gsm8k"),
+                                "b.jsonl:1 (id 0): cannot read the gold answer"),
+    "bench-amc-null-answer": (bench(lines('{"problem": "P", "answer": null, "id": 3}'), "amc23"),
+                              "b.jsonl:1 (id 3): empty or missing gold answer"),
+    "bench-duplicate-id": (bench(lines(MATH, MATH.replace('"a"', '"z"'), MATH)),
+                           "b.jsonl:3: id 'a' already used at b.jsonl:1"),
+    "gsm8k-empty-train": (gsm8k(b""), "gsm8k/train.jsonl: no rows (empty file)"),
+    "gsm8k-empty-test": (gsm8k(lines(GOOD_TRAIN), b""), "gsm8k/test.jsonl: no rows (empty file)"),
+    "gsm8k-not-utf8": (gsm8k(lines(GOOD_TRAIN, b'{"question": "\xff\xfe", "answer": "#### 1"}')),
+                       "gsm8k/train.jsonl:2: not UTF-8"),
+    "gsm8k-truncated-line": (gsm8k(lines(GOOD_TRAIN), lines(GOOD_TEST, '{"question": "Q", "ans')),
+                             "gsm8k/test.jsonl:2: invalid JSON"),
+    "gsm8k-no-final-answer": (gsm8k(lines(GOOD_TRAIN, json.dumps({"question": Q, "answer": "5"}))),
+                              "gsm8k/train.jsonl:2: no '####'"),
+    "gsm8k-question-not-text": (gsm8k(lines(json.dumps({"question": ["Q"], "answer": "#### 1"}), GOOD_TRAIN)),
+                                "gsm8k/train.jsonl:1: empty or missing 'question'"),
+    "gsm8k-all-rows-dropped": (gsm8k(lines(json.dumps({"question": Q, "answer": "5"})), on_malformed="drop"),
+                               "no train rows left after cleaning"),
+    "gsm8k-empty-decontamination-benchmark": (gsm8k(lines(GOOD_TRAIN), bench_file=b""),
+                                              "bench.jsonl: no rows (empty benchmark file)"),
+    # one KD case: srlm.data.distill imports math-verify (seconds); the reading is the shared srlm.data.io's
+    "kd-not-utf8": (kd(lines(b'{"problem": "\xc3\x28"}')), "kd.jsonl:1: not UTF-8"),
+}  # fmt: skip
+
+
+def run_cli(module: str, files: dict[str, bytes], argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    for name, content in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_bytes(content)
+    cmd = [sys.executable, "-m", module, *argv]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_broken_data_file_named(case, tmp_path):
+    (module, files, argv), message = BAD_DATA[case]
+    proc = run_cli(module, files, argv, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err  # one line, no traceback
+    assert not list(tmp_path.glob("out*")), "a failed step wrote an output"
+
+
+def test_malformed_rows_dropped_are_counted(tmp_path):
+    """on_malformed: drop keeps going and counts every dropped row, by file:line, in cleaning.json (which the
+    report_gsm8k rule turns into prep_report.json)."""
+    bad = json.dumps({"question": Q, "answer": "no final line"})
+    module, files, argv = gsm8k(lines(GOOD_TRAIN, bad, GOOD_TRAIN.replace("Tom", "Ann")), on_malformed="drop")
+    proc = run_cli(module, files, argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out" / "cleaning.json").read_text())
+    assert report["rows_in"] == 3 and report["malformed"] == 1 and report["rows_out"] == 2
+    assert report["malformed_rows"] == ["gsm8k/train.jsonl:2: no '####' line in answer: 'no final line'"]
+
