@@ -189,9 +189,10 @@ def get_train_params(wildcards):
             "stage": {k: v for k, v in get_stage(wildcards).items() if k != "label"},
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
-            "report_to": config["launch"]["report_to"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
+            # Only when set: the default (none) leaves the params, hence finished trainings, as they were.
+            **({"report_to": config["launch"]["report_to"]} if config["launch"]["report_to"] else {}),
         }
     )
 
