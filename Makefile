@@ -14,7 +14,8 @@ $(VENV)/.installed: envs/requirements-cpu.txt envs/requirements-weights.txt envs
 env: $(VENV)/.installed
 
 demo: env
-	snakemake results/demo/table2.md --cores $(CORES) --configfile config/demo.yaml
+	snakemake --cores $(CORES) --configfile config/demo.yaml
+	snakemake --report results/demo/report.html --configfile config/demo.yaml
 
 test: env
 	pytest -q --durations=10 -m "not slurm and not distill" --ignore=tests/vllm tests

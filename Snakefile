@@ -16,6 +16,9 @@ if _pkg not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

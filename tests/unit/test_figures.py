@@ -115,3 +115,35 @@ def test_cli(tmp_path):
         ]
     )
     assert_real_png(tmp_path / "f" / "table3_accuracy.png")
+
+
+def _drawn(monkeypatch):
+    """The figures srlm.figures draws, kept open for inspection."""
+    kept = []
+    monkeypatch.setattr(figures.plt, "close", kept.append)
+    return kept
+
+
+def test_few_steps_get_integer_ticks(tmp_path, monkeypatch):
+    results, kept = tmp_path / "results", _drawn(monkeypatch)
+    write_metrics(results, "qwen2.5-0.5b", "kd", [{"step": i, "loss": 2 / i} for i in (1, 2, 3)])
+    s = spec()
+    figures.training_figure(s, declared(s, results), "qwen2.5-0.5b", "kd", tmp_path / "kd.png")
+    ax = kept[0].axes[0]
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_zero_and_tiny_bars_are_labelled_and_visible(tmp_path, monkeypatch):
+    results, kept = tmp_path / "results", _drawn(monkeypatch)
+    s = spec()
+    for b, p in zip(s["tables"]["table3"]["columns"], [0.0, 0.0, 0.001, 0.0, 0.0]):
+        path = Path(layout.Layout(str(results)).eval_json("qwen2.5-0.5b", "kd+rl", b))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"pass_at_1": p, "ci95": [0.0, p], "not_extractable_rate": 0.0}))
+    figures.accuracy_figure(s, declared(s, results), "table3", tmp_path / "acc.png")
+    ax = kept[0].axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_text()] == ["0.0", "0.0", "0.1", "0.0", "0.0"]
+    bottom, top = ax.get_ylim()
+    assert bottom < 0 and top >= 1.0  # zero bars just above the axis line; a 0-1 scale at least

@@ -150,6 +150,23 @@ def test_marks_are_computed_from_run_outputs(tmp_path):
     assert any(x.startswith("- † Qwen2.5-0.5B: 90% of answers") for x in lines)
 
 
+def test_bold_marks_only_a_unique_nonzero_column_maximum(tmp_path):
+    spec, cols = small_spec(), CONFIG["tables"]["table3"]["columns"]
+    base, inst = "qwen2.5-0.5b", "qwen2.5-0.5b-instruct"
+    values = {  # per row: OB, MATH500 tie at 20.0, MINERVA all zero, AMC23 unique 5.0, GSM8K unique 0.5
+        (base, "base"): [0.10, 0.20, 0.0, 0.0, 0.0],
+        (inst, "base"): [0.05, 0.20, 0.0, 0.05, 0.005],
+        (base, "kd+rl"): [0.01, 0.10, 0.0, 0.0, 0.0],
+    }
+    for (model, chain), ps in values.items():
+        for b, p in zip(cols, ps):
+            write_eval(tmp_path, model, chain, b, p)
+    lines = tables.render(spec, declared(spec, tmp_path)).splitlines()
+    assert "| Qwen2.5-0.5B | **10.0** | 20.0 | 0.0 | 0.0 | 0.0 |" in lines
+    assert "| Qwen2.5-0.5B-Instruct | 5.0 | 20.0 | 0.0 | **5.0** | **0.5** |" in lines
+    assert "| Qwen2.5-0.5B+KD+RL | 1.0 | 10.0 | 0.0 | 0.0 | 0.0 |" in lines
+
+
 def test_threshold_is_strict_and_from_spec(tmp_path):
     spec = small_spec()
     for b in spec["table"]["columns"]:

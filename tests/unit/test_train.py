@@ -13,6 +13,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -402,3 +403,22 @@ def test_lora_merged_and_adapter_generate_the_same(files, warm):
     parent = greedy(AutoModelForCausalLM.from_pretrained(warm[0]))
     assert merged == adapter
     assert merged != parent, "the adapter changed nothing: the comparison proves nothing"
+
+
+# ---------------------------------------------------------------- what the job log shows
+
+
+def test_job_log_has_header_progress_and_tensorboard_events(files, capsys, monkeypatch):
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", "")  # restored after the test; the job sets its own
+    out = files / "logged"
+    stage = stage_of("sft", max_steps=3, save_steps=1000)
+    args = argv("sft", stage, files / "base", files / "data" / "sft.jsonl", out)
+    args[1] = json.dumps({**json.loads(args[1]), "report_to": ["tensorboard"]})
+    sft.main(args)
+    log = capsys.readouterr().out
+    assert re.search(r"^\[srlm\] python=.* transformers=\d", log, re.MULTILINE)
+    assert re.search(r"^\[srlm\] host=\S+ devices=.* processes=1$", log, re.MULTILINE)
+    clock = r"\d+:\d\d:\d\d"
+    assert re.search(rf"^step 1/3 \(33%\) \| elapsed {clock} \| ETA {clock} \| loss ", log, re.MULTILINE)
+    assert re.search(rf"^step 3/3 \(100%\) \| elapsed {clock} \| ETA 0:00:00", log, re.MULTILINE)
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -5,13 +5,17 @@ One session-scoped run of the demo DAG to table2.md in a copy of the workflow; t
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
-
-from collections import Counter
 
 from tests.conftest import copy_workflow, planned_jobs, snakemake
 
@@ -87,3 +91,62 @@ def test_benchmark_sampling_change_reruns_only_its_evaluations(demo):
     counts = Counter(r for r, _ in jobs)
     assert counts == {"generate": 12, "grade": 12, "render_table": 1}
     assert all(w["benchmark"] == "math500" for r, w in jobs if r in ("generate", "grade"))
+
+
+# ---------------------------------------------------------------- the report, as a browser shows it
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Opens one result of the report the way its eye button does (the report app's own `results` and `app`).
+VIEW = """<script>window.addEventListener("load", () => setTimeout(() => {{
+  const path = Object.keys(results).find((k) => k.endsWith("{suffix}"));
+  app.setView({{navbarMode: "category", category: "Table 2", content: "{content}",
+               contentPath: results[path].data_uri, resultPath: path}});
+}}, 100));</script>"""
+
+
+@pytest.fixture(scope="session")
+def demo_report(demo):
+    """Rule all of the demo (Table 2 with its HTML pages, cost and figures) and `snakemake --report`."""
+    snakemake("--cores", "2", "--configfile", "config/demo.yaml", cwd=demo)
+    snakemake("--report", "report.html", "--configfile", "config/demo.yaml", cwd=demo)
+    return demo / "report.html"
+
+
+def chromium(report: Path, suffix: str = "", content: str = "", screenshot: Path | None = None) -> str:
+    """The report's DOM after headless Chromium ran its scripts, showing the result whose path ends in
+    `suffix` (none: the landing page); optionally a screenshot of that view."""
+    page = report
+    if suffix:
+        page = report.with_name(f"view-{content}.html")
+        page.write_text(report.read_text() + VIEW.format(suffix=suffix, content=content))
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    cmd += [f"--screenshot={screenshot}", "--window-size=1400,1000"] if screenshot else ["--dump-dom"]
+    proc = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=300, check=True)
+    return proc.stdout
+
+
+def _iframe_page(dom: str) -> str:
+    src = re.search(r'<iframe src="data:text/html;charset=[^;]+;filename=[^;]+;base64,([^"]+)"', dom)
+    assert src, dom[-3000:]
+    return base64.b64decode(src.group(1)).decode()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("SRLM_REQUIRE_CHROMIUM"),
+    reason="needs Debian's chromium; CI installs it and sets SRLM_REQUIRE_CHROMIUM=1, so there it must run",
+)
+def test_report_shows_description_config_tables_cost_and_figures(demo_report, tmp_path):
+    landing = chromium(demo_report)
+    assert "How a number is made" in landing and "launch.report_to" in landing  # description, config table
+    assert "Table 2" in landing and "All tables" in landing  # one category per table, one for all
+    table = chromium(demo_report, "table2.html", "html")
+    for sub in ("Tables", "Cost", "Accuracy", "Training curves"):
+        assert f">{sub}<" in table, sub
+    html = _iframe_page(table)
+    assert "<table>" in html and "Qwen2.5-0.5B-Instruct+RL" in html and "| Method" not in html
+    assert "<table>" in _iframe_page(chromium(demo_report, "cost/table2.html", "html"))
+    figure = chromium(demo_report, "table2_accuracy.png", "img")
+    assert re.search(r'<img src="data:image/png;charset=[^;]+;filename=table2_accuracy.png;base64,', figure)
+    shot = Path(os.environ.get("SRLM_REPORT_SCREENSHOT") or tmp_path / "table2.png")  # docs/report.png
+    chromium(demo_report, "table2.html", "html", screenshot=shot.resolve())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
-from srlm import layout
+from srlm import layout, pages
+from srlm.cleanup import remove_checkpoints
 from srlm.tables import cost_spec, report_spec, table_spec
 
 cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
@@ -36,6 +37,7 @@ wildcard_constraints:
     benchmark=layout.alternation(BENCHMARKS),
     chain=rf"{layout.BASE}|{CHAIN_SFT}|{CHAIN_GRPO}",
     table=layout.alternation(TABLES),
+    scope=rf"all|{layout.alternation(TABLES)}",
 
 
 def arg(obj):
@@ -50,12 +52,19 @@ def table_cells(table):
     return [(m, c, b) for m, c in cfg.table_runs(config, table) for b in cols]
 
 
-def report_cells():
-    return list(dict.fromkeys(cell for t in TABLES for cell in table_cells(t)))
+def scope_cells(wildcards):
+    return list(dict.fromkeys(cell for t in scope_tables(wildcards.scope) for cell in table_cells(t)))
 
 
 def get_all_targets():
-    return [L.table(t) for t in TABLES] + [L.cost(), L.figures(), L.gsm8k("prep_report")]
+    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost."""
+    per_table = [[L.table(t), L.cost(t), L.figures(t)] for t in config["targets"]]
+    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report")]
+
+
+def scope_tables(scope):
+    """The tables a cost page or figure folder covers: one, or `all` = those of config `targets`."""
+    return list(config["targets"]) if scope == "all" else [scope]
 
 
 # ---- input functions --------------------------------------------------------------------------------------
@@ -111,11 +120,11 @@ def _table_inputs(wildcards):
 
 
 def _cost_inputs(wildcards):
-    return L.inputs(report_cells(), ["evals", "train_summary"])
+    return L.inputs(scope_cells(wildcards), ["evals", "train_summary"])
 
 
 def _figure_inputs(wildcards):
-    return L.inputs(report_cells(), ["evals", "health", "metrics"])
+    return L.inputs(scope_cells(wildcards), ["evals", "health", "metrics"])
 
 
 def get_table_files(wildcards):
@@ -184,6 +193,8 @@ def get_train_params(wildcards):
             "mixed_precision": config["launch"]["mixed_precision"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
+            # Only when set: the default (none) leaves the params, hence finished trainings, as they were.
+            **({"report_to": config["launch"]["report_to"]} if config["launch"]["report_to"] else {}),
         }
     )
 
@@ -218,9 +229,24 @@ def get_table_spec(wildcards):
     return arg(table_spec(config, wildcards.table))
 
 
+def _scoped(spec, wildcards):
+    """A report spec cut to the tables of the job's scope."""
+    spec["tables"] = {t: spec["tables"][t] for t in scope_tables(wildcards.scope)}
+    return arg(spec)
+
+
 def get_report_spec(wildcards):
-    return arg(report_spec(config))
+    return _scoped(report_spec(config), wildcards)
 
 
 def get_cost_spec(wildcards):
-    return arg(cost_spec(config))
+    return _scoped(cost_spec(config), wildcards)
+
+
+get_report_category, get_report_subcategory = pages.category, pages.subcategory
+
+
+onsuccess:
+    if not config["launch"]["keep_checkpoints"]:
+        for work in remove_checkpoints(Path(L.results) / "models"):
+            print(f"launch.keep_checkpoints false: removed {work}")

@@ -1,9 +1,25 @@
+# Tables, cost and figures: cheap CPU rules that judge what the GPU rules wrote. Every table and cost page is
+# written as Markdown and as HTML (srlm.pages): `snakemake --report` shows the HTML pages, by table.
+
+
 rule render_table:
     input:
         get_table_files,
     output:
-        table=report(L.table("{table}"), caption="../report/table.rst", category="Tables"),
-        vs_paper=report(L.table_vs_paper("{table}"), caption="../report/table_vs_paper.rst", category="Tables"),
+        table=L.table("{table}"),
+        vs_paper=L.table_vs_paper("{table}"),
+        table_html=report(
+            L.html(L.table("{table}")),
+            caption="../report/table.rst",
+            category=get_report_category,
+            subcategory="Tables",
+        ),
+        vs_paper_html=report(
+            L.html(L.table_vs_paper("{table}")),
+            caption="../report/table_vs_paper.rst",
+            category=get_report_category,
+            subcategory="Tables",
+        ),
     log:
         "logs/render_table/{table}.log",
     params:
@@ -12,38 +28,48 @@ rule render_table:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table} "
-        "--vs-paper {output.vs_paper} > {log} 2>&1"
+        "(python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table} "
+        "--vs-paper {output.vs_paper} && python -m srlm.pages {output.table} {output.vs_paper}) > {log} 2>&1"
 
 
+# One cost page per table and one for all tables of config `targets` (scope "all", each job once).
 rule render_cost:
     input:
         get_cost_files,
     output:
-        report(L.cost(), caption="../report/cost.rst", category="Cost"),
+        md=L.cost("{scope}"),
+        html=report(
+            L.html(L.cost("{scope}")),
+            caption="../report/cost.rst",
+            category=get_report_category,
+            subcategory="Cost",
+        ),
     log:
-        "logs/render_cost.log",
+        "logs/render_cost/{scope}.log",
     params:
         spec=get_cost_spec,
         inputs=get_cost_inputs,
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output} > {log} 2>&1"
+        "(python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output.md} "
+        "&& python -m srlm.pages {output.md}) > {log} 2>&1"
 
 
+# Per table: its accuracy bars and the training curves of every run behind its rows.
 rule render_figures:
     input:
         get_figure_files,
     output:
         report(
-            directory(L.figures()),
+            directory(L.figures("{scope}")),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
-            category="Figures",
+            category=get_report_category,
+            subcategory=get_report_subcategory,
         ),
     log:
-        "logs/render_figures.log",
+        "logs/render_figures/{scope}.log",
     params:
         spec=get_report_spec,
         inputs=get_figure_inputs,

@@ -20,9 +20,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from srlm import layout
-from srlm.tables import Inputs, iter_rows, load_spec, our_row, row_label
+from srlm.tables import Inputs, fmt, iter_rows, load_spec, our_row, row_label
 
 # Panels of a GRPO run: title and the metric keys that may hold it (TRL 1.x first, older names after).
 GRPO_PANELS = [
@@ -115,6 +116,7 @@ def training_figure(spec: dict, inputs: Inputs, model: str, chain: str, out: Pat
             ax.set_yticks([])
         else:
             ax.plot(x, y, marker="." if len(x) < 50 else None)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # 3 steps: ticks 1, 2, 3, never 1.5
             ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
@@ -149,16 +151,19 @@ def accuracy_figure(spec: dict, inputs: Inputs, name: str, out: Path) -> None:
             name_i += f" [{row['chain']}]"
         have = [j for j, v in enumerate(r.values) if v is not None]
         err = [[r.values[j] - r.cis[j][0] for j in have], [r.cis[j][1] - r.values[j] for j in have]]
-        ax.bar(
+        bars = ax.bar(
             [xs[j] for j in have],
             [r.values[j] for j in have],
             width,
             yerr=err,
             capsize=1.5,
             color=cmap(i % 20),
+            edgecolor=cmap(i % 20),  # a zero bar stays visible as a line at 0
+            linewidth=1.2,
             label=name_i,
             error_kw={"elinewidth": 0.7},
         )
+        ax.bar_label(bars, labels=[fmt(r.values[j]) for j in have], fontsize=6, rotation=90, padding=2)
         paper = [(xs[j], v) for j, v in enumerate(row.get("paper") or []) if v is not None]
         if paper:
             ax.scatter(
@@ -171,6 +176,9 @@ def accuracy_figure(spec: dict, inputs: Inputs, name: str, out: Path) -> None:
             )
     ax.set_xticks(range(len(cols)), [spec["benchmarks"][c]["label"] for c in cols])
     ax.set_ylabel("pass@1 (%)")
+    top = max(1.0, ax.get_ylim()[1]) * 1.15  # room for the value labels; near-zero tables keep a 0-1 scale
+    ax.set_ylim(-0.02 * top, top)  # zero bars sit just above the axis line, not on it
+    ax.axhline(0, color="grey", linewidth=0.5, zorder=0)
     ax.set_title(f"{table['title']} — ours (bars, 95% CI) vs. the paper (×)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     if rows:

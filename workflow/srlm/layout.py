@@ -127,11 +127,16 @@ class Layout:
     def table_vs_paper(self, name: str) -> str:
         return f"{self.results}/{name}_vs_paper.md"
 
-    def cost(self) -> str:
-        return f"{self.results}/cost.md"
+    def cost(self, scope: str) -> str:
+        """Cost page of one table, or of all tables of config `targets` (scope "all")."""
+        return f"{self.results}/cost/{scope}.md"
 
-    def figures(self) -> str:
-        return f"{self.results}/figures"
+    def figures(self, table: str) -> str:
+        return f"{self.results}/figures/{table}"
+
+    def html(self, md: str) -> str:
+        """The HTML page srlm.pages writes beside a Markdown table (what the report shows)."""
+        return md.removesuffix(".md") + ".html"
 
     # what a report rule declares
     def inputs(self, cells: Iterable[tuple[str, str, str]], kinds: Iterable[str]) -> dict:

@@ -197,13 +197,21 @@ def _md_table(header: list[str], align: list[str], body: list[list[str]]) -> lis
     return lines + ["| " + " | ".join(cells) + " |" for cells in body]
 
 
+def _unique_best(values: list[float]) -> float | None:
+    """The value to bold in a column: its maximum when one cell alone holds it and it is not zero. A tie or an
+    all-zero column (the demo's tiny models) bolds nothing, so bold always singles out one winner."""
+    top = max(values, default=0.0)
+    return top if top != 0 and values.count(top) == 1 else None
+
+
 def render(spec: dict, inputs: Inputs, source: str = "ours") -> str:
-    """The table in the paper's layout; bold = each column's maximum where the table's `bold` is on."""
+    """The table in the paper's layout; bold = each column's unique, non-zero maximum where the table's `bold`
+    is on."""
     table = spec["table"]
     sections = build(spec, inputs, source)
     cols = table["columns"]
     shown = [[fmt(v) for v in r.values] for _, rows in sections for r, _ in rows]
-    best = [max((float(c[j]) for c in shown if c[j] != "-"), default=None) for j in range(len(cols))]
+    best = [_unique_best([float(c[j]) for c in shown if c[j] != "-"]) for j in range(len(cols))]
     body = []
     for title, rows in sections:
         body.append([f"*{title}*"] + [""] * len(cols))

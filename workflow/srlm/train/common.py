@@ -22,6 +22,8 @@ import shutil
 import time
 from pathlib import Path
 
+from srlm.train import progress
+
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=description)
@@ -290,6 +292,8 @@ def run(trainer, args, stage_type: str, settings: dict) -> None:
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
     acc = trainer.accelerator
+    tensorboard = args.summary.parent / "tensorboard"
+    progress.attach(trainer, args.params.get("report_to", []), tensorboard, acc.num_processes)
     main = acc.is_main_process
     resume = prepare_resume(
         work, metrics.path, job_identity(args, acc.num_processes), main, acc.wait_for_everyone
