@@ -32,10 +32,10 @@ for name, over in runs.items():
     t, cpu = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
     stage = T.stage_of("rl", **{**T.GRPO_RUN, "seed": seed, **over})
     out = root / f"grpo-{tag}-{name}"
-    summary, _ = T.train("rl", stage, warm / "model", data, out)
+    T.train("rl", stage, warm / "model", data, out)
     before, after = T.format_rate(warm / "model", data, stage), T.format_rate(out / "model", data, stage)
     print(json.dumps({
-        "seed": seed, "threads": threads, "run": name, "status": summary["status"], "before": before,
+        "seed": seed, "threads": threads, "run": name, "before": before,
         "after": after, "failures_ratio": (1 - after) / (1 - before), "wall_s": round(time.time() - t),
         "user_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu),
     }), flush=True)  # fmt: skip
