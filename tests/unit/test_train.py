@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import torch
-from srlm import cost, health
+from srlm import cost, generation, health, rewards
 from srlm.data import gsm8k
 from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
@@ -52,8 +52,11 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
+    return make_files(tmp_path_factory.mktemp("train"))
+
+
+def make_files(root: Path) -> Path:
     """Tiny base model, GSM8K-style SFT/RL rows, and a short SFT set (first reasoning line only) for warm-up."""
-    root = tmp_path_factory.mktemp("train")
     build_tiny(root / "base", CONFIG["tiny_model"], default_corpus(SYS))
     data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0}}
     gsm8k.prepare({"data": data, "system_prompt": SYS}, root / "data")
@@ -99,8 +102,8 @@ def by_step(records: list[dict], key: str = "loss") -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def warm(files) -> tuple[Path, dict, list[dict]]:
-    """An SFT-warmed model that writes the answer format about half the time at temperature 1 (a random model
-    never does, so every GRPO reward ties and the gradient is zero)."""
+    """An SFT-warmed model that writes the answer format 57-77% of the time at temperature 1 (seeds 42, 1,
+    2; a random model never does, so every GRPO reward ties and the gradient is zero)."""
     stage = stage_of("sft", learning_rate=5e-3, max_steps=96, save_steps=1000)
     out = files / "warm"
     summary, records = train("sft", stage, files / "base", files / "data" / "short.jsonl", out)
@@ -267,22 +270,51 @@ def test_resume_point_skips_incomplete_and_final_checkpoints(tmp_path):
 # ---------------------------------------------------------------- GRPO: learning, settings, metrics, health
 
 
+def format_rate(model: Path, data: Path, stage: dict) -> float:
+    """Share of completions in the paper's format: 4 samples of each RL prompt (256) at the stage's
+    temperature and length, sampling seed 0, through the project's generation interface."""
+    from transformers import AutoTokenizer
+
+    prompts = [json.loads(line)["prompt"] for line in data.read_text().splitlines()]
+    rendered = AutoTokenizer.from_pretrained(model).apply_chat_template(
+        prompts, add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    ids = rendered["input_ids"]
+    engine = generation.load("srlm.decode", model, dtype="float32", max_model_length=1024, batch_size=64)
+    sampling = generation.Sampling(stage["temperature"], 1.0, 0, stage["max_completion_length"], n=4, seed=0)
+    ok = [rewards.format_ok(c.text) for outs in engine.generate(ids, sampling) for c in outs]
+    return sum(ok) / len(ok)
+
+
+# 8 generations a prompt: a group where every sample ties on format (zero advantage) is rare (4 left a quarter
+# of the groups without signal and the effect drowned in the noise, issue 20).
+GRPO_RUN = {
+    "learning_rate": 1e-3, "warmup_ratio": 0.25, "max_steps": 32, "save_steps": 1000,
+    "per_device_train_batch_size": 16, "max_completion_length": 48, "num_generations": 8,
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def grpo_run(files, warm):
-    stage = stage_of("rl", learning_rate=1e-3, warmup_ratio=0.25, max_steps=32, save_steps=1000,
-                     per_device_train_batch_size=16, max_completion_length=48)  # fmt: skip
+    stage = stage_of("rl", **GRPO_RUN)
     summary, records = train("rl", stage, warm[0], files / "data" / "rl.jsonl", files / "grpo")
     return stage, summary, records
 
 
-def test_grpo_raises_format_reward(grpo_run):
-    stage, summary, records = grpo_run
-    fmt = [r["rewards/format_reward/mean"] for r in records if "rewards/format_reward/mean" in r]
-    assert len(fmt) == stage["max_steps"]
-    q = len(fmt) // 4
-    first, last = sum(fmt[:q]) / q, sum(fmt[-q:]) / q
-    assert -1 < first < 1, "the warmed model should sometimes but not always get the format right"
-    assert last > first + 0.2, f"format reward {first:.3f} -> {last:.3f}"
+def test_grpo_raises_format_reward(files, warm, grpo_run):
+    # Judged on 256 fixed-seed samples of the warm and of the trained model, not on the per-step logs (16
+    # samples a step swing by ±0.5: with 4 generations the logged rise was -0.02 -> 0.14 or -0.22 -> -0.13 by
+    # seed, issue 20). Measured 2026-11-30 (seeds 42/1/2 for warm-up and GRPO): format rate 0.566 -> 0.773,
+    # 0.676 -> 0.859, 0.770 -> 0.852, i.e. failures x0.52, x0.43, x0.64 (x0.53 ± 0.10); torch threads 2 gave
+    # the same rates as 1 (seed 42 here; all three seeds before the EQ3 pins). Sampling noise of one rate
+    # (same model, sampling seeds 0-5): warm 0.56-0.64, trained 0.78-0.82, so no learning reads as x1.0 ± 0.1.
+    # The bar, failures x0.75 or fewer, is 2 sd above the runs and 2.5 sd below no learning. Command (per
+    # seed S, torch threads T): OMP_NUM_THREADS=T python perf/grpo_variation.py ROOT S T
+    stage, _, _ = grpo_run
+    data = files / "data" / "rl.jsonl"
+    before, after = format_rate(warm[0], data, stage), format_rate(files / "grpo" / "model", data, stage)
+    assert 0.1 < before < 0.9, f"the warm model should get the format right sometimes, not always: {before}"
+    assert 1 - after <= 0.75 * (1 - before), f"format rate {before:.3f} -> {after:.3f}"
 
 
 def assert_objective_pinned(used, stage: dict) -> None:
