@@ -16,8 +16,6 @@ import html
 import re
 from pathlib import Path
 
-import markdown
-
 CSS = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.2em; color: #222; }
 table { border-collapse: collapse; margin: 0.8em 0; }
@@ -31,6 +29,8 @@ td em { color: #555; }
 
 def html_page(md_text: str, title: str) -> str:
     """A standalone HTML page with the Markdown rendered (tables as <table>)."""
+    import markdown  # here, not at import: the workflow imports this module to plan, which needs no renderer
+
     body = markdown.markdown(md_text, extensions=["tables"])
     return (
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
