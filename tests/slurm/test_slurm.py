@@ -186,7 +186,7 @@ def runs(cluster, tmp_path_factory):
                         cancelled.append(job)
                         break
                 time.sleep(0.3)
-            proc.wait(timeout=900)
+            proc.wait(timeout=1500)  # the demo DAG: 150 jobs, 70 of them local
         finally:
             if proc.poll() is None:  # timed out: stop it (its jobs go with the cluster)
                 proc.kill()
@@ -196,7 +196,7 @@ def runs(cluster, tmp_path_factory):
         f"no training job seen running, or its retry never came:\n{log1.read_text()[-3000:]}"
     )
 
-    rerun = snakemake(*args, "--rerun-incomplete", cwd=work, check=False, timeout=600)
+    rerun = snakemake(*args, "--rerun-incomplete", cwd=work, check=False, timeout=900)
     log2 = rerun.stdout + rerun.stderr
     return {
         "work": work,
