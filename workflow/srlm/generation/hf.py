@@ -9,17 +9,13 @@ import torch
 from srlm import decode
 from srlm.generation import Completion, Sampling, choose
 
-# Prompts per generation call on a CPU (see srlm.train.speed.eval_batch_size for a GPU).
-CPU_BATCH = 64
-
-
 class TransformersEngine:
     """Batched sampling with a transformers model, prompts sorted by length (results in prompt order).
 
-    name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call (None: all at once,
-    as GRPO rollouts of one step)."""
+    name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call, "auto" (sized by
+    srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step)."""
 
-    def __init__(self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | None):
+    def __init__(self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None):
         if name == "srlm.decode" and (why := decode.supported(model)):
             raise ValueError(f"srlm.decode cannot sample from this model: {why}")
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -32,6 +28,11 @@ class TransformersEngine:
         prompts = [p[-max_prompt:] for p in prompts]  # left-truncated, as vLLM and lighteval do
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         size = self.batch_size or max(1, len(prompts))
+        if size == "auto":  # config evaluation.batch_size: by device and KV-cache size (srlm.train.speed)
+            from srlm.train import speed
+
+            kv = speed.kv_bytes_per_token(self.model.config)
+            size = speed.eval_batch_size(self.model.device.type == "cuda", self.max_model_length, kv, sampling.n)
         out: list[list[Completion]] = [[] for _ in prompts]
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -88,8 +89,6 @@ def load_transformers(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
     name = choose(name, model=model, has_cuda=device == "cuda")
-    if batch_size == "auto":
-        batch_size = CPU_BATCH if device == "cpu" else None
     return TransformersEngine(
         model, tokenizer, name, eos_ids=eos_ids(model, tokenizer), max_model_length=max_model_length,
         batch_size=batch_size,
