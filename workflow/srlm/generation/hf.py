@@ -15,7 +15,9 @@ class TransformersEngine:
     name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call, "auto" (sized by
     srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step)."""
 
-    def __init__(self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None):
+    def __init__(
+        self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None
+    ):
         if name == "srlm.decode" and (why := decode.supported(model)):
             raise ValueError(f"srlm.decode cannot sample from this model: {why}")
         self.model, self.tokenizer, self.name = model, tokenizer, name
