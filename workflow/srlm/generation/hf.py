@@ -34,7 +34,9 @@ class TransformersEngine:
             from srlm.train import speed
 
             kv = speed.kv_bytes_per_token(self.model.config)
-            size = speed.eval_batch_size(self.model.device.type == "cuda", self.max_model_length, kv, sampling.n)
+            size = speed.eval_batch_size(
+                self.model.device.type == "cuda", self.max_model_length, kv, sampling.n
+            )
         out: list[list[Completion]] = [[] for _ in prompts]
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
