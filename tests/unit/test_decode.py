@@ -120,3 +120,13 @@ def test_supported_names_what_it_cannot_do():
     assert "repetition_penalty" in decode.supported(model, repetition_penalty=1.1)
     model.config.layer_types = ["sliding_attention", "full_attention"]
     assert "sliding_attention" in decode.supported(model)
+
+
+def test_decoding_under_a_trainers_autocast_uses_the_weights_dtype():
+    """A float32 model inside bf16 autocast (accelerate's mixed precision without DeepSpeed, as in GRPO rollouts)
+    decodes as outside it; it used to stop at the static cache (index_copy_: Float and BFloat16)."""
+    model, prompts = _model("qwen2"), _prompts()
+    greedy = decode.Sampling(temperature=0)
+    plain = decode.generate(model, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert decode.generate(model, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy) == plain

@@ -225,7 +225,10 @@ def generate(
     _register()
     if cuda_graphs is None:
         cuda_graphs = model.device.type == "cuda" and not _submodule_hooks(model)
-    with _attention_of(model, ATTENTION):
+    # Decode in the weights' own dtype, outside any autocast region (a trainer's mixed precision): under bf16
+    # autocast, transformers' rotary step keeps float32 keys of float32 weights while values come out bf16, and
+    # the static cache, typed by the first keys, refuses the values (index_copy_: Float and BFloat16).
+    with _attention_of(model, ATTENTION), torch.autocast(model.device.type, enabled=False):
         run = _Run(model, prompts, max_new_tokens, set(eos_ids), pad_id, sampling)
         run.prefill()
         graphs: dict[int, torch.cuda.CUDAGraph] = {}
