@@ -49,12 +49,12 @@ EOF
 R=results/smollm2
 # Up to three jobs share the one GPU (135M parameters: each leaves it mostly idle); --scheduler greedy: no pulp.
 start=$(date +%s)
-timeout "${RW_BUDGET_S:-540}" python3 -m snakemake "$R/table2.md" "$R/table3.md" "$R/cost.md" "$R/figures" \
+timeout "${RW_BUDGET_S:-540}" python3 -m snakemake \
   --configfile config/smollm2.yaml "$S/device.yaml" --cores 16 --resources gpu=${RW_GPU_JOBS:-1} --scheduler greedy \
   --keep-going --rerun-incomplete
 rc=$?
 echo "snakemake rc=$rc wall_s=$(( $(date +%s) - start ))" | tee "$OUT/status.txt"
-for t in table2 table3 cost; do [ -f "$R/$t.md" ] && cat "$R/$t.md"; done
+for t in table2 table3 cost/all; do [ -f "$R/$t.md" ] && cat "$R/$t.md"; done
 
 # The evaluation protocol's effect (issue 16): GSM8K again under the r1 protocol (R1 system prompt, <answer>
 # grader) with the grid's own generation settings, for the untrained and the trained models, once the grid is done.
@@ -79,7 +79,7 @@ PY
   touch "$R/protocol-r1/done"
 fi
 
-files=$(ls -d "$R"/*.md "$R/figures" "$R/data/gsm8k/prep_report.json" "$R"/models/*/*/train_summary.json \
+files=$(ls -d "$R"/*.md "$R"/*.html "$R/cost" "$R/figures" "$R/data/gsm8k/prep_report.json" "$R"/models/*/*/train_summary.json \
   "$R"/models/*/*/metrics.jsonl "$R"/models/*/base/model/provenance.json logs benchmarks 2>/dev/null)
 # shellcheck disable=SC2086
 tar czf "$OUT/results.tgz" --exclude='*.details.jsonl' --exclude='*/protocol-r1/*/*.jsonl' $files \
