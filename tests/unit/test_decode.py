@@ -122,11 +122,15 @@ def test_supported_names_what_it_cannot_do():
     assert "sliding_attention" in decode.supported(model)
 
 
-def test_decoding_under_a_trainers_autocast_uses_the_weights_dtype():
-    """A float32 model inside bf16 autocast (accelerate's mixed precision without DeepSpeed, as in GRPO rollouts)
-    decodes as outside it; it used to stop at the static cache (index_copy_: Float and BFloat16)."""
+def test_decoding_under_accelerates_mixed_precision_uses_the_weights_dtype():
+    """A float32 model prepared by accelerate for bf16 mixed precision without DeepSpeed (its `forward` wrapped
+    in autocast, as for GRPO rollouts) decodes as the plain model does; it used to stop at the static cache
+    (index_copy_: Float and BFloat16, seen on an H200 with SmolLM2, 2026-11-30)."""
+    from accelerate import Accelerator
+
     model, prompts = _model("qwen2"), _prompts()
     greedy = decode.Sampling(temperature=0)
     plain = decode.generate(model, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy)
+    prepared = Accelerator(mixed_precision="bf16", cpu=True).prepare(model)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert decode.generate(model, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy) == plain
+        assert decode.generate(prepared, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy) == plain

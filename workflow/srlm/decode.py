@@ -171,7 +171,10 @@ class _Run:
 
     def _feed(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> None:
         """Run the model on `ids` (writing their keys and values into the cache) and emit the next tokens."""
-        out = self.model.forward(
+        # The class's forward: accelerate's mixed precision replaces the instance's `forward` with an autocast
+        # wrapper (and generate() below leaves autocast off; see there).
+        out = type(self.model).forward(
+            self.model,
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
@@ -225,9 +228,9 @@ def generate(
     _register()
     if cuda_graphs is None:
         cuda_graphs = model.device.type == "cuda" and not _submodule_hooks(model)
-    # Decode in the weights' own dtype, outside any autocast region (a trainer's mixed precision): under bf16
-    # autocast, transformers' rotary step keeps float32 keys of float32 weights while values come out bf16, and
-    # the static cache, typed by the first keys, refuses the values (index_copy_: Float and BFloat16).
+    # Decode in the weights' own dtype, outside any autocast (a trainer's mixed precision): under bf16 autocast,
+    # transformers' rotary step keeps float32 keys of float32 weights while values come out bf16, and the static
+    # cache, typed by the first keys, refuses the values (index_copy_: Float and BFloat16).
     with _attention_of(model, ATTENTION), torch.autocast(model.device.type, enabled=False):
         run = _Run(model, prompts, max_new_tokens, set(eos_ids), pad_id, sampling)
         run.prefill()
