@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, copy_workflow, job_counts, planned_jobs, snakemake
+from tests.workflow.test_profile import stand_in_conda
 
 CLUSTER = Path(__file__).with_name("cluster.sh")
 TARGET = "results/demo/table2.md"
@@ -333,7 +334,9 @@ def test_real_profile_plans_table2_as_documented(tmp_path):
     xdg = tmp_path / "xdg"
     (xdg / "snakemake").mkdir(parents=True)
     (xdg / "snakemake" / "slurm").symlink_to(REPO / "profiles" / "slurm")
+    stand_in_conda(tmp_path / "bin", tmp_path / "conda-calls.log")  # the profile deploys with conda
     env = {**run_env(), "XDG_CONFIG_HOME": str(xdg)}
+    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "-n", "results/table2.md", "--profile", "slurm"]
     proc = subprocess.run(cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
