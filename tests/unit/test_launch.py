@@ -43,16 +43,6 @@ def test_usable_gpus(env, visible, expected):
     assert launch.usable_gpus(env, visible) == expected
 
 
-def test_cpu_command_has_one_process_and_no_deepspeed():
-    args = launch.accelerate_args(
-        0, "envs/deepspeed/zero2.json", "bf16", ["-m", "srlm.train.sft", "--x", "1"], threads=3
-    )
-    assert args[:5] == ["--cpu", "--num_processes", "1", "--num_machines", "1"]
-    assert "--use_deepspeed" not in args and args[args.index("--mixed_precision") + 1] == "no"
-    assert args[args.index("--num_cpu_threads_per_process") + 1] == "3"
-    assert args[-4:] == ["-m", "srlm.train.sft", "--x", "1"]
-
-
 def test_gpu_command_with_deepspeed():
     args = launch.accelerate_args(8, "envs/deepspeed/zero2.json", "bf16", ["-m", "srlm.train.grpo"])
     assert args[args.index("--num_processes") + 1] == "8"
@@ -89,11 +79,15 @@ def test_outside_slurm_is_one_node():
 def test_launch_runs_module_on_cpu_under_fake_allocation(tmp_path):
     """End to end: 8 GPUs 'allocated' but none usable (as on the CI cluster) -> one CPU process runs."""
     script = tmp_path / "probe.py"
-    script.write_text("import os, json; print(json.dumps({'world': os.environ.get('WORLD_SIZE', '1')}))\n")
+    script.write_text(
+        "import os, json\n"
+        "print(json.dumps({k: os.environ.get(k) for k in ('WORLD_SIZE', 'OMP_NUM_THREADS', 'ACCELERATE_USE_CPU')}))\n"
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7",
         "PYTHONPATH": f"{tmp_path}:{ROOT / 'workflow'}",
+        "OMP_NUM_THREADS": "3",
     }
     cmd = [
         sys.executable,
@@ -107,8 +101,11 @@ def test_launch_runs_module_on_cpu_under_fake_allocation(tmp_path):
     ]
     out = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"world": "1"}
-    assert "8 GPUs allocated but torch sees 0" in out.stderr and "--cpu" in out.stderr
+    # The module itself, started directly (no accelerate launcher, no DeepSpeed), with the rule's threads.
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"WORLD_SIZE": None, "OMP_NUM_THREADS": "3", "ACCELERATE_USE_CPU": None}
+    assert "8 GPUs allocated but torch sees 0" in out.stderr and "one CPU process" in out.stderr
+    assert "deepspeed" not in out.stderr.split("one CPU process:")[1]
 
 
 @pytest.mark.parametrize("name", ["zero2", "zero3"])
