@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import yaml
 from srlm import health, rewards
 
@@ -141,3 +142,15 @@ def test_cli_judges_a_metrics_file(tmp_path):
     health.main(["--metrics", str(metrics), "--params", params.replace('"min_rise": 0.25', '"min_rise": 1.0'),
                  "--out", str(out)])  # fmt: skip
     assert json.loads(out.read_text())["status"] == "ok"
+
+
+def test_metrics_log_cut_by_a_kill_is_read_and_a_corrupt_line_is_named(tmp_path):
+    from srlm.data.io import read_metrics
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n{"step": 3, "lo')
+    assert [r["step"] for r in read_metrics(log)] == [1, 2]
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo\n{"step": 3, "loss": 0.8}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2: not JSON"):
+        read_metrics(log)
+    assert read_metrics(tmp_path / "absent.jsonl") == []

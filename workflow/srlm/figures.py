@@ -12,7 +12,6 @@ are read (INPUTS.json, a `layout.Layout.inputs` mapping of evals, health and met
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from srlm import layout
+from srlm.data.io import read_metrics
 from srlm.tables import Inputs, fmt, iter_rows, load_spec, our_row, row_label
 
 # Panels of a GRPO run: title and the metric keys that may hold it (TRL 1.x first, older names after).
@@ -49,18 +49,6 @@ def runs(spec: dict) -> list[tuple[str, str]]:
 def figure_names(spec: dict) -> list[str]:
     """File names srlm.figures writes into --out-dir (for the rule's declared outputs)."""
     return [f"train_{m}_{c}.png" for m, c in runs(spec)] + [f"{t}_accuracy.png" for t in spec["tables"]]
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """One dict per logging step (a Trainer's final summary line has no curve keys and adds no point)."""
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e})") from e
-    return rows
 
 
 def series(rows: list[dict], keys: list[str]) -> tuple[str | None, list[float], list[float]]:

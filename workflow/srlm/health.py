@@ -27,7 +27,7 @@ import json
 import math
 from pathlib import Path
 
-from srlm.train.common import read_metrics
+from srlm.data.io import read_metrics  # not srlm.train: a cheap rule must not import transformers
 
 
 def _finite(x) -> bool:

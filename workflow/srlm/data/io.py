@@ -52,6 +52,23 @@ def read_jsonl_numbered(path: str | Path, *, nonempty: bool = False) -> list[tup
     return rows
 
 
+def read_metrics(path: str | Path) -> list[dict]:
+    """Records of a training job's metrics JSONL (one per logging step), [] if there is none. A last line cut
+    short by a kill is skipped (the resumed job rewrites the log); a bad line elsewhere names file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    out = []
+    for k, (n, line) in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            if k < len(lines) - 1:
+                raise ValueError(f"{path}:{n}: not JSON ({e})") from e
+    return out
+
+
 def cli(main: Callable) -> Callable:
     """Entry point wrapper: a DataError (or a config ValueError the module raises on purpose) ends the
     command with its one-line message and exit status 1, not a traceback."""

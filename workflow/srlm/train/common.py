@@ -22,6 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
+from srlm.data.io import read_metrics
 from srlm.train import progress
 
 
@@ -190,19 +191,6 @@ class MetricsLog:
 
     def records(self) -> list[dict]:
         return read_metrics(self.path)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """Records of a metrics JSONL; a line cut short by a kill is skipped."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 class Attempts:
