@@ -158,3 +158,16 @@ def test_seed_makes_samples_reproducible(model, engine):
     a, b = vllm_ids(engine, tok, prompts, s), vllm_ids(engine, tok, prompts, s)
     assert a == b
     assert [len(x) for x in a] == [4, 4]
+
+
+def test_prompts_render_the_same_with_the_engines_tokenizer(model, engine):
+    """srlm.completions renders prompts with the engine's own tokenizer (vLLM's for this engine): the text and
+    the token ids must be those of the model folder's transformers tokenizer."""
+    from srlm import prompts
+
+    tok = model[1]
+    for q in QUESTIONS:
+        msgs = prompts.messages(q, "r1", SYS)
+        text = prompts.render(engine.tokenizer, msgs)
+        assert text == prompts.render(tok, msgs)
+        assert engine.tokenizer(text, add_special_tokens=False)["input_ids"] == tok.encode(text, add_special_tokens=False)

@@ -74,7 +74,6 @@ def read(path: Path) -> tuple[dict, list[dict]]:
 
 def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
     import torch
-    from transformers import AutoTokenizer
 
     from srlm import generation
 
@@ -82,7 +81,11 @@ def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]
     rows = read_jsonl(bench)
     if not rows:
         raise ValueError(f"{bench}: no problems")
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    engine = generation.load(
+        p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
+        gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"],
+    )  # fmt: skip
+    tok = engine.tokenizer
     texts = [
         prompts.render(
             tok, prompts.messages(r["problem"], p.protocol, p.chat.system_prompt),
@@ -91,10 +94,6 @@ def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]
         for r in rows
     ]  # fmt: skip
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    engine = generation.load(
-        p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
-        gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"],
-    )  # fmt: skip
     sampling = p.sampling()
     outs = engine.generate(ids, sampling)
     out_rows = [

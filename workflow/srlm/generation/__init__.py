@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 ENGINES = ("vllm", "srlm.decode", "transformers")
 
@@ -53,6 +53,7 @@ class Completion:
 
 class Engine(Protocol):
     name: str
+    tokenizer: Any  # the model folder's tokenizer (transformers' or vLLM's, the same files): prompts render with it
 
     def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
         """`sampling.n` completions per prompt, in prompt order."""
