@@ -1,8 +1,8 @@
 """srlm.train.speed: the speed settings keep the paper's global batch, and leave SFT's losses unchanged.
 
 The loss check trains a tiny model for a few steps twice on CPU, with the plain settings (padded batches of 8) and
-with the speed settings that apply on CPU (padding-free rows, the batch split into micro-batches of 4 × 2
-accumulation steps), and compares the loss of every optimizer step.
+with the speed settings that apply on CPU (padding-free rows attended by srlm.train.packed, the batch split
+into micro-batches of 4 × 2 accumulation steps), and compares the loss of every optimizer step.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from srlm.train import speed
+from srlm.train import packed, speed
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -42,12 +42,14 @@ def test_cpu_keeps_stage_batch_and_split():
         speed.split_batch(64, 3, 32)
 
 
-def test_padding_free_only_when_no_row_is_truncated():
+def test_padding_free_is_the_stages_switch():
     stage = CONFIG["stages"]["sft"]
-    assert speed.sft_speed_args(stage, 1, False, longest_tokens=500)["padding_free"] is True
-    assert speed.sft_speed_args(stage, 1, False, longest_tokens=500)["max_length"] is None
-    assert "padding_free" not in speed.sft_speed_args(stage, 1, False, longest_tokens=stage["max_length"] + 1)
-    assert "padding_free" not in speed.sft_speed_args(stage, 1, False, longest_tokens=None)
+    assert stage["padding_free"] is True
+    for has_cuda in (False, True):
+        args = speed.sft_speed_args(stage, 1, has_cuda)
+        assert args["padding_free"] is True and args["max_length"] is None  # srlm.train.sft truncates instead
+        off = speed.sft_speed_args(dict(stage, padding_free=False), 1, has_cuda)
+        assert "padding_free" not in off and "max_length" not in off  # the config's max_length stays
 
 
 def test_eval_batch_bounded_by_kv_memory():
@@ -77,7 +79,11 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict) -> list[float]:
     )
     args.update(extra)
     data = load_dataset("json", data_files=str(data_path), split="train")
+    if args.get("padding_free"):  # as srlm.train.sft does
+        packed.use(model)
     trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=data, processing_class=tok)
+    if args.get("padding_free"):
+        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, 1024)
     trainer.train()
     return [r["loss"] for r in trainer.state.log_history if "loss" in r]
 
@@ -100,7 +106,7 @@ def test_speed_args_keep_sft_losses(tmp_path):
     ))
     stage = dict(CONFIG["stages"]["sft"], per_device_train_batch_size=8, gradient_accumulation_steps=1,
                  max_length=1024)
-    fast = speed.sft_speed_args(stage, 1, False, longest_tokens=900)
+    fast = speed.sft_speed_args(stage, 1, False)
     assert fast["padding_free"] and fast["gradient_checkpointing"] is False
     micro, accum = speed.split_batch(8, 1, 4)  # exercise accumulation too: 4 rows × 2 steps
     fast.update(per_device_train_batch_size=micro, gradient_accumulation_steps=accum)

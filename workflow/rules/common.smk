@@ -187,8 +187,13 @@ def get_train_params(wildcards):
     m = MODELS[wildcards.model]
     return arg(
         {
-            # The display label does not change the weights.
-            "stage": {k: v for k, v in get_stage(wildcards).items() if k != "label"},
+            # The display label does not change the weights; nor does padding_free (a speed switch, default on,
+            # srlm.train.packed), passed only when off so that finished trainings keep their params.
+            "stage": {
+                k: v
+                for k, v in get_stage(wildcards).items()
+                if k != "label" and not (k == "padding_free" and v)
+            },
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.

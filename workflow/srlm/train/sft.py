@@ -7,7 +7,7 @@ fine-tuned base model ends its turn.
 
 from __future__ import annotations
 
-from srlm.train import common, speed
+from srlm.train import common, packed, speed
 
 
 def main(argv=None) -> None:
@@ -38,6 +38,8 @@ def main(argv=None) -> None:
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
     kwargs.update(speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     speed.attention_backends()
+    if kwargs.get("padding_free"):  # one flattened row per micro-batch: attention within each sequence only
+        packed.use(model)
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**kwargs),
@@ -45,6 +47,9 @@ def main(argv=None) -> None:
         processing_class=tokenizer,
         peft_config=common.lora_config(stage["lora"]),
     )
+    # TRL truncates only padded rows; the stage's max_length holds all the same.
+    if kwargs.get("padding_free"):
+        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, stage["max_length"])
     common.run(trainer, args, "sft", common.used_settings(trainer, kwargs))
 
 

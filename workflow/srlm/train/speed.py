@@ -6,8 +6,10 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   split into the largest micro-batch that fits; accumulation averages the same loss over the same rows (on CPU the
   stage's own batch is kept: the demo is not the paper);
 - no gradient checkpointing (TRL turns it on by default): recomputing activations changes no number, only the time;
-- padding-free batches only where the attention kernel handles packed rows without an L² mask (FlashAttention,
-  or CPU where the rows are short), and only when no row is longer than max_length (TRL then skips truncation);
+- padding-free batches (stage key `padding_free`, default on): a micro-batch is one flattened row, and
+  srlm.train.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
+  no O(L²) mask; rows are truncated to max_length as TRL would (`truncate_rows`), since TRL does not when
+  padding-free;
 - liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels);
 - cuDNN's SDPA backend off (`attention_backends`): same attention, computed by the flash / memory-efficient kernels;
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
@@ -71,21 +73,15 @@ def split_batch(global_batch: int, n_processes: int, max_micro: int) -> tuple[in
     return micro, per_gpu // micro
 
 
-def has_flash_attention() -> bool:
-    return importlib.util.find_spec("flash_attn") is not None
-
-
 def has_liger() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def sft_speed_args(
-    stage: dict, n_processes: int, has_cuda: bool, longest_tokens: int | None = None, node_gpus: int = PAPER_GPUS
-) -> dict:
+def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
     """Extra SFTConfig kwargs (override the ones common.common_args gives).
 
-    `longest_tokens`: length of the longest tokenized row (prompt + completion) of the training set, if known;
-    padding-free needs max_length=None, which is safe only when no row would have been truncated.
+    Padding-free (the stage's `padding_free`, default on) needs max_length=None in TRL: the trainer must then
+    truncate with `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
     """
     micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, SFT_MAX_MICRO)
     args: dict = dict(
@@ -93,16 +89,25 @@ def sft_speed_args(
         gradient_accumulation_steps=accum,
         gradient_checkpointing=False,
     )
-    fits = longest_tokens is not None and longest_tokens <= stage["max_length"]
-    # On a GPU without FlashAttention, SDPA needs a dense block-diagonal mask over the flattened batch (O(L²)):
-    # slower than the padding it saves.
-    if fits and (not has_cuda or has_flash_attention()):
+    if stage.get("padding_free", True):
         args.update(padding_free=True, max_length=None)
     if has_cuda:
         args.update(dataloader_num_workers=2, dataloader_pin_memory=True)
         if has_liger():
             args["use_liger_kernel"] = True
     return args
+
+
+def truncate_rows(dataset, max_length: int):
+    """What TRL 1.16's SFTTrainer does to its tokenized dataset when max_length is set and packing is off (it
+    skips it when padding-free): keep each row's first max_length tokens (truncation_mode keep_start), then drop
+    the rows left without a trained token."""
+
+    def truncate(row):
+        return {"input_ids": row["input_ids"][:max_length], "labels": row["labels"][:max_length]}
+
+    dataset = dataset.map(truncate, desc="Truncating")
+    return dataset.filter(lambda row: any(t != -100 for t in row["labels"]), desc="Dropping fully masked rows")
 
 
 def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:

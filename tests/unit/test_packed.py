@@ -1,0 +1,182 @@
+"""srlm.train.packed: padding-free batches give the losses and gradients of padded ones, and no sequence of a
+flattened batch sees its neighbours.
+
+Batches are built by TRL's own collator (padded, and padding_free=True: one row, position_ids restarting per
+sequence, cu_seq_lens), fed to a tiny Qwen2 model in float32; rows of different lengths, one of length 1.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+from srlm.train import packed, speed
+
+VOCAB, PAD = 300, 0
+LENGTHS = (9, 1, 17, 4, 12)
+
+
+def _model():
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True)  # fmt: skip
+    return Qwen2ForCausalLM(config)
+
+
+def _rows(lengths=LENGTHS, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(1, VOCAB, (n,), generator=g).tolist() for n in lengths]
+
+
+def _batches(rows):
+    examples = [{"input_ids": r} for r in rows]
+    padded = DataCollatorForLanguageModeling(pad_token_id=PAD)(examples)
+    flat = DataCollatorForLanguageModeling(pad_token_id=PAD, padding_free=True)(examples)
+    return padded, {k: v for k, v in flat.items() if k != "labels"}
+
+
+def _token_nll(logits_per_row, rows):
+    """Per-token NLL of every next-token prediction, concatenated over the rows."""
+    out = []
+    for logits, ids in zip(logits_per_row, rows):
+        target = torch.tensor(ids[1:], dtype=torch.long)
+        out.append(torch.nn.functional.cross_entropy(logits[: len(ids) - 1], target, reduction="none"))
+    return torch.cat(out)
+
+
+def _padded_nll(model, padded, rows):
+    model.set_attn_implementation("sdpa")
+    logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+    return _token_nll(list(logits), rows)
+
+
+def _packed_nll(model, flat, rows, backend):
+    packed.use(model, backend)
+    logits = model(**flat).logits[0].split([len(r) for r in rows])
+    return _token_nll(logits, rows)
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_losses_and_gradients_equal_padded_batch():
+    rows = _rows()
+    padded, flat = _batches(rows)
+    assert padded["input_ids"].numel() > flat["input_ids"].numel() == sum(LENGTHS)
+    model = _model()
+
+    ref = _padded_nll(model, padded, rows)
+    ref.sum().backward()
+    ref_grads = _grads(model)
+    model.zero_grad()
+
+    nll = _packed_nll(model, flat, rows, "segments")
+    nll.sum().backward()
+    assert nll.shape == ref.shape == (sum(LENGTHS) - len(LENGTHS),)
+    torch.testing.assert_close(nll, ref, rtol=1e-5, atol=1e-5)
+    for name, g in _grads(model).items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert max(g.abs().max() for g in ref_grads.values()) > 1e-3  # the gradients compared are not all zero
+
+
+@pytest.mark.parametrize("backend", ["segments", "flex"])
+def test_forward_equals_padded_batch(backend):
+    rows = _rows()
+    padded, flat = _batches(rows)
+    model = _model().eval()
+    with torch.no_grad():  # flex attention has no backward on CPU
+        torch.testing.assert_close(
+            _packed_nll(model, flat, rows, backend), _padded_nll(model, padded, rows), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_a_sequence_does_not_see_its_neighbours():
+    rows = _rows()
+    changed = [r[:] for r in rows]
+    changed[2] = _rows((LENGTHS[2],), seed=7)[0]  # the middle sequence, between shorter ones
+    model = _model().eval()
+    spans = torch.tensor(LENGTHS).cumsum(0).tolist()
+    others = torch.ones(sum(LENGTHS), dtype=torch.bool)
+    others[spans[1] : spans[2]] = False
+
+    def logits(rs, attn):
+        model.set_attn_implementation(attn)
+        with torch.no_grad():
+            return model(**_batches(rs)[1]).logits[0]
+
+    packed.register("segments")
+    before, after = logits(rows, packed.ATTENTION), logits(changed, packed.ATTENTION)
+    assert not torch.allclose(before[~others], after[~others])
+    torch.testing.assert_close(after[others], before[others], rtol=0, atol=1e-6)
+    # The check can fail: one causal attention over the whole flattened row (no position_ids, no cu_seq_lens)
+    # lets the sequences after the changed one see it.
+    model.set_attn_implementation("sdpa")
+    with torch.no_grad():
+        leak_before = model(input_ids=_batches(rows)[1]["input_ids"]).logits[0]
+        leak_after = model(input_ids=_batches(changed)[1]["input_ids"]).logits[0]
+    assert not torch.allclose(leak_before[spans[2] :], leak_after[spans[2] :], atol=1e-3)
+
+
+def test_segments_from_position_ids_match_the_collators():
+    rows = _rows()
+    _, flat = _batches(rows)
+    query = torch.zeros(1, 4, flat["input_ids"].shape[1], 16)
+    cu, longest = packed._segments(query, {"position_ids": flat["position_ids"]})
+    assert cu.tolist() == flat["cu_seq_lens_q"].tolist() and longest == flat["max_length_q"] == max(LENGTHS)
+
+
+def test_padded_inputs_and_generation_are_transformers_sdpa():
+    """A model switched to the packed attention computes what "sdpa" computes on padded batches and with a
+    KV cache (generation), so evaluation after training is unchanged whichever name the config holds."""
+    rows = _rows()
+    padded, _ = _batches(rows)
+    model = _model().eval()
+    with torch.no_grad():
+        model.set_attn_implementation("sdpa")
+        ref = model(**padded).logits
+        prompt = torch.tensor([rows[2]])
+        ref_gen = model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=PAD)
+        packed.use(model, "segments")
+        torch.testing.assert_close(model(**padded).logits, ref, rtol=0, atol=0)
+        assert (
+            model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=PAD).tolist()
+            == ref_gen.tolist()
+        )
+
+
+def test_truncate_rows_is_trls_truncation():
+    from datasets import Dataset
+
+    data = Dataset.from_dict({
+        "input_ids": [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10, 11]],
+        "labels": [[-100, 2, 3, 4, 5], [-100, 7], [-100, -100, -100, 11]],
+    })  # fmt: skip
+    out = speed.truncate_rows(data, 3)
+    assert out["input_ids"] == [[1, 2, 3], [6, 7]]  # the third row keeps no trained token: dropped
+    assert out["labels"] == [[-100, 2, 3], [-100, 7]]
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and packed.has_varlen()), reason="needs CUDA and varlen_attn"
+)
+def test_varlen_equals_segments_on_gpu():
+    rows = _rows((300, 1, 517, 64, 129))
+    _, flat = _batches(rows)
+    flat = {k: v.cuda() if torch.is_tensor(v) else v for k, v in flat.items()}
+    model = _model().cuda().to(torch.bfloat16)
+    out = {}
+    for backend in ("segments", "varlen"):
+        packed.use(model, backend)
+        model.zero_grad()
+        logits = model(**flat).logits.float()
+        logits.logsumexp(-1).sum().backward()
+        out[backend] = logits, _grads(model)
+    torch.testing.assert_close(out["varlen"][0], out["segments"][0], rtol=2e-2, atol=2e-2)
+    for name, g in out["varlen"][1].items():
+        torch.testing.assert_close(
+            g.float(), out["segments"][1][name].float(), rtol=5e-2, atol=5e-2, msg=name
+        )
