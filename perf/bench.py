@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT / "workflow"))
 # (case, workload, side, description). "trl" = the library's defaults, "pipe" = config.yaml stage + srlm.train.speed.
 CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
-    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU)"),
+    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU), padding-free "
+     "(srlm.train.packed: varlen FlashAttention on a GPU)"),
+    ("sft-pipe-padded", "SFT", "pipe", "sft-pipe with padding_free: false (rows padded per micro-batch; session 3's pipe)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
@@ -42,11 +44,14 @@ CASES = [
 ]
 EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
-    ("sft-pipe-pf", "SFT", "pipe", "sft-pipe + padding-free on SDPA"),
+    ("sft-pipe-pf-varlen", "SFT", "pipe", "sft-pipe, packed attention forced to torch's varlen_attn (fails without)"),
+    ("sft-pipe-pf-flex", "SFT", "pipe", "sft-pipe, packed attention by compiled flex attention + document mask"),
+    ("sft-pipe-pf-segments", "SFT", "pipe", "sft-pipe, packed attention by one SDPA call per sequence"),
+    ("sft-pipe-pf-sdpa", "SFT", "pipe", "sft-pipe on transformers' SDPA (dense block-diagonal mask, O(L²))"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
-    ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
-    ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
-    ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
+    ("sft-grouped", "SFT", "pipe", "sft-pipe-padded + train_sampling_strategy=group_by_length (changes batches)"),
+    ("sft-pad64", "SFT", "pipe", "sft-pipe-padded + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
+    ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe-padded with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
@@ -239,10 +244,11 @@ def run_sft(a, case: str, facts: dict) -> dict:
     from datasets import load_dataset
     from trl import SFTConfig, SFTTrainer
 
-    from srlm.train import common, speed
+    from srlm.train import common, packed, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
+    attention = "sdpa"
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda)
     if not cuda:
@@ -251,15 +257,20 @@ def run_sft(a, case: str, facts: dict) -> dict:
         settings = dict(run)
     else:
         stage = stage_params("sft")
+        if case == "sft-pipe-padded" or case == "sft-grouped" or "pad64" in case or "cudnn" in case:
+            stage = dict(stage, padding_free=False)
         settings = dict(
             **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
         )
-        settings.update(speed.sft_speed_args(stage, 1, cuda, facts["longest_sft_tokens"]))
+        settings.update(speed.sft_speed_args(stage, 1, cuda))
         if case == "sft-pipe-nolig":
             settings.pop("use_liger_kernel", None)
-        if case == "sft-pipe-pf":
-            settings.update(padding_free=True, max_length=None)
+        if settings.get("padding_free") and case != "sft-pipe-pf-sdpa":  # as srlm.train.sft
+            backend = case.removeprefix("sft-pipe-pf-") if case.startswith("sft-pipe-pf-") else None
+            packed.use(model, backend)
+            auto = "varlen" if cuda and packed.has_varlen() else "segments"
+            attention = f"{packed.ATTENTION} ({backend or auto})"
         if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
         if case == "sft-grouped":
@@ -270,6 +281,8 @@ def run_sft(a, case: str, facts: dict) -> dict:
     clock = Clock(a.device)
     trainer = SFTTrainer(model=model, args=SFTConfig(**settings), train_dataset=data, processing_class=tok,
                          callbacks=[clock.cb])
+    if case != "sft-trl" and settings.get("padding_free"):  # as srlm.train.sft
+        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, stage["max_length"])
     prof, t = profile_ctx(a, case), time.perf_counter()
     with prof:
         trainer.train()
@@ -283,7 +296,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     return dict(
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, "
         f"gc {a_.gradient_checkpointing}, liger {a_.use_liger_kernel}, padding_free {a_.padding_free}, "
-        f"max_len {a_.max_length}",
+        f"max_len {a_.max_length}, attention {attention}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
         mfu=6 * n_params(model) * tps / facts["peak_flops"],
@@ -495,7 +508,14 @@ def table(facts: dict, results: dict) -> str:
             f"| {kind} | {side} | {name} | {res['settings']} | {res['tokens_per_s']:,.0f} | {gen} | "
             f"{res['step_s']:.3f} | {peak} | {100 * res['mfu']:.1f}% | {ratio} |"
         )
-    return head + "\n".join(lines) + "\n"
+    ref = results.get("sft-pipe-padded", {}).get("losses")
+    diffs = [
+        f"{name} {max(abs(x - y) for x, y in zip(res['losses'], ref)):.2g}"
+        for name, res in results.items()
+        if ref and name != "sft-pipe-padded" and ALL[name][2] == "pipe" and len(res.get("losses") or []) == len(ref)
+    ]
+    foot = f"\nSFT losses, max |difference| per step from sft-pipe-padded: {'; '.join(diffs)}\n" if diffs else ""
+    return head + "\n".join(lines) + "\n" + foot
 
 
 def main(argv=None) -> None:

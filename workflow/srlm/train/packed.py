@@ -28,6 +28,8 @@ _backend: str | None = None
 # The last (cu_seq_lens tensor, flex block mask): every layer of one forward gets the same tensor object; holding
 # it keeps its id from being reused by another batch's tensor.
 _block_mask_cache: list = [None, None]
+# Whether varlen_attn's enable_gqa worked (else KV heads are repeated to the query heads' count).
+_native_gqa = [True]
 
 
 @cache
@@ -82,11 +84,14 @@ def _run_varlen(q, k, v, cu, longest, scale):
     elif scale is not None and abs(scale - q.shape[-1] ** -0.5) > 1e-12:
         raise ValueError("this torch's varlen_attn takes no scale; the model's is not 1/sqrt(head_dim)")
     group = q.shape[1] // k.shape[1]
-    if gqa:
-        kw["enable_gqa"] = group > 1
-    else:
-        k, v = _expand_kv(k, group), _expand_kv(v, group)
-    return fn(q, k, v, cu, cu, longest, longest, **kw)
+    if gqa and group > 1 and _native_gqa[0]:
+        try:
+            return fn(q, k, v, cu, cu, longest, longest, enable_gqa=True, **kw)
+        except RuntimeError as e:  # e.g. torch's cuDNN varlen backend: "GQA is not supported"
+            if "GQA" not in str(e):
+                raise
+            _native_gqa[0] = False
+    return fn(q, _expand_kv(k, group), _expand_kv(v, group), cu, cu, longest, longest, **kw)
 
 
 def _run_segments(q, k, v, cu, longest, scale):
