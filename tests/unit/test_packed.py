@@ -148,6 +148,41 @@ def test_padded_inputs_and_generation_are_transformers_sdpa():
         )
 
 
+def test_trainer_losses_equal_padded_run(tmp_path):
+    """A few SFTTrainer steps as srlm.train.sft takes them (padding_free, packed attention, truncate_rows) give the
+    losses of the padded run."""
+    from datasets import Dataset
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+    from trl import SFTConfig, SFTTrainer
+
+    words = Tokenizer(WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t1"))
+    tok = PreTrainedTokenizerFast(tokenizer_object=words, pad_token=f"t{PAD}", eos_token="t2")
+    rows = _rows((9, 1, 17, 4, 12, 30, 2, 7, 21, 5, 16, 3), seed=3)
+
+    def losses(padding_free: bool) -> list[float]:
+        model = _model()
+        args = SFTConfig(
+            output_dir=str(tmp_path / str(padding_free)), max_steps=3, learning_rate=1e-2, logging_steps=1,
+            lr_scheduler_type="constant", save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
+            bf16=False, seed=0, per_device_train_batch_size=4, completion_only_loss=False,
+            padding_free=padding_free, max_length=None if padding_free else 20,
+        )  # fmt: skip
+        if padding_free:
+            packed.use(model, "segments")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}),
+                             processing_class=tok)  # fmt: skip
+        if padding_free:
+            trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, 20)
+        trainer.train()
+        return [r["loss"] for r in trainer.state.log_history if "loss" in r]
+
+    padded, flat = losses(False), losses(True)
+    assert len(padded) == 3 and len(set(padded)) == 3
+    assert flat == pytest.approx(padded, rel=1e-6, abs=1e-6)
+
+
 def test_truncate_rows_is_trls_truncation():
     from datasets import Dataset
 
