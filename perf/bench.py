@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT / "workflow"))
 # (case, workload, side, description). "trl" = the library's defaults, "pipe" = config.yaml stage + srlm.train.speed.
 CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
-    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU), padding-free "
-     "(srlm.train.packed: varlen FlashAttention on a GPU)"),
-    ("sft-pipe-padded", "SFT", "pipe", "sft-pipe with padding_free: false (rows padded per micro-batch; session 3's pipe)"),
+    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU), rows padded per "
+     "micro-batch (config's padding_free: false)"),
+    ("sft-pipe-pf", "SFT", "pipe", "sft-pipe padding-free (srlm.train.packed: varlen FlashAttention on a GPU)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
@@ -49,9 +49,9 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-pf-segments", "SFT", "pipe", "sft-pipe, packed attention by one SDPA call per sequence"),
     ("sft-pipe-pf-sdpa", "SFT", "pipe", "sft-pipe on transformers' SDPA (dense block-diagonal mask, O(L²))"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
-    ("sft-grouped", "SFT", "pipe", "sft-pipe-padded + train_sampling_strategy=group_by_length (changes batches)"),
-    ("sft-pad64", "SFT", "pipe", "sft-pipe-padded + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
-    ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe-padded with cuDNN's SDPA backend left on (torch's default)"),
+    ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
+    ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
+    ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
@@ -256,9 +256,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     if case == "sft-trl":
         settings = dict(run)
     else:
-        stage = stage_params("sft")
-        if case == "sft-pipe-padded" or case == "sft-grouped" or "pad64" in case or "cudnn" in case:
-            stage = dict(stage, padding_free=False)
+        stage = dict(stage_params("sft"), padding_free=case.startswith("sft-pipe-pf"))
         settings = dict(
             **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
@@ -508,13 +506,13 @@ def table(facts: dict, results: dict) -> str:
             f"| {kind} | {side} | {name} | {res['settings']} | {res['tokens_per_s']:,.0f} | {gen} | "
             f"{res['step_s']:.3f} | {peak} | {100 * res['mfu']:.1f}% | {ratio} |"
         )
-    ref = results.get("sft-pipe-padded", {}).get("losses")
+    ref = results.get("sft-pipe", {}).get("losses")
     diffs = [
         f"{name} {max(abs(x - y) for x, y in zip(res['losses'], ref)):.2g}"
         for name, res in results.items()
-        if ref and name != "sft-pipe-padded" and ALL[name][2] == "pipe" and len(res.get("losses") or []) == len(ref)
+        if ref and name != "sft-pipe" and ALL[name][2] == "pipe" and len(res.get("losses") or []) == len(ref)
     ]
-    foot = f"\nSFT losses, max |difference| per step from sft-pipe-padded: {'; '.join(diffs)}\n" if diffs else ""
+    foot = f"\nSFT losses, max |difference| per step from sft-pipe (padded): {'; '.join(diffs)}\n" if diffs else ""
     return head + "\n".join(lines) + "\n" + foot
 
 

@@ -187,12 +187,12 @@ def get_train_params(wildcards):
     m = MODELS[wildcards.model]
     return arg(
         {
-            # The display label does not change the weights; nor does padding_free (a speed switch, default on,
-            # srlm.train.packed), passed only when off so that finished trainings keep their params.
+            # The display label does not change the weights; nor does padding_free (a speed switch, default off,
+            # srlm.train.packed), passed only when on so that finished trainings keep their params.
             "stage": {
                 k: v
                 for k, v in get_stage(wildcards).items()
-                if k != "label" and not (k == "padding_free" and v)
+                if k != "label" and not (k == "padding_free" and not v)
             },
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],

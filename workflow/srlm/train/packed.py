@@ -10,7 +10,7 @@ attention within each sequence without building the O(L²) block-diagonal mask t
 - "segments": one causal SDPA call per sequence (any device; the CPU default and the fallback).
 The padded path (a 2D padding mask, a KV cache) is transformers' own SDPA, unchanged, so a model switched to
 ATTENTION computes what "sdpa" computes for every input. tests/unit/test_packed.py checks losses and gradients
-against padded batches; perf/bench.py (sft-pipe vs sft-pipe-padded) measures the speed.
+against padded batches; perf/bench.py (sft-pipe-pf vs sft-pipe, padded) measures the speed.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   split into the largest micro-batch that fits; accumulation averages the same loss over the same rows (on CPU the
   stage's own batch is kept: the demo is not the paper);
 - no gradient checkpointing (TRL turns it on by default): recomputing activations changes no number, only the time;
-- padding-free batches (stage key `padding_free`, default on): a micro-batch is one flattened row, and
+- padding-free batches (stage key `padding_free`, default off until measured on a GPU): a micro-batch is one flattened row, and
   srlm.train.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
   no O(L²) mask; rows are truncated to max_length as TRL would (`truncate_rows`), since TRL does not when
   padding-free;
@@ -80,7 +80,7 @@ def has_liger() -> bool:
 def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
     """Extra SFTConfig kwargs (override the ones common.common_args gives).
 
-    Padding-free (the stage's `padding_free`, default on) needs max_length=None in TRL: the trainer must then
+    Padding-free (the stage's `padding_free`, default off) needs max_length=None in TRL: the trainer must then
     truncate with `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
     """
     micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, SFT_MAX_MICRO)
@@ -89,7 +89,7 @@ def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int
         gradient_accumulation_steps=accum,
         gradient_checkpointing=False,
     )
-    if stage.get("padding_free", True):
+    if stage.get("padding_free", False):
         args.update(padding_free=True, max_length=None)
     if has_cuda:
         args.update(dataloader_num_workers=2, dataloader_pin_memory=True)
