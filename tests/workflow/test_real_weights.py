@@ -49,7 +49,7 @@ def overlay(gsm8k: str) -> dict:
             "sft": {"learning_rate": 1.0e-4, "max_steps": 8, "per_device_train_batch_size": 2,
                     "max_length": 512, "warmup_ratio": 0.0, "save_steps": 100},
             "rl": {"max_steps": 2, "num_generations": 2, "per_device_train_batch_size": 4,
-                   "max_completion_length": 32, "save_steps": 100},
+                   "gradient_accumulation_steps": 1, "max_completion_length": 32, "save_steps": 100},
         },
         "launch": {"mixed_precision": "no"},
         # The R1 protocol: the system prompt and <answer> format the SFT data teaches (the grid uses the paper's).
