@@ -2,6 +2,7 @@ import json
 import os
 import shlex
 import sys
+from functools import cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
@@ -45,15 +46,21 @@ def arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+# Planning speed (docs/performance.md, Planning): the config is fixed for the run, so what the input and param
+# functions build from it depends on a few wildcard values, far fewer than the jobs (1,000 evaluations share
+# 50 (model, benchmark) params). The `@cache`d helpers below take those values and build each answer once.
+
+
 # ---- paths: srlm.layout owns them; these name what the rules need ----------------------------------------
+@cache
 def table_cells(table):
     """(model, chain, benchmark) of every cell of a table that we run (cited rows are not run)."""
     cols = TABLES[table]["columns"]
-    return [(m, c, b) for m, c in cfg.table_runs(config, table) for b in cols]
+    return tuple((m, c, b) for m, c in cfg.table_runs(config, table) for b in cols)
 
 
 def scope_cells(wildcards):
-    return list(dict.fromkeys(cell for t in scope_tables(wildcards.scope) for cell in table_cells(t)))
+    return tuple(dict.fromkeys(cell for t in scope_tables(wildcards.scope) for cell in table_cells(t)))
 
 
 def get_all_targets():
@@ -115,40 +122,47 @@ def get_eval_model(wildcards):
 
 # Report rules: `input` declares every file of the mapping and `params.inputs` hands the mapping to the script,
 # which reads only those files (srlm.tables.Inputs).
+@cache
+def _report_inputs(cells, kinds):
+    """(files to declare, the mapping as a params argument) of report cells: each rule asks for both."""
+    inputs = L.inputs(cells, kinds)
+    return tuple(layout.files(inputs)), arg(inputs)
+
+
 def _table_inputs(wildcards):
-    return L.inputs(table_cells(wildcards.table), ["evals", "health"])
+    return _report_inputs(table_cells(wildcards.table), ("evals", "health"))
 
 
 def _cost_inputs(wildcards):
-    return L.inputs(scope_cells(wildcards), ["evals", "train_summary"])
+    return _report_inputs(scope_cells(wildcards), ("evals", "train_summary"))
 
 
 def _figure_inputs(wildcards):
-    return L.inputs(scope_cells(wildcards), ["evals", "health", "metrics"])
+    return _report_inputs(scope_cells(wildcards), ("evals", "health", "metrics"))
 
 
 def get_table_files(wildcards):
-    return layout.files(_table_inputs(wildcards))
+    return list(_table_inputs(wildcards)[0])
 
 
 def get_table_inputs(wildcards):
-    return arg(_table_inputs(wildcards))
+    return _table_inputs(wildcards)[1]
 
 
 def get_cost_files(wildcards):
-    return layout.files(_cost_inputs(wildcards))
+    return list(_cost_inputs(wildcards)[0])
 
 
 def get_cost_inputs(wildcards):
-    return arg(_cost_inputs(wildcards))
+    return _cost_inputs(wildcards)[1]
 
 
 def get_figure_files(wildcards):
-    return layout.files(_figure_inputs(wildcards))
+    return list(_figure_inputs(wildcards)[0])
 
 
 def get_figure_inputs(wildcards):
-    return arg(_figure_inputs(wildcards))
+    return _figure_inputs(wildcards)[1]
 
 
 # ---- params: each rule sees only its own slice of the config -------------------------------------------------
@@ -184,14 +198,19 @@ def get_gsm8k_report_params(wildcards):
 
 
 def get_train_params(wildcards):
-    m = MODELS[wildcards.model]
+    return _train_params(wildcards.model, layout.last_stage(wildcards.chain))
+
+
+@cache
+def _train_params(model, stage):
+    m = MODELS[model]
     return arg(
         {
             # The display label does not change the weights; nor does padding_free (a speed switch, default off,
             # srlm.train.packed), passed only when on so that finished trainings keep their params.
             "stage": {
                 k: v
-                for k, v in get_stage(wildcards).items()
+                for k, v in STAGES[stage].items()
                 if k != "label" and not (k == "padding_free" and not v)
             },
             "model": {"eos_token": m["eos_token"]},
@@ -205,8 +224,13 @@ def get_train_params(wildcards):
 
 
 def get_health_params(wildcards):
+    return _health_params(layout.last_stage(wildcards.chain))
+
+
+@cache
+def _health_params(stage):
     """The ‡ thresholds and, for a GRPO stage, its reward values (what the reward curves are judged against)."""
-    return arg({"health": config["health"], "rewards": get_stage(wildcards).get("rewards")})
+    return arg({"health": config["health"], "rewards": STAGES[stage].get("rewards")})
 
 
 def get_deepspeed(wildcards):
@@ -216,18 +240,28 @@ def get_deepspeed(wildcards):
 
 
 def get_generate_params(wildcards):
-    ev, m = config["evaluation"], MODELS[wildcards.model]
+    return _generate_params(wildcards.model, wildcards.benchmark)
+
+
+@cache
+def _generate_params(model, benchmark):
+    ev, m = config["evaluation"], MODELS[model]
     keys = ("protocol", "engine", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size")
     chat = {"chat_template": m["chat_template"], "enable_thinking": m.get("enable_thinking")}
     if ev["protocol"] == "r1":  # the paper protocol has no system prompt: prompt.system must not rerun it
         chat["system_prompt"] = config["prompt"]["system"]
-    generation = {**ev["generation"], **BENCHMARKS[wildcards.benchmark]["generation"]}
+    generation = {**ev["generation"], **BENCHMARKS[benchmark]["generation"]}
     return arg({**{k: ev[k] for k in keys}, "generation": generation, "chat": chat})
 
 
 def get_grade_params(wildcards):
+    return _grade_params(wildcards.benchmark)
+
+
+@cache
+def _grade_params(benchmark):
     g = config["evaluation"]["grading"]
-    return arg({**g, "gold_format": BENCHMARKS[wildcards.benchmark]["format"]})
+    return arg({**g, "gold_format": BENCHMARKS[benchmark]["format"]})
 
 
 def get_table_spec(wildcards):
