@@ -27,7 +27,7 @@ import json
 import math
 from pathlib import Path
 
-from srlm.train.common import read_metrics
+from srlm.train import read_metrics
 
 
 def _finite(x) -> bool:

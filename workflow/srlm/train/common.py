@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from srlm.train import progress
+from srlm.train import progress, read_metrics
 
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
@@ -190,19 +190,6 @@ class MetricsLog:
 
     def records(self) -> list[dict]:
         return read_metrics(self.path)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """Records of a metrics JSONL; a line cut short by a kill is skipped."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 class Attempts:
