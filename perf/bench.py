@@ -242,13 +242,13 @@ def load_model(a, **tok_kwargs):
 
 def run_sft(a, case: str, facts: dict) -> dict:
     from datasets import load_dataset
-    from trl import SFTConfig, SFTTrainer
 
-    from srlm.train import common, packed, speed
+    from srlm.train import common, packed, sft, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
     attention = "sdpa"
+    backend = case.removeprefix("sft-pipe-pf-") if case.startswith("sft-pipe-pf-") else None  # packed kernel
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda)
     if not cuda:
@@ -264,11 +264,9 @@ def run_sft(a, case: str, facts: dict) -> dict:
         settings.update(speed.sft_speed_args(stage, 1, cuda))
         if case == "sft-pipe-nolig":
             settings.pop("use_liger_kernel", None)
-        if settings.get("padding_free") and case != "sft-pipe-pf-sdpa":  # as srlm.train.sft
-            backend = case.removeprefix("sft-pipe-pf-") if case.startswith("sft-pipe-pf-") else None
-            packed.use(model, backend)
+        if settings.get("padding_free"):
             auto = "varlen" if cuda and packed.has_varlen() else "segments"
-            attention = f"{packed.ATTENTION} ({backend or auto})"
+            attention = "sdpa" if backend == "sdpa" else f"{packed.ATTENTION} ({backend or auto})"
         if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
         if case == "sft-grouped":
@@ -277,10 +275,8 @@ def run_sft(a, case: str, facts: dict) -> dict:
             settings.update(pad_to_multiple_of=64)
         settings.update(run, warmup_steps=0)
     clock = Clock(a.device)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**settings), train_dataset=data, processing_class=tok,
-                         callbacks=[clock.cb])
-    if case != "sft-trl" and settings.get("padding_free"):  # as srlm.train.sft
-        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, stage["max_length"])
+    trainer = sft.make_trainer(model, settings, stage_params("sft")["max_length"], backend, train_dataset=data,
+                               processing_class=tok, callbacks=[clock.cb])  # fmt: skip
     prof, t = profile_ctx(a, case), time.perf_counter()
     with prof:
         trainer.train()

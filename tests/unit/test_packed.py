@@ -12,7 +12,7 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from srlm.train import packed, speed
+from srlm.train import packed, sft, speed
 
 VOCAB, PAD = 300, 0
 LENGTHS = (9, 1, 17, 4, 12)
@@ -155,7 +155,6 @@ def test_trainer_losses_equal_padded_run(tmp_path):
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
-    from trl import SFTConfig, SFTTrainer
 
     words = Tokenizer(WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t1"))
     tok = PreTrainedTokenizerFast(tokenizer_object=words, pad_token=f"t{PAD}", eos_token="t2")
@@ -163,18 +162,14 @@ def test_trainer_losses_equal_padded_run(tmp_path):
 
     def losses(padding_free: bool) -> list[float]:
         model = _model()
-        args = SFTConfig(
+        args = dict(
             output_dir=str(tmp_path / str(padding_free)), max_steps=3, learning_rate=1e-2, logging_steps=1,
             lr_scheduler_type="constant", save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
             bf16=False, seed=0, per_device_train_batch_size=4, completion_only_loss=False,
             padding_free=padding_free, max_length=None if padding_free else 20,
         )  # fmt: skip
-        if padding_free:
-            packed.use(model, "segments")
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}),
-                             processing_class=tok)  # fmt: skip
-        if padding_free:
-            trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, 20)
+        trainer = sft.make_trainer(model, args, 20, "segments", processing_class=tok,
+                                   train_dataset=Dataset.from_dict({"input_ids": rows}))  # fmt: skip
         trainer.train()
         return [r["loss"] for r in trainer.state.log_history if "loss" in r]
 

@@ -12,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from srlm.train import packed, speed
+from srlm.train import sft, speed
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -67,7 +67,6 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict) -> list[float]:
     import torch
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -80,11 +79,7 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict) -> list[float]:
     )
     args.update(extra)
     data = load_dataset("json", data_files=str(data_path), split="train")
-    if args.get("padding_free"):  # as srlm.train.sft does
-        packed.use(model)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=data, processing_class=tok)
-    if args.get("padding_free"):
-        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, 1024)
+    trainer = sft.make_trainer(model, args, 1024, train_dataset=data, processing_class=tok)
     trainer.train()
     return [r["loss"] for r in trainer.state.log_history if "loss" in r]
 

@@ -79,7 +79,7 @@ def training_figure(spec: dict, inputs: Inputs, model: str, chain: str, out: Pat
     """Curves of one run; panels whose metric was not logged say so."""
     path = inputs.path("metrics", model, chain)
     health = inputs.read("health", model, chain)
-    rows = read_metrics(path) if path and path.exists() else []
+    rows = read_metrics(path) if path else []
     grpo = spec["stages"][layout.last_stage(chain)]["type"] == "grpo"
     panels = GRPO_PANELS if grpo else SFT_PANELS
     ncols = min(3, len(panels))

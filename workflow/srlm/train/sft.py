@@ -15,7 +15,6 @@ def main(argv=None) -> None:
     stage, p = args.params["stage"], args.params
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
@@ -38,19 +37,27 @@ def main(argv=None) -> None:
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
     kwargs.update(speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
     speed.attention_backends()
-    if kwargs.get("padding_free"):  # one flattened row per micro-batch: attention within each sequence only
-        packed.use(model)
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**kwargs),
-        train_dataset=data,
-        processing_class=tokenizer,
+    trainer = make_trainer(
+        model, kwargs, stage["max_length"], train_dataset=data, processing_class=tokenizer,
         peft_config=common.lora_config(stage["lora"]),
-    )
-    # TRL truncates only padded rows; the stage's max_length holds all the same.
-    if kwargs.get("padding_free"):
-        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, stage["max_length"])
+    )  # fmt: skip
     common.run(trainer, args, "sft", common.used_settings(trainer, kwargs))
+
+
+def make_trainer(model, kwargs: dict, max_length: int, attention: str | None = None, **trainer_kwargs):
+    """SFTTrainer(model, SFTConfig(**kwargs), **trainer_kwargs), padding-free when kwargs say so: one flattened
+    row per micro-batch, the model attending within each sequence through srlm.train.packed (`attention`: its
+    kernel, None = by device; "sdpa" = transformers' own with a dense mask, for comparison), and the rows cut to
+    max_length, which TRL enforces only on padded rows. The job, perf/bench.py and the tests all build it here."""
+    from trl import SFTConfig, SFTTrainer
+
+    padding_free = kwargs.get("padding_free")
+    if padding_free and attention != "sdpa":
+        packed.use(model, attention)
+    trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), **trainer_kwargs)
+    if padding_free:
+        trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, max_length)
+    return trainer
 
 
 if __name__ == "__main__":

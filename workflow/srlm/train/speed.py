@@ -100,8 +100,8 @@ def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int
 
 def truncate_rows(dataset, max_length: int):
     """What TRL 1.16's SFTTrainer does to its tokenized dataset when max_length is set and packing is off (it
-    skips it when padding-free): keep each row's first max_length tokens (truncation_mode keep_start), then drop
-    the rows left without a trained token."""
+    skips it when padding-free, and has no public function for it: written again here, its ~6 lines): keep each
+    row's first max_length tokens (truncation_mode keep_start), then drop the rows left without a trained token."""
 
     def truncate(row):
         return {"input_ids": row["input_ids"][:max_length], "labels": row["labels"][:max_length]}
