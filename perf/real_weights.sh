@@ -47,10 +47,11 @@ benchmarks:
 $(for b in olympiadbench math500 minerva amc23 gsm8k; do echo "  $b: {local_path: $S/data/$b/test.jsonl}"; done)
 EOF
 R=results/smollm2
-# Up to three jobs share the one GPU (135M parameters: each leaves it mostly idle); --scheduler greedy: no pulp.
+# Two jobs share the one GPU (RW_GPU_JOBS): one's start-up (imports, loading, CUDA graphs) and grading overlap the
+# other's GPU work; three GRPO jobs at once saturate it and starve the evaluations. --scheduler greedy: no pulp.
 start=$(date +%s)
 timeout "${RW_BUDGET_S:-540}" python3 -m snakemake \
-  --configfile config/smollm2.yaml "$S/device.yaml" --cores 16 --resources gpu=${RW_GPU_JOBS:-1} --scheduler greedy \
+  --configfile config/smollm2.yaml "$S/device.yaml" --cores 16 --resources gpu=${RW_GPU_JOBS:-2} --scheduler greedy \
   --keep-going --rerun-incomplete
 rc=$?
 echo "snakemake rc=$rc wall_s=$(( $(date +%s) - start ))" | tee "$OUT/status.txt"
@@ -58,8 +59,9 @@ for t in table2 table3 cost/all; do [ -f "$R/$t.md" ] && cat "$R/$t.md"; done
 
 # The evaluation protocol's effect (issue 16): GSM8K again under the r1 protocol (R1 system prompt, <answer>
 # grader) with the grid's own generation settings, for the untrained and the trained models, once the grid is done.
+# Opt-in (RW_R1=1): six more GSM8K generations, ~6 GPU-minutes (measured for base and sft in the first GPU run).
 M=$R/models/smollm2-135m-instruct
-if [ "$rc" = 0 ] && [ ! -f "$R/protocol-r1/done" ]; then
+if [ "${RW_R1:-0}" = 1 ] && [ "$rc" = 0 ] && [ ! -f "$R/protocol-r1/done" ]; then
   for c in base sft sft-lora rl sft+rl sft-lora+rl; do
     [ -f "$R/protocol-r1/$c/gsm8k.json" ] && continue
     params=$(python3 - "$R/completions/smollm2-135m-instruct/$c/gsm8k.jsonl" <<'PY'
