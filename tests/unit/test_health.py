@@ -34,6 +34,22 @@ def test_non_finite_loss_or_grad_collapses_any_stage():
     assert health.assess([{"step": 1, "loss": 2.0, "grad_norm": 1.0}], H) == ("ok", None)
 
 
+def test_sft_whose_gradient_vanished_on_an_unsolved_loss_collapses():
+    # Measured with padding-free SFT at lr 1e3: the loss stays finite and flat, every gradient norm is 0.
+    recs = [{"step": i + 1, "loss": 2.0 - 0.1 * i, "grad_norm": 1.5} for i in range(4)]
+    recs += [{"step": i + 5, "loss": 11.9, "grad_norm": 0.0} for i in range(8)]
+    assert health.assess(recs, H) == (
+        "collapsed",
+        "gradient norm 0 with loss 11.9 in each of the last 4 of 12 logs: the weights stopped moving",
+    )
+    # One moving step in the tail, a solved loss, or too few logs: not flagged.
+    assert health.assess(recs[:-1] + [{"step": 12, "loss": 11.9, "grad_norm": 0.2}], H) == ("ok", None)
+    assert health.assess([{**r, "loss": 0.0} if r["grad_norm"] == 0 else r for r in recs], H) == ("ok", None)
+    assert health.assess(recs[-3:], H) == ("ok", None)
+    # GRPO: a zero gradient can be success (every group ties); the reward rules judge it.
+    assert health.assess(log([1.0] * 12, [1.0] * 12, grad_norm=0.0), H, REWARDS) == ("ok", None)
+
+
 def test_reward_pinned_at_minimum_after_learning_collapses():
     status, reason = health.assess(log([0.5, 0.6, 0.7, 0.4, -0.9, -1.0, -1.0, -1.0]), H, REWARDS)
     assert status == "collapsed"

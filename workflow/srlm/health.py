@@ -9,7 +9,11 @@ A run is "collapsed" when
     accuracy), it did not collapse; but
 (3) a GRPO run in which every reward stays at its minimum from the first log to the last never had a learning
     signal (all completions tie, the gradient is zero: a model that never writes the answer format) and never
-    converged: also flagged.
+    converged: also flagged;
+(4) an SFT/KD run whose gradient norm is exactly 0 in every log of its last part (tail_fraction, at least
+    min_logs logs) while its loss is positive: the weights have stopped moving on a loss that is not solved
+    (e.g. activations saturated by a far too large learning rate; the loss stays finite and flat). Not for GRPO,
+    where a zero gradient also follows from every group tying, success included (beta 0).
 Thresholds: config `health` (tail_fraction, min_logs, min_rise, drop_fraction; meanings and values in
 config.yaml, all required by the schema: no defaults here).
 
@@ -56,6 +60,14 @@ def assess(records: list[dict], c: dict, rewards: dict | None = None) -> tuple[s
         for key in ("loss", "grad_norm"):
             if key in r and not _finite(r[key]):
                 return "collapsed", f"non-finite {key} ({r[key]}) at step {r.get('step')}"
+    if rewards is None:
+        logged = [r for r in records if _finite(r.get("grad_norm")) and _finite(r.get("loss"))]
+        tail = logged[-max(c["min_logs"], int(len(logged) * c["tail_fraction"])) :]
+        if len(logged) >= c["min_logs"] and all(r["grad_norm"] == 0 and r["loss"] > 0 for r in tail):
+            return "collapsed", (
+                f"gradient norm 0 with loss {tail[-1]['loss']:.4g} in each of the last {len(tail)} of "
+                f"{len(logged)} logs: the weights stopped moving"
+            )
     floor = []
     for key, values in (rewards or {}).items():
         series = [r[key] for r in records if _finite(r.get(key))]
