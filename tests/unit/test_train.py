@@ -398,14 +398,16 @@ def test_absurd_learning_rate_collapses_grpo(files, warm):
     assert verdict["reason"].startswith("format_reward fell from"), verdict["reason"]
 
 
-def test_absurd_learning_rate_collapses_sft(files):
+@pytest.mark.parametrize("padding_free, reason", [(False, "non-finite"), (True, "gradient norm 0")])
+def test_absurd_learning_rate_collapses_sft(files, padding_free, reason):
     # Padded batches: the gradient turns NaN at step 3 (loss 1.1e7). Padding-free, the same losses to step 3 but a
-    # finite gradient, then the loss stays at 6.25 with zero gradients: health does not flag that (yet).
-    stage = stage_of("sft", learning_rate=1e3, max_steps=6, save_steps=1000, padding_free=False)
-    train("sft", stage, files / "base", files / "data" / "short.jsonl", files / "collapse-sft")
-    verdict = judged(stage, files / "collapse-sft")
+    # finite gradient, then the loss stays flat with zero gradients (health's SFT rule (4)).
+    stage = stage_of("sft", learning_rate=1e3, max_steps=8, save_steps=1000, padding_free=padding_free)
+    out = files / f"collapse-sft-{padding_free}"
+    train("sft", stage, files / "base", files / "data" / "short.jsonl", out)
+    verdict = judged(stage, out)
     assert verdict["status"] == "collapsed"
-    assert verdict["reason"].startswith("non-finite"), verdict["reason"]
+    assert verdict["reason"].startswith(reason), verdict["reason"]
 
 
 # ---------------------------------------------------------------- LoRA
