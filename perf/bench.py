@@ -241,6 +241,7 @@ def load_model(a, **tok_kwargs):
 
 
 def run_sft(a, case: str, facts: dict) -> dict:
+    import torch
     from datasets import load_dataset
 
     from srlm.train import common, packed, sft, speed
@@ -265,7 +266,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
         if case == "sft-pipe-nolig":
             settings.pop("use_liger_kernel", None)
         if settings.get("padding_free"):
-            auto = "varlen" if cuda and packed.has_varlen() else "segments"
+            auto = packed.default_backend(cuda, torch.bfloat16 if cuda else torch.float32)
             attention = "sdpa" if backend == "sdpa" else f"{packed.ATTENTION} ({backend or auto})"
         if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)

@@ -22,8 +22,6 @@ THINK_SWITCH = (
 )
 
 
-
-
 def _params(**over) -> dict:
     p = {
         "protocol": "r1",

@@ -133,12 +133,13 @@ def _run_flex(q, k, v, cu, longest, scale):
     return out[0].transpose(0, 1)
 
 
+def default_backend(cuda: bool, dtype: torch.dtype) -> str:
+    """The packed kernel used when none was chosen: varlen for bf16/fp16 on CUDA where torch has it."""
+    return "varlen" if cuda and dtype in (torch.bfloat16, torch.float16) and has_varlen() else "segments"
+
+
 def backend_for(query: torch.Tensor) -> str:
-    if _backend is not None:
-        return _backend
-    if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and has_varlen():
-        return "varlen"
-    return "segments"
+    return _backend if _backend is not None else default_backend(query.is_cuda, query.dtype)
 
 
 def attention(
