@@ -80,17 +80,45 @@ def main() -> None:
     out["fp32_first_difference_median"] = sorted(agree)[len(agree) // 2]
     out["fp32_first_difference_min"] = min(agree)
 
-    # Sampling: the exponential race draws from the filtered distribution (compare token frequencies of one row).
+    # Sampling: draws of 1,000 rows at a time (the rejection path of decode.sample, with its re-draws) follow the
+    # filtered distribution (token frequencies of one row's logits).
     logits = torch.randn(1, 2000, device=a.device) * 2
     s = decode.Sampling(temperature=0.6, top_p=0.95)
     p = decode.filter_logits(logits, s).softmax(-1)[0]
-    draws = torch.stack([decode.sample(logits, s) for _ in range(20000)]).flatten()
+    overflow = torch.zeros((), dtype=torch.long, device=a.device)
+    draws = torch.cat([decode.sample(logits.expand(1000, -1), s, overflow) for _ in range(20)])
     freq = torch.bincount(draws, minlength=2000).float() / draws.numel()
     out["sampling_total_variation"] = float(0.5 * (freq - p).abs().sum())
     ref = torch.bincount(torch.multinomial(p, draws.numel(), replacement=True), minlength=2000).float()
     out["multinomial_total_variation"] = float(0.5 * (ref / draws.numel() - p).abs().sum())  # the noise level
     out["sampling_outside_nucleus"] = int((freq[p == 0] > 0).sum())
+    out["sampling_overflow"] = int(overflow)
+    if cuda:
+        out["sample_ms"] = sample_times(decode, model.config.vocab_size, s)
     print(json.dumps(out))
+
+
+def sample_times(decode, vocab: int, s) -> dict:
+    """Milliseconds of one decode.sample call on bf16 logits [B, vocab]: the rejection path against the sort of
+    the whole vocabulary (redraw_rows = B), for flat logits (a random model's: std 0.6) and peaked ones (std 4)."""
+    times = {}
+    own = decode.redraw_rows
+    for rows in (128, 512, 1024):
+        for spread in (0.6, 4.0):
+            logits = (torch.randn(rows, vocab, device="cuda") * spread).bfloat16()
+            for name, fix in (("rejection", own), ("sort", lambda batch, top_p: batch)):
+                decode.redraw_rows = fix
+                for _ in range(3):
+                    decode.sample(logits, s)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(20):
+                    decode.sample(logits, s)
+                end.record()
+                torch.cuda.synchronize()
+                times[f"{name} B={rows} std={spread}"] = round(start.elapsed_time(end) / 20, 3)
+    decode.redraw_rows = own
+    return times
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ Qwen3); on CPU it runs the same steps eagerly. `supported` says when to fall bac
 
 from __future__ import annotations
 
+import math
+import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -101,19 +103,54 @@ def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
         kth = torch.topk(logits, s.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if s.top_p < 1.0:
-        ascending, order = torch.sort(logits, dim=-1)
+        ascending, order = torch.sort(logits, dim=-1, stable=True)  # ties kept by token id, as `sample` does
         drop = ascending.softmax(-1).cumsum(-1) <= 1 - s.top_p
         drop[..., -1] = False
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
 
 
-def sample(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
-    """One token per row ([B] long)."""
+def _race(probs: torch.Tensor) -> torch.Tensor:
+    """One draw per row of `probs` (unnormalised is fine) without a host sync: the exponential race."""
+    return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
+
+
+def redraw_rows(batch: int, top_p: float) -> int:
+    """Rows per step that `sample` re-draws through the sorted nucleus: twice the expected number of draws that
+    fall outside it (at most 1 - top_p of the rows), plus 32. More than that in one step has probability below
+    1e-18 whatever the batch and top_p (Chernoff bound); `sample` counts the rows beyond it."""
+    return min(batch, 32 + math.ceil(2 * (1 - top_p) * batch))
+
+
+def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per row ([B] long), distributed as transformers' warpers + multinomial sampling would draw it.
+
+    Top-p without sorting the vocabulary for every row (at 512 rows × 151,936 logits the sort and its scatter
+    cost more than the model's forward): rejection sampling. Draw from the temperature/top-k distribution; the
+    draw is in the nucleus iff the probability strictly above it is < top_p (the same tokens as transformers'
+    ascending cumulative sum; tied probabilities ordered by token id, as a stable sort does: bf16 logits tie
+    often), and an accepted draw is then a draw from the nucleus. Rows whose draw fell outside
+    (a fraction <= 1 - top_p of them on average) draw anew from the sorted nucleus, at most `redraw_rows` rows a
+    step: the result is exact unless more rows than that missed, which `overflow` (a counter tensor) counts."""
     if s.temperature == 0:
         return logits.argmax(-1)
-    probs = filter_logits(logits, s).softmax(-1)
-    return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
+    batch = logits.shape[0]
+    fix = redraw_rows(batch, s.top_p)
+    if s.top_p >= 1.0 or fix >= batch:
+        return _race(filter_logits(logits, s).softmax(-1))
+    probs = filter_logits(logits, replace(s, top_p=1.0)).softmax(-1)
+    token = _race(probs)
+    chosen = probs.gather(-1, token[:, None])
+    ids = torch.arange(probs.shape[-1], device=probs.device)
+    after = (probs > chosen) | ((probs == chosen) & (ids > token[:, None]))  # after it in a stable ascending sort
+    mass_above = torch.where(after, probs, 0.0).sum(-1)
+    missed = mass_above >= s.top_p
+    rows = torch.argsort(missed.to(torch.uint8), descending=True, stable=True)[:fix]  # the missed rows first
+    again = _race(filter_logits(logits.index_select(0, rows), s).softmax(-1))
+    token = token.index_copy(0, rows, torch.where(missed[rows], again, token[rows]))
+    if overflow is not None:
+        overflow += (missed.sum() - fix).clamp(min=0)
+    return token
 
 
 def _submodule_hooks(model) -> bool:
@@ -160,9 +197,10 @@ class _Run:
         self.slot = torch.tensor([width], device=dev)  # its cache index
         self.col = torch.zeros((1,), dtype=torch.long, device=dev)  # its column in `out`
         self.done = torch.zeros((b,), dtype=torch.bool, device=dev)
+        self.overflow = torch.zeros((), dtype=torch.long, device=dev)  # rows `sample` could not re-draw exactly
 
     def _emit(self, logits: torch.Tensor) -> None:
-        new = sample(logits, self.s)
+        new = sample(logits, self.s, self.overflow)
         new = torch.where(self.done, torch.full_like(new, self.pad), new)
         self.out.index_copy_(1, self.col, new[:, None])
         self.done |= torch.isin(new, self.eos)
@@ -201,6 +239,8 @@ class _Run:
     def results(self) -> list[list[int]]:
         """Each row's tokens up to and including its first EOS (all max_new_tokens if none)."""
         out = self.out.tolist()
+        if missed := int(self.overflow):
+            warnings.warn(f"srlm.decode: {missed} sampled tokens outside the top-p nucleus (see decode.redraw_rows)")
         eos = set(self.eos.tolist())
         rows = []
         for row in out:
