@@ -109,6 +109,8 @@ def test_filter_keeps_what_transformers_warpers_keep(s):
         (decode.Sampling(1.0, 0.7, 0), 1000),
         (decode.Sampling(0.8, 0.95, 20), 1000),  # top-k, then top-p of the renormalised top-k distribution
         (decode.Sampling(0.6, 0.9, 0), 16),  # few rows: the sorted nucleus for all of them
+        (decode.Sampling(1.0, 1.0, 0), 1000),  # no truncation (GRPO's rollouts): the first draw only
+        (decode.Sampling(0.7, 1.0, 20), 1000),  # top-k only
         (decode.Sampling(1.0, 0.8, 0), 1000),  # ties (below): the nucleus takes part of a tied group
     ],  # fmt: skip
 )

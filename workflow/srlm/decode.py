@@ -66,16 +66,33 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     b, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
-    if q_len == 1:  # decode: the group's query heads are the "positions" of one SDPA call per KV head
-        out = F.scaled_dot_product_attention(
-            query.reshape(b, kv_heads, group, dim), key, value, attn_mask=attention_mask, scale=scaling
-        ).reshape(b, heads, 1, dim)
+    if q_len == 1:  # decode: the group's query heads are the rows of one product per KV head
+        out = _decode_attention(query.reshape(b * kv_heads, group, dim), key, value, attention_mask, scaling)
+        out = out.reshape(b, heads, 1, dim)
     else:  # prefill (once per call): plain SDPA over the repeated heads
         from transformers.integrations.sdpa_attention import repeat_kv
 
         key, value = repeat_kv(key, group), repeat_kv(value, group)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _decode_attention(q, key, value, mask, scaling):
+    """Attention of one new token: q [B·kv, group, d] against the cache's first W positions key/value
+    [B, kv, W, d] (views of the static cache, no copy), mask [B, 1, 1, W]. Two batched products and a float32
+    softmax: SDPA's memory-efficient kernel, the one that takes a mask, spent ~50 µs a layer on this shape
+    (query tiles of 64 rows for 7 queries; perf/gpu_decode_check.py times both). Scores are float32 as inside
+    SDPA (bf16 products with a float32 output on CUDA; float32 elsewhere), probabilities cast to the values'
+    dtype for the second product as SDPA's kernels do."""
+    b, kv, width, dim = key.shape
+    keys, values = key.reshape(b * kv, width, dim).transpose(1, 2), value.reshape(b * kv, width, dim)
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        scores = torch.bmm(q, keys, out_dtype=torch.float32)
+    else:
+        scores = torch.bmm(q.float(), keys.float())
+    scores = (scores.view(b, kv, -1, width) * (scaling or dim**-0.5)).masked_fill(~mask, float("-inf"))
+    probs = scores.softmax(-1).to(value.dtype).view(b * kv, -1, width)
+    return torch.bmm(probs, values)
 
 
 def _register() -> None:
@@ -111,7 +128,8 @@ def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
 
 
 def _race(probs: torch.Tensor) -> torch.Tensor:
-    """One draw per row of `probs` (unnormalised is fine) without a host sync: the exponential race."""
+    """One draw per row of `probs` (unnormalised is fine) without a host sync: the exponential race
+    argmax(p / E), E ~ Exp(1)."""
     return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
 
 
@@ -120,6 +138,48 @@ def redraw_rows(batch: int, top_p: float) -> int:
     fall outside it (at most 1 - top_p of the rows), plus 32. More than that in one step has probability below
     1e-18 whatever the batch and top_p (Chernoff bound); `sample` counts the rows beyond it."""
     return min(batch, 32 + math.ceil(2 * (1 - top_p) * batch))
+
+
+def first_draw(
+    logits: torch.Tensor, uniform: torch.Tensor, temperature: float, top_p: float, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sample`'s first round: a draw per row from the temperature/top-k distribution (the exponential race with
+    E = -log(uniform)), and whether it missed the top-p nucleus. Elementwise work and row reductions only, which
+    torch.compile fuses into a few passes over the logits on a GPU (`_first_draw`)."""
+    x = logits.float() / temperature
+    if 0 < top_k < x.shape[-1]:
+        x = x.masked_fill(x < torch.topk(x, top_k, dim=-1).values[..., -1:], float("-inf"))
+    w = torch.exp(x - x.amax(-1, keepdim=True))  # unnormalised probabilities
+    token = (w / -torch.log(uniform)).argmax(-1)
+    chosen = w.gather(-1, token[:, None])
+    ids = torch.arange(w.shape[-1], device=w.device)
+    after = (w > chosen) | ((w == chosen) & (ids > token[:, None]))  # after it in a stable ascending sort
+    return token, torch.where(after, w, 0.0).sum(-1) >= top_p * w.sum(-1)
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _first_draw(device: torch.device):
+    """first_draw, compiled for CUDA tensors (once per process; the first call of a shape compiles, eagerly,
+    before any CUDA-graph capture: `generate` samples the prefill's token eagerly). Eager where compiling fails."""
+    if device.type != "cuda":
+        return first_draw
+    if "first_draw" not in _COMPILED:
+        compiled = torch.compile(first_draw, dynamic=False)
+
+        def run(*args):
+            if _COMPILED.get("failed"):
+                return first_draw(*args)
+            try:
+                return compiled(*args)
+            except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
+                warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); sampling eagerly")
+                _COMPILED["failed"] = True
+                return first_draw(*args)
+
+        _COMPILED["first_draw"] = run
+    return _COMPILED["first_draw"]
 
 
 def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,15 +196,12 @@ def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = No
         return logits.argmax(-1)
     batch = logits.shape[0]
     fix = redraw_rows(batch, s.top_p)
-    if s.top_p >= 1.0 or fix >= batch:
+    if s.top_p < 1.0 and fix >= batch:
         return _race(filter_logits(logits, s).softmax(-1))
-    probs = filter_logits(logits, replace(s, top_p=1.0)).softmax(-1)
-    token = _race(probs)
-    chosen = probs.gather(-1, token[:, None])
-    ids = torch.arange(probs.shape[-1], device=probs.device)
-    after = (probs > chosen) | ((probs == chosen) & (ids > token[:, None]))  # after it in a stable ascending sort
-    mass_above = torch.where(after, probs, 0.0).sum(-1)
-    missed = mass_above >= s.top_p
+    uniform = torch.rand(logits.shape, device=logits.device)
+    token, missed = _first_draw(logits.device)(logits, uniform, s.temperature, s.top_p, s.top_k)
+    if s.top_p >= 1.0:
+        return token
     rows = torch.argsort(missed.to(torch.uint8), descending=True, stable=True)[:fix]  # the missed rows first
     again = _race(filter_logits(logits.index_select(0, rows), s).softmax(-1))
     token = token.index_copy(0, rows, torch.where(missed[rows], again, token[rows]))
