@@ -95,7 +95,6 @@ def main() -> None:
     out["sampling_overflow"] = int(overflow)
     if cuda:
         out["sample_ms"] = sample_times(decode, model.config.vocab_size, s)
-        out["attention_us"] = attention_times(decode)
     print(json.dumps(out))
 
 
@@ -119,38 +118,6 @@ def sample_times(decode, vocab: int, s) -> dict:
                 torch.cuda.synchronize()
                 times[f"{name} B={rows} std={spread}"] = round(start.elapsed_time(end) / 20, 3)
     decode.redraw_rows = own
-    return times
-
-
-def attention_times(decode) -> dict:
-    """Microseconds of one layer's decode attention (Qwen2.5-0.5B: 14 query heads, 2 KV heads, d 64; bf16; a
-    quarter of each row's cache is left padding): SDPA with the mask (before) against decode.attention's two
-    products, and the largest difference of their outputs."""
-    import torch.nn.functional as F
-
-    times = {}
-    for rows in (128, 512):
-        for width in (512, 2304):
-            g = torch.Generator(device="cuda").manual_seed(0)
-            q = torch.randn(rows, 14, 1, 64, device="cuda", generator=g).bfloat16()
-            k, v = (torch.randn(rows, 2, width, 64, device="cuda", generator=g).bfloat16() for _ in range(2))
-            mask = torch.ones(rows, 1, 1, width, dtype=torch.bool, device="cuda")
-            mask[: rows // 2, ..., : width // 4] = False
-            old = lambda: F.scaled_dot_product_attention(  # noqa: E731 - the code this replaced
-                q.reshape(rows, 2, 7, 64), k, v, attn_mask=mask, scale=0.125
-            ).reshape(rows, 14, 1, 64).transpose(1, 2)
-            new = lambda: decode.attention(None, q, k, v, mask, scaling=0.125)[0]  # noqa: E731
-            for name, fn in (("sdpa", old), ("products", new)):
-                for _ in range(3):
-                    fn()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                for _ in range(100):
-                    fn()
-                end.record()
-                torch.cuda.synchronize()
-                times[f"{name} B={rows} W={width}"] = round(start.elapsed_time(end) * 10, 1)
-            times[f"max_abs_diff B={rows} W={width}"] = float((old().float() - new().float()).abs().max())
     return times
 
 

@@ -105,11 +105,11 @@ def test_filter_keeps_what_transformers_warpers_keep(s):
 @pytest.mark.parametrize(
     "s, rows",
     [
-        (decode.Sampling(0.6, 0.9, 0), 1000),  # rejection path: draws outside the nucleus re-drawn (232 rows a step)
+        (decode.Sampling(0.6, 0.9, 0), 1000),  # rejection: misses re-drawn, up to 232 rows a step
         (decode.Sampling(1.0, 0.7, 0), 1000),
         (decode.Sampling(0.8, 0.95, 20), 1000),  # top-k, then top-p of the renormalised top-k distribution
         (decode.Sampling(0.6, 0.9, 0), 16),  # few rows: the sorted nucleus for all of them
-        (decode.Sampling(1.0, 1.0, 0), 1000),  # no truncation (GRPO's rollouts): the first draw only
+        (decode.Sampling(1.0, 1.0, 0), 1000),  # no truncation (GRPO's rollouts)
         (decode.Sampling(0.7, 1.0, 20), 1000),  # top-k only
         (decode.Sampling(1.0, 0.8, 0), 1000),  # ties (below): the nucleus takes part of a tied group
     ],  # fmt: skip
@@ -119,7 +119,8 @@ def test_sampling_draws_from_the_filtered_distribution(s, rows):
     logits = torch.randn(1, 50) * 2
     if s.top_p == 0.8:  # 5 groups of 10 equal logits; the nucleus: the top group and 7 tokens of the next
         logits = (torch.arange(50) // 10).float()[None]
-        assert torch.equal(decode.filter_logits(logits, s).isfinite()[0].nonzero().flatten(), torch.arange(33, 50))
+        kept = decode.filter_logits(logits, s).isfinite()[0].nonzero().flatten()
+        assert torch.equal(kept, torch.arange(33, 50))
     p = decode.filter_logits(logits, s).softmax(-1)[0]
     overflow = torch.zeros((), dtype=torch.long)
     draws = torch.cat([decode.sample(logits.expand(rows, -1), s, overflow) for _ in range(20_000 // rows)])
@@ -134,7 +135,7 @@ def test_draws_that_could_not_be_redrawn_are_counted(monkeypatch):
     """With room to re-draw one row a step, the draws that missed the nucleus stay; the counter says how many."""
     monkeypatch.setattr(decode, "redraw_rows", lambda batch, top_p: 1)
     torch.manual_seed(4)
-    logits = torch.arange(50.0)[None] * 1e-3  # nearly uniform: top-p 0.5 keeps 25 tokens, half of the draws miss
+    logits = torch.arange(50.0)[None] * 1e-3  # nearly uniform: top-p 0.5 keeps 25 tokens, half the draws miss
     s = decode.Sampling(1.0, 0.5, 0)
     outside = ~torch.isfinite(decode.filter_logits(logits, s)[0])
     overflow = torch.zeros((), dtype=torch.long)

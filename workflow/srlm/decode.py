@@ -10,7 +10,8 @@ mask is given). This module decodes with the same transformers model and the sam
 - each decode step (model forward, sampling, bookkeeping) is captured once per attention window as a CUDA graph and
   replayed, so a step costs one launch from Python;
 - sampling (temperature, top-k, top-p, as transformers' logits warpers do it) draws with the exponential race
-  argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync.
+  argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync; top-p by rejection (`sample`) rather
+  than sorting the vocabulary of every row.
 Works for any model whose layers are full attention through transformers' AttentionInterface (Qwen2, Qwen2.5,
 Qwen3); on CPU it runs the same steps eagerly. `supported` says when to fall back to `model.generate`.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -66,33 +67,16 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     b, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
-    if q_len == 1:  # decode: the group's query heads are the rows of one product per KV head
-        out = _decode_attention(query.reshape(b * kv_heads, group, dim), key, value, attention_mask, scaling)
-        out = out.reshape(b, heads, 1, dim)
+    if q_len == 1:  # decode: the group's query heads are the "positions" of one SDPA call per KV head
+        out = F.scaled_dot_product_attention(
+            query.reshape(b, kv_heads, group, dim), key, value, attn_mask=attention_mask, scale=scaling
+        ).reshape(b, heads, 1, dim)
     else:  # prefill (once per call): plain SDPA over the repeated heads
         from transformers.integrations.sdpa_attention import repeat_kv
 
         key, value = repeat_kv(key, group), repeat_kv(value, group)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
-
-
-def _decode_attention(q, key, value, mask, scaling):
-    """Attention of one new token: q [B·kv, group, d] against the cache's first W positions key/value
-    [B, kv, W, d] (views of the static cache, no copy), mask [B, 1, 1, W]. Two batched products and a float32
-    softmax: SDPA's memory-efficient kernel, the one that takes a mask, spent ~50 µs a layer on this shape
-    (query tiles of 64 rows for 7 queries; perf/gpu_decode_check.py times both). Scores are float32 as inside
-    SDPA (bf16 products with a float32 output on CUDA; float32 elsewhere), probabilities cast to the values'
-    dtype for the second product as SDPA's kernels do."""
-    b, kv, width, dim = key.shape
-    keys, values = key.reshape(b * kv, width, dim).transpose(1, 2), value.reshape(b * kv, width, dim)
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        scores = torch.bmm(q, keys, out_dtype=torch.float32)
-    else:
-        scores = torch.bmm(q.float(), keys.float())
-    scores = (scores.view(b, kv, -1, width) * (scaling or dim**-0.5)).masked_fill(~mask, float("-inf"))
-    probs = scores.softmax(-1).to(value.dtype).view(b * kv, -1, width)
-    return torch.bmm(probs, values)
 
 
 def _register() -> None:
@@ -174,7 +158,7 @@ def _first_draw(device: torch.device):
             try:
                 return compiled(*args)
             except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
-                warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); sampling eagerly")
+                warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); eager sampling")
                 _COMPILED["failed"] = True
                 return first_draw(*args)
 
@@ -196,12 +180,10 @@ def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = No
         return logits.argmax(-1)
     batch = logits.shape[0]
     fix = redraw_rows(batch, s.top_p)
-    if s.top_p < 1.0 and fix >= batch:
+    if s.top_p >= 1.0 or fix >= batch:  # no nucleus (GRPO's rollouts), or few rows: sort them all
         return _race(filter_logits(logits, s).softmax(-1))
     uniform = torch.rand(logits.shape, device=logits.device)
     token, missed = _first_draw(logits.device)(logits, uniform, s.temperature, s.top_p, s.top_k)
-    if s.top_p >= 1.0:
-        return token
     rows = torch.argsort(missed.to(torch.uint8), descending=True, stable=True)[:fix]  # the missed rows first
     again = _race(filter_logits(logits.index_select(0, rows), s).softmax(-1))
     token = token.index_copy(0, rows, torch.where(missed[rows], again, token[rows]))
@@ -254,7 +236,7 @@ class _Run:
         self.slot = torch.tensor([width], device=dev)  # its cache index
         self.col = torch.zeros((1,), dtype=torch.long, device=dev)  # its column in `out`
         self.done = torch.zeros((b,), dtype=torch.bool, device=dev)
-        self.overflow = torch.zeros((), dtype=torch.long, device=dev)  # rows `sample` could not re-draw exactly
+        self.overflow = torch.zeros((), dtype=torch.long, device=dev)  # draws `sample` could not redo
 
     def _emit(self, logits: torch.Tensor) -> None:
         new = sample(logits, self.s, self.overflow)
@@ -297,7 +279,9 @@ class _Run:
         """Each row's tokens up to and including its first EOS (all max_new_tokens if none)."""
         out = self.out.tolist()
         if missed := int(self.overflow):
-            warnings.warn(f"srlm.decode: {missed} sampled tokens outside the top-p nucleus (see decode.redraw_rows)")
+            warnings.warn(
+                f"srlm.decode: {missed} tokens drawn outside the top-p nucleus (decode.redraw_rows)"
+            )
         eos = set(self.eos.tolist())
         rows = []
         for row in out:
