@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT / "workflow"))
 # (case, workload, side, description). "trl" = the library's defaults, "pipe" = config.yaml stage + srlm.train.speed.
 CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
-    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args (global batch 64 = 32×2 on 1 GPU), rows padded per "
-     "micro-batch (config's padding_free: false)"),
-    ("sft-pipe-pf", "SFT", "pipe", "sft-pipe padding-free (srlm.train.packed: varlen FlashAttention on a GPU)"),
+    ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args with padding_free: false (global batch 64 = 32×2 on "
+     "1 GPU), rows padded per micro-batch"),
+    ("sft-pipe-pf", "SFT", "pipe", "the stage as configured: padding-free (srlm.train.packed: varlen FlashAttention "
+     "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
@@ -49,20 +50,17 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-pf-segments", "SFT", "pipe", "sft-pipe, packed attention by one SDPA call per sequence"),
     ("sft-pipe-pf-sdpa", "SFT", "pipe", "sft-pipe on transformers' SDPA (dense block-diagonal mask, O(L²))"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
-    ("sft-micro64-pf", "SFT", "pipe", "sft-pipe-pf with micro 64 × accum 1 (half the kernel launches per token)"),
     ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
     ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
     ("grpo-pipe-micro64", "GRPO", "pipe", "grpo-pipe with micro 64 × accum 2 (training launches per token / 4)"),
-    ("grpo-pipe-sdpa", "GRPO", "pipe", "grpo-pipe, srlm.decode's decode attention by masked SDPA (before 12-01)"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
     ("grpo-static", "GRPO", "pipe", "grpo-pipe + static cache, compiled decoding, prompts padded to 256"),
     ("grpo-pipe-cudnn", "GRPO", "pipe", "grpo-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("eval-generate", "eval", "pipe", "model.generate(), DynamicCache, batch 512 (session 2's pipe)"),
     ("eval-pipe-1024", "eval", "pipe", "eval-pipe with batch 1024"),
-    ("eval-pipe-sdpa", "eval", "pipe", "eval-pipe, srlm.decode's decode attention by masked SDPA (before 12-01)"),
     ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
@@ -261,7 +259,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     if case == "sft-trl":
         settings = dict(run)
     else:
-        stage = dict(stage_params("sft"), padding_free=case.startswith("sft-pipe-pf") or case.endswith("-pf"))
+        stage = dict(stage_params("sft"), padding_free=case.startswith("sft-pipe-pf"))
         settings = dict(
             **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
@@ -339,7 +337,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     rw = stage["rewards"]
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
-    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-micro64", "grpo-pipe-sdpa")
+    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-micro64")
     if case == "grpo-pipe-micro64":
         settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=2)
     trainer = GRPOTrainer(
@@ -397,7 +395,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
     args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
             "continuous_batching_config": None}
-    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-profile", "eval-pipe-sdpa")
+    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-profile")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
     elif case == "eval-pipe-1024":
@@ -469,16 +467,6 @@ def prof_table(prof, wall: float) -> str | None:
     return f"wall {wall:.1f} s (all steps, profiler on); GPU kernels {busy:.2f} s = {100 * busy / wall:.0f}% busy\n" + table
 
 
-def sdpa_decode_attention(q, key, value, mask, scaling):
-    """srlm.decode's decode attention before 2026-12-01 (masked SDPA, the 7 query heads of a KV head as its
-    rows), for the *-sdpa cases."""
-    import torch.nn.functional as F
-
-    b, kv, width, dim = key.shape
-    out = F.scaled_dot_product_attention(q.view(b, kv, -1, dim), key, value, attn_mask=mask, scale=scaling)
-    return out.reshape(b * kv, -1, dim)
-
-
 def child(a) -> None:
     import torch
 
@@ -488,10 +476,6 @@ def child(a) -> None:
         from srlm.train import speed
 
         speed.attention_backends()
-    if a.case.endswith("-sdpa") and ALL[a.case][1] != "SFT":
-        from srlm import decode
-
-        decode._decode_attention = sdpa_decode_attention
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.time()

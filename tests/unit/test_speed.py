@@ -44,13 +44,18 @@ def test_cpu_keeps_stage_batch_and_split():
 
 def test_padding_free_is_the_stages_switch():
     stage = CONFIG["stages"]["sft"]
-    assert stage["padding_free"] is False  # off until the GPU kernels are measured (config.yaml)
+    assert stage["padding_free"] is True  # measured faster on a GPU, the same losses (docs/performance.md)
     for has_cuda in (False, True):
-        args = speed.sft_speed_args(dict(stage, padding_free=True), 1, has_cuda)
+        args = speed.sft_speed_args(stage, 1, has_cuda)
         assert args["padding_free"] is True and args["max_length"] is None  # srlm.train.sft truncates instead
-        for off in (stage, {k: v for k, v in stage.items() if k != "padding_free"}):
+        # One GPU runs the node's 64 rows as one micro-batch padding-free, as 32 × 2 padded (a CPU: the stage's 8).
+        split = (64, 1) if has_cuda else (8, 1)
+        assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == split
+        for off in (dict(stage, padding_free=False), {k: v for k, v in stage.items() if k != "padding_free"}):
             args = speed.sft_speed_args(off, 1, has_cuda)
             assert "padding_free" not in args and "max_length" not in args  # the config's max_length stays
+            split = (32, 2) if has_cuda else (8, 1)
+            assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == split
 
 
 def test_eval_batch_bounded_by_kv_memory():

@@ -206,8 +206,8 @@ def _train_params(model, stage):
     m = MODELS[model]
     return arg(
         {
-            # The display label does not change the weights; nor does padding_free (a speed switch, default off,
-            # srlm.train.packed), passed only when on so that finished trainings keep their params.
+            # The display label does not change the weights; nor does padding_free (a speed switch,
+            # srlm.train.packed), passed only when on so that switching it off keeps finished trainings.
             "stage": {
                 k: v
                 for k, v in STAGES[stage].items()

@@ -28,7 +28,11 @@ PAPER_GPUS = 8
 # Largest per-GPU micro-batches (rows) without checkpointing for a 0.5B model. Measured on an 80 GB H100: SFT 32
 # GSM8K rows (<= 532 tokens) peak at 18.9 GiB; GRPO 16 rows with 256-token completions at 17.5 GiB (2048-token
 # completions, 8x the activations, not measured). Longer KD traces may need a smaller SFT_MAX_MICRO.
+# Padding-free SFT/KD (a micro-batch costs only its real tokens): 64 GSM8K rows peak at 20.1 GiB on an H200, and
+# the larger micro-batch halves the kernel launches per token of a launch-bound step: 98.3k tokens/s against
+# 68.7k at 32 rows (perf/bench.py sft-micro64-pf, 2026-12-01; docs/performance.md).
 SFT_MAX_MICRO = 32
+SFT_MAX_MICRO_PADDING_FREE = 64
 GRPO_MAX_MICRO = 16
 # Evaluation on a GPU: throughput grows with the prompts decoded together (srlm.decode: 30k tokens/s at 512 rows,
 # 34k at 1,024 on an H200), up to EVAL_MAX_BATCH, while the static KV cache of a batch whose longest answer may run
@@ -80,16 +84,18 @@ def has_liger() -> bool:
 def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
     """Extra SFTConfig kwargs (override the ones common.common_args gives).
 
-    Padding-free (the stage's `padding_free`, default off) needs max_length=None in TRL: the trainer must then
-    truncate with `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
+    Padding-free (the stage's `padding_free`) needs max_length=None in TRL: the trainer must then truncate with
+    `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
     """
-    micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, SFT_MAX_MICRO)
+    padding_free = stage.get("padding_free", False)
+    cap = SFT_MAX_MICRO_PADDING_FREE if padding_free else SFT_MAX_MICRO
+    micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, cap)
     args: dict = dict(
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=accum,
         gradient_checkpointing=False,
     )
-    if stage.get("padding_free", False):
+    if padding_free:
         args.update(padding_free=True, max_length=None)
     if has_cuda:
         args.update(dataloader_num_workers=2, dataloader_pin_memory=True)
