@@ -2,14 +2,15 @@
 flattened batch sees its neighbours.
 
 Batches are built by TRL's own collator (padded, and padding_free=True: one row, position_ids restarting per
-sequence, cu_seq_lens), fed to a tiny Qwen2 model in float32; rows of different lengths, one of length 1.
+sequence, cu_seq_lens), fed to a tiny Qwen2 model (and a Llama one: SmolLM2, config/smollm2.yaml) in float32; rows of different lengths,
+one of length 1.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from srlm.train import packed, sft, speed
@@ -18,12 +19,16 @@ VOCAB, PAD = 300, 0
 LENGTHS = (9, 1, 17, 4, 12)
 
 
-def _model():
+ARCHS = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
+
+
+def _model(arch: str = "qwen2"):
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True)  # fmt: skip
-    return Qwen2ForCausalLM(config)
+    config_class, model_class = ARCHS[arch]
+    config = config_class(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                          tie_word_embeddings=True)  # fmt: skip
+    return model_class(config)
 
 
 def _rows(lengths=LENGTHS, seed=1):
@@ -63,11 +68,12 @@ def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def test_losses_and_gradients_equal_padded_batch():
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_losses_and_gradients_equal_padded_batch(arch):
     rows = _rows()
     padded, flat = _batches(rows)
     assert padded["input_ids"].numel() > flat["input_ids"].numel() == sum(LENGTHS)
-    model = _model()
+    model = _model(arch)
 
     ref = _padded_nll(model, padded, rows)
     ref.sum().backward()
