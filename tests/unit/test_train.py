@@ -289,7 +289,7 @@ def format_rate(model: Path, data: Path, stage: dict) -> float:
 # 8 generations a prompt: a group where every sample ties on format (zero advantage) is rare (4 left a quarter
 # of the groups without signal and the effect drowned in the noise, issue 20).
 GRPO_RUN = {
-    "learning_rate": 1e-3, "warmup_ratio": 0.25, "max_steps": 32, "save_steps": 1000,
+    "learning_rate": 1e-3, "warmup_ratio": 0.25, "max_steps": 64, "save_steps": 1000,
     "per_device_train_batch_size": 16, "max_completion_length": 48, "num_generations": 8,
 }  # fmt: skip
 
@@ -304,12 +304,12 @@ def grpo_run(files, warm):
 def test_grpo_raises_format_reward(files, warm, grpo_run):
     # Judged on 256 fixed-seed samples of the warm and of the trained model, not on the per-step logs (16
     # samples a step swing by ±0.5: with 4 generations the logged rise was -0.02 -> 0.14 or -0.22 -> -0.13 by
-    # seed, issue 20). Measured 2026-11-30 (seeds 42/1/2 for warm-up and GRPO): format rate 0.566 -> 0.773,
-    # 0.676 -> 0.859, 0.770 -> 0.852, i.e. failures x0.52, x0.43, x0.64 (x0.53 ± 0.10); torch threads 2 gave
-    # the same rates as 1 (seed 42 here; all three seeds before the EQ3 pins). Sampling noise of one rate
-    # (same model, sampling seeds 0-5): warm 0.56-0.64, trained 0.78-0.82, so no learning reads as x1.0 ± 0.1.
-    # The bar, failures x0.75 or fewer, is 2 sd above the runs and 2.5 sd below no learning. Command (per
-    # seed S, torch threads T): OMP_NUM_THREADS=T python perf/grpo_variation.py ROOT S T
+    # seed, issue 20). Failures of the format after / before, measured 2026-12-01 over seeds 42 and 1-9 (warm-up
+    # and GRPO), torch threads 1: 64 GRPO steps x0.25 0.21 0.36 0.44 0.32 0.23 0.35 0.20 0.49 0.26 (x0.31 ± 0.10);
+    # at 32 steps the spread was too wide for a bar (x0.42-1.12, seeds 5 and 8 at x0.99 and x1.12). Sampling
+    # noise of one rate (same model, sampling seeds 0-5): warm 0.56-0.64, trained 0.78-0.82, so no learning
+    # reads as x1.0 ± 0.1. The bar, failures x0.75 or fewer, is 4 sd above the runs and 2.5 sd below no
+    # learning. Command (per seed S, torch threads T): OMP_NUM_THREADS=T python perf/grpo_variation.py ROOT S T
     stage, _, _ = grpo_run
     data = files / "data" / "rl.jsonl"
     before, after = format_rate(warm[0], data, stage), format_rate(files / "grpo" / "model", data, stage)
