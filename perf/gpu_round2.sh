@@ -3,8 +3,9 @@
 # perf/bench.py's cases at 256 new tokens (SFT padded vs padding-free and its attention kernels, GRPO, evaluation),
 # evaluation at 2,048 new tokens, and profiles. Prepare with perf/bench_carry.sh, then
 #   run(carry=[".carry/bench"], "bash perf/gpu_round2.sh")       ($OUT: decode_check.json, b256/, b2048/)
-# ROUND2_CHECK=0 skips perf/gpu_decode_check.py; ROUND2_CASES overrides the 256-token cases; ROUND2_LONG=0 skips the 2,048-token run; ROUND2_PROFILES
-# (torch.profiler cases, within ROUND2_PROFILE_S seconds) runs last.
+# ROUND2_CHECK=0 skips perf/gpu_decode_check.py; ROUND2_CASES overrides the 256-token cases (within
+# ROUND2_BUDGET_S seconds); ROUND2_LONG=0 skips the 2,048-token run; ROUND2_PROFILES (torch.profiler cases, within
+# ROUND2_PROFILE_S seconds; set and empty: none) runs last.
 set -uo pipefail
 OUT=${OUT:-/tmp/round2}
 mkdir -p "$OUT"

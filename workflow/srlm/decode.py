@@ -18,6 +18,7 @@ Qwen3); on CPU it runs the same steps eagerly. `supported` says when to fall bac
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from contextlib import contextmanager
@@ -95,14 +96,20 @@ def _attention_of(model, name: str):
         model.set_attn_implementation(before)
 
 
+def _scaled(logits: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
+    """Float32 logits after temperature, everything outside the top k at -inf (top_k 0: none)."""
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return logits
+
+
 def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     """Float32 logits with everything outside top-k / the top-p nucleus at -inf, after temperature: the same
     tokens transformers' Temperature/TopK/TopP warpers keep (top-p: smallest set whose probability reaches p,
     at least one token)."""
-    logits = logits.float() / s.temperature
-    if s.top_k > 0 and s.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, s.top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    logits = _scaled(logits, s.temperature, s.top_k)
     if s.top_p < 1.0:
         ascending, order = torch.sort(logits, dim=-1, stable=True)  # ties kept by token id, as `sample` does
         drop = ascending.softmax(-1).cumsum(-1) <= 1 - s.top_p
@@ -130,9 +137,7 @@ def first_draw(
     """`sample`'s first round: a draw per row from the temperature/top-k distribution (the exponential race with
     E = -log(uniform)), and whether it missed the top-p nucleus. Elementwise work and row reductions only, which
     torch.compile fuses into a few passes over the logits on a GPU (`_first_draw`)."""
-    x = logits.float() / temperature
-    if 0 < top_k < x.shape[-1]:
-        x = x.masked_fill(x < torch.topk(x, top_k, dim=-1).values[..., -1:], float("-inf"))
+    x = _scaled(logits, temperature, top_k)
     w = torch.exp(x - x.amax(-1, keepdim=True))  # unnormalised probabilities
     token = (w / -torch.log(uniform)).argmax(-1)
     chosen = w.gather(-1, token[:, None])
@@ -141,29 +146,26 @@ def first_draw(
     return token, torch.where(after, w, 0.0).sum(-1) >= top_p * w.sum(-1)
 
 
-_COMPILED: dict[str, object] = {}
+_COMPILE_FAILED = False
 
 
-def _first_draw(device: torch.device):
-    """first_draw, compiled for CUDA tensors (once per process; the first call of a shape compiles, eagerly,
-    before any CUDA-graph capture: `generate` samples the prefill's token eagerly). Eager where compiling fails."""
-    if device.type != "cuda":
-        return first_draw
-    if "first_draw" not in _COMPILED:
-        compiled = torch.compile(first_draw, dynamic=False)
+@functools.cache
+def _compiled_first_draw():
+    return torch.compile(first_draw, dynamic=False)
 
-        def run(*args):
-            if _COMPILED.get("failed"):
-                return first_draw(*args)
-            try:
-                return compiled(*args)
-            except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
-                warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); eager sampling")
-                _COMPILED["failed"] = True
-                return first_draw(*args)
 
-        _COMPILED["first_draw"] = run
-    return _COMPILED["first_draw"]
+def _first_draw(logits: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """first_draw, compiled for CUDA tensors (the first call of a shape compiles, eagerly, before any CUDA-graph
+    capture: `generate` samples the prefill's token eagerly); eager on a CPU, and where compiling fails."""
+    global _COMPILE_FAILED
+    if not logits.is_cuda or _COMPILE_FAILED:
+        return first_draw(logits, *args)
+    try:
+        return _compiled_first_draw()(logits, *args)
+    except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
+        warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); eager sampling")
+        _COMPILE_FAILED = True
+        return first_draw(logits, *args)
 
 
 def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = None) -> torch.Tensor:
@@ -183,7 +185,7 @@ def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = No
     if s.top_p >= 1.0 or fix >= batch:  # no nucleus (GRPO's rollouts), or few rows: sort them all
         return _race(filter_logits(logits, s).softmax(-1))
     uniform = torch.rand(logits.shape, device=logits.device)
-    token, missed = _first_draw(logits.device)(logits, uniform, s.temperature, s.top_p, s.top_k)
+    token, missed = _first_draw(logits, uniform, s.temperature, s.top_p, s.top_k)
     rows = torch.argsort(missed.to(torch.uint8), descending=True, stable=True)[:fix]  # the missed rows first
     again = _race(filter_logits(logits.index_select(0, rows), s).softmax(-1))
     token = token.index_copy(0, rows, torch.where(missed[rows], again, token[rows]))
