@@ -5,7 +5,11 @@
 #                         (one environment: training and generation both run vLLM 0.31; the two files are
 #                         identical, so Snakemake builds it once; the rules keep their own file names)
 #   envs/lock.sh --check  resolve again into a temporary folder and fail if anything differs (CI: seconds, no
-#                         install). --exclude-newer freezes what PyPI offers, so a re-lock is reproducible.
+#                         install). The temporary output starts as a copy of the committed lock: uv keeps a pin
+#                         that is already in the output file while it still satisfies the inputs, so the check
+#                         fails on a changed .in file, not on a release PyPI (or its mirror) shows later.
+#                         --exclude-newer alone did not freeze it: ml-dtypes 0.7.0, dated 2026-11-16, surfaced
+#                         after the lock of 2026-11-30 and broke CI's check.
 # PyPI alone suffices: its Linux torch 2.13.0 and vllm 0.31.0 wheels are the CUDA builds (nvidia-* wheels from
 # PyPI too); no PyTorch index is needed, and this machine's site pip settings (a local +cpu torch) are
 # ignored. The env files hold the pins inline: Snakemake copies an env file into .snakemake/conda/ before
@@ -24,6 +28,7 @@ mkdir -p "$out"
 lock() {  # name, input, header comment, env files
   local name=$1 input=$2 header=$3
   shift 3
+  [ "$check" = --check ] && cp "locks/$name.txt" "$out/$name.txt"
   "$UV" pip compile --quiet --no-config --no-header --index-url https://pypi.org/simple \
     --python-platform x86_64-manylinux_2_28 --python-version "$PYTHON" --exclude-newer "$EXCLUDE_NEWER" \
     "$input" -o "$out/$name.txt"
