@@ -55,12 +55,16 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
     ("grpo-pipe-micro64", "GRPO", "pipe", "grpo-pipe with micro 64 × accum 2 (training launches per token / 4)"),
+    ("grpo-pipe-micro32", "GRPO", "pipe", "grpo-pipe with micro 32 × accum 4"),
+    ("grpo-pipe-compiled", "GRPO", "pipe", "grpo-pipe, srlm.decode's step through torch.compile (decode.COMPILE)"),
+    ("grpo-pipe-liger", "GRPO", "pipe", "grpo-pipe with liger-kernel's layer kernels (use_liger_kernel)"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
     ("grpo-static", "GRPO", "pipe", "grpo-pipe + static cache, compiled decoding, prompts padded to 256"),
     ("grpo-pipe-cudnn", "GRPO", "pipe", "grpo-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("eval-generate", "eval", "pipe", "model.generate(), DynamicCache, batch 512 (session 2's pipe)"),
     ("eval-pipe-1024", "eval", "pipe", "eval-pipe with batch 1024"),
+    ("eval-pipe-compiled", "eval", "pipe", "eval-pipe, srlm.decode's step through torch.compile (decode.COMPILE)"),
     ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
@@ -305,7 +309,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from datasets import load_dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from srlm import rewards
+    from srlm import decode, rewards
     from srlm.train import grpo, speed
 
     cuda, work, tok, model = load_model(a)
@@ -337,9 +341,14 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     rw = stage["rewards"]
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
-    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-micro64")
-    if case == "grpo-pipe-micro64":
-        settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=2)
+    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-compiled", "grpo-pipe-liger")
+    pipe = pipe or case.startswith("grpo-pipe-micro")
+    if case.startswith("grpo-pipe-micro"):
+        micro = int(case.removeprefix("grpo-pipe-micro"))
+        settings.update(per_device_train_batch_size=micro, gradient_accumulation_steps=128 // micro)
+    if case == "grpo-pipe-liger":
+        settings["use_liger_kernel"] = True
+    decode.COMPILE = case.endswith("-compiled")
     trainer = GRPOTrainer(
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
         rollout_func=grpo.decode_rollouts if pipe else None,
@@ -368,7 +377,8 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     return dict(
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, gen batch "
         f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
-        f" beta {a_.beta}, cache {a_.cache_implementation}",
+        f" beta {a_.beta}, cache {a_.cache_implementation}, liger {a_.use_liger_kernel}, compiled decode "
+        f"{decode.COMPILE}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
@@ -395,7 +405,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
     args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
             "continuous_batching_config": None}
-    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-profile")
+    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-pipe-compiled", "eval-profile")
+    decode.COMPILE = case.endswith("-compiled")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
     elif case == "eval-pipe-1024":

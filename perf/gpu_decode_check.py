@@ -1,5 +1,6 @@
 """GPU check of srlm.decode on the Qwen2.5-0.5B shape (random init): its CUDA-graph replay gives the same tokens as
-its eager steps (greedy, bf16: same kernels, so identical), and agrees with `model.generate` (greedy, float32,
+its eager steps (greedy, bf16: same kernels, so identical); its compiled decode step (Inductor's fused kernels, so
+bf16 roundings differ) agrees with them until a near-tie; and it agrees with `model.generate` (greedy, float32,
 different attention kernels: identical until a near-tie of the random model's flat logits). Prints JSON.
 
     python perf/gpu_decode_check.py --model-config .gpu/qwen2.5-0.5b --data .gpu/gsm8k/train.jsonl
@@ -45,16 +46,33 @@ def main() -> None:
     cuda = a.device == "cuda"
     out = {"card": torch.cuda.get_device_name() if cuda else "cpu", "rows": len(prompts), "new_tokens": a.new}
     runs = {}
-    for graphs in (False, True) if cuda else (False,):
+    variants = {
+        "eager": (False, False),
+        "graphs": (True, False),
+        "compiled": (True, True),
+        "compiled again": (True, True),
+    }
+    for name, (graphs, compiled) in variants.items() if cuda else [("eager", (False, False))]:
         torch.cuda.synchronize() if cuda else None
         t = time.perf_counter()
-        runs[graphs] = decode.generate(
-            model, prompts, a.new, eos_ids=eos, pad_id=pad, sampling=greedy, cuda_graphs=graphs
+        runs[name] = decode.generate(
+            model,
+            prompts,
+            a.new,
+            eos_ids=eos,
+            pad_id=pad,
+            sampling=greedy,
+            cuda_graphs=graphs,
+            compiled=compiled,
         )
         torch.cuda.synchronize() if cuda else None
-        out[f"seconds_graphs_{graphs}"] = time.perf_counter() - t
-    out["graphs_equal_eager"] = runs[True] == runs[False] if cuda else None
-    out["generated_tokens"] = sum(map(len, runs[cuda]))
+        out[f"seconds {name}"] = time.perf_counter() - t  # "compiled": compilation included
+    if cuda:
+        out["graphs_equal_eager"] = runs["graphs"] == runs["eager"]
+        out["compile_failed"] = sorted(decode._COMPILE_FAILED)
+        out["compiled_vs_eager"] = agreement(runs["compiled"], runs["eager"])
+        out["compiled_again_equal_compiled"] = runs["compiled again"] == runs["compiled"]
+    out["generated_tokens"] = sum(map(len, runs["eager"]))
 
     model = model.float()
     ours = decode.generate(model, prompts, a.new, eos_ids=eos, pad_id=pad, sampling=greedy)
@@ -72,13 +90,7 @@ def main() -> None:
             temperature=None,
         )[:, batch["input_ids"].shape[1] :].tolist()
     ref = [r[: next((k + 1 for k, t in enumerate(r) if t in eos), len(r))] for r in ref]
-    agree = [
-        next((k for k, (x, y) in enumerate(zip(o, r)) if x != y), min(len(o), len(r)))
-        for o, r in zip(ours, ref)
-    ]
-    out["fp32_rows_identical_to_generate"] = sum(o == r for o, r in zip(ours, ref, strict=True))
-    out["fp32_first_difference_median"] = sorted(agree)[len(agree) // 2]
-    out["fp32_first_difference_min"] = min(agree)
+    out["fp32_vs_generate"] = agreement(ours, ref)
 
     # Sampling: draws of 1,000 rows at a time (the rejection path of decode.sample, with its re-draws) follow the
     # filtered distribution (token frequencies of one row's logits).
@@ -96,6 +108,19 @@ def main() -> None:
     if cuda:
         out["sample_ms"] = sample_times(decode, model.config.vocab_size, s)
     print(json.dumps(out))
+
+
+def agreement(ours: list[list[int]], ref: list[list[int]]) -> dict:
+    """Rows identical, and where rows first differ (median, min; a row's length if never)."""
+    first = [
+        next((k for k, (x, y) in enumerate(zip(o, r)) if x != y), min(len(o), len(r)))
+        for o, r in zip(ours, ref, strict=True)
+    ]
+    return {
+        "rows_identical": sum(o == r for o, r in zip(ours, ref)),
+        "first_difference_median": sorted(first)[len(first) // 2],
+        "first_difference_min": min(first),
+    }
 
 
 def sample_times(decode, vocab: int, s) -> dict:

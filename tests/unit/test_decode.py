@@ -63,6 +63,21 @@ def test_greedy_equals_generate_across_windows(kind, monkeypatch):
     assert all(len(set(r)) > 5 for r in ref)  # diverse paths, not one repeated token
 
 
+def test_compiled_step_gives_the_same_tokens(monkeypatch):
+    """The decode step through torch.compile (the default on CUDA; here Inductor's CPU backend, forced): greedy
+    tokens still equal model.generate's across windows, and one compilation with dynamic shapes serves another
+    batch size and prompt width. A failed compile would fall back to eager steps: the test requires it did not."""
+    monkeypatch.setattr(decode, "PROMPT_MULTIPLE", 16)
+    monkeypatch.setattr(decode, "WINDOW", 8)
+    monkeypatch.setattr(decode, "_COMPILE_FAILED", set())
+    model, prompts = _model("qwen2"), _prompts()
+    greedy = decode.Sampling(temperature=0)
+    for rows in (prompts, prompts[1:4]):
+        ours = decode.generate(model, rows, 24, eos_ids=[2], pad_id=PAD, sampling=greedy, compiled=True)
+        assert decode._COMPILE_FAILED == set()
+        assert ours == _reference(model, rows, 24, [2])
+
+
 def test_rows_stop_at_their_first_eos():
     model, prompts = _model("qwen2"), _prompts()
     free = decode.generate(

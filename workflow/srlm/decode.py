@@ -9,6 +9,10 @@ mask is given). This module decodes with the same transformers model and the sam
   `window` positions;
 - each decode step (model forward, sampling, bookkeeping) is captured once per attention window as a CUDA graph and
   replayed, so a step costs one launch from Python;
+- optionally (`compiled`, COMPILE) the decode step's model forward goes through `torch.compile` (dynamic shapes: one
+  compilation per process serves every batch, window and cache size): under a CUDA graph, each of the ~40
+  elementwise kernels per layer (RMSNorm's float32 steps, rotary, SiLU, residuals) still costs a few microseconds,
+  which Inductor's fused kernels would remove. Off by default until measured on a GPU (docs/performance.md);
 - sampling (temperature, top-k, top-p, as transformers' logits warpers do it) draws with the exponential race
   argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync; top-p by rejection (`sample`) rather
   than sorting the vocabulary of every row.
@@ -35,6 +39,9 @@ PROMPT_MULTIPLE = 64
 WINDOW = 256
 # Decode steps between checks (one host sync) of whether every row has finished.
 CHECK_EVERY = 16
+# Whether `generate` compiles the decode step's forward where it captures CUDA graphs. Off: correct on CPU
+# (tests/unit/test_decode.py) but not yet measured on a GPU; perf/bench.py's *-compiled cases turn it on.
+COMPILE = False
 
 
 @dataclass(frozen=True)
@@ -146,26 +153,31 @@ def first_draw(
     return token, torch.where(after, w, 0.0).sum(-1) >= top_p * w.sum(-1)
 
 
-_COMPILE_FAILED = False
+_COMPILE_FAILED: set[str] = set()  # what failed to compile in this process: run eagerly from then on
 
 
 @functools.cache
-def _compiled_first_draw():
-    return torch.compile(first_draw, dynamic=False)
+def _compiled(fn, dynamic: bool):
+    return torch.compile(fn, dynamic=dynamic)
+
+
+def _maybe_compiled(fn, what: str, *args, dynamic: bool = False, **kwargs):
+    """fn(*args, **kwargs) through torch.compile (each new shape compiles on its first call, which `generate` makes
+    outside any CUDA-graph capture), or eagerly if compiling `what` failed before or fails now."""
+    if what not in _COMPILE_FAILED:
+        try:
+            return _compiled(fn, dynamic)(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
+            warnings.warn(f"srlm.decode: torch.compile of the {what} failed ({type(e).__name__}: {e}); eager")
+            _COMPILE_FAILED.add(what)
+    return fn(*args, **kwargs)
 
 
 def _first_draw(logits: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
-    """first_draw, compiled for CUDA tensors (the first call of a shape compiles, eagerly, before any CUDA-graph
-    capture: `generate` samples the prefill's token eagerly); eager on a CPU, and where compiling fails."""
-    global _COMPILE_FAILED
-    if not logits.is_cuda or _COMPILE_FAILED:
+    """first_draw, compiled for CUDA tensors (one compilation per shape); eager on a CPU."""
+    if not logits.is_cuda:
         return first_draw(logits, *args)
-    try:
-        return _compiled_first_draw()(logits, *args)
-    except Exception as e:  # noqa: BLE001 - no compiler on the machine: the same function, eager
-        warnings.warn(f"srlm.decode: torch.compile failed ({type(e).__name__}: {e}); eager sampling")
-        _COMPILE_FAILED = True
-        return first_draw(logits, *args)
+    return _maybe_compiled(first_draw, "sampling", logits, *args)
 
 
 def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = None) -> torch.Tensor:
@@ -208,11 +220,11 @@ def _round_up(n: int, k: int) -> int:
 class _Run:
     """State of one `generate` call: static tensors that every step (eager or replayed graph) updates in place."""
 
-    def __init__(self, model, prompts, max_new_tokens, eos_ids, pad_id, s: Sampling):
+    def __init__(self, model, prompts, max_new_tokens, eos_ids, pad_id, s: Sampling, compiled: bool):
         from transformers import StaticCache
 
         dev = model.device
-        self.model, self.s = model, s
+        self.model, self.s, self.compiled = model, s, compiled
         b = len(prompts)
         self.prompt_width = width = _round_up(max(len(p) for p in prompts), PROMPT_MULTIPLE)
         self.capacity = width + max_new_tokens
@@ -248,12 +260,12 @@ class _Run:
         self.token.copy_(new[:, None])
         self.col += 1
 
-    def _feed(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> None:
+    def _feed(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, compiled: bool) -> None:
         """Run the model on `ids` (writing their keys and values into the cache) and emit the next tokens."""
         # The class's forward: accelerate's mixed precision replaces the instance's `forward` with an autocast
         # wrapper (and generate() below leaves autocast off; see there).
-        out = type(self.model).forward(
-            self.model,
+        forward = type(self.model).forward
+        inputs = dict(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
@@ -261,15 +273,19 @@ class _Run:
             use_cache=True,
             logits_to_keep=1,
         )
+        if compiled:
+            out = _maybe_compiled(forward, "decode step", self.model, dynamic=True, **inputs)
+        else:
+            out = forward(self.model, **inputs)
         self._emit(out.logits[:, -1])
 
     def prefill(self) -> None:
-        self._feed(self.prompt_ids, self.prefill_mask, self.prompt_pos)
+        self._feed(self.prompt_ids, self.prefill_mask, self.prompt_pos, compiled=False)
 
     def step(self, window: int) -> None:
         """Feed `token` at cache index `slot`, attending to the first `window` cache positions."""
         self.mask.index_fill_(-1, self.slot, True)
-        self._feed(self.token, self.mask[..., :window], self.pos)
+        self._feed(self.token, self.mask[..., :window], self.pos, self.compiled)
         self.pos += 1
         self.slot += 1
 
@@ -302,29 +318,36 @@ def generate(
     pad_id: int,
     sampling: Sampling,
     cuda_graphs: bool | None = None,
+    compiled: bool | None = None,
 ) -> list[list[int]]:
     """Sample one completion per prompt (token ids, unpadded; repeat a prompt for several samples). Each
     completion ends at its first EOS (included) or after max_new_tokens. `cuda_graphs`: default on for CUDA
-    unless a layer has forward hooks."""
+    unless a layer has forward hooks; `compiled` (the decode step's forward through torch.compile): default as
+    `cuda_graphs` (and COMPILE)."""
     if not prompts or max_new_tokens < 1:
         return [[] for _ in prompts]
     _register()
     if cuda_graphs is None:
         cuda_graphs = model.device.type == "cuda" and not _submodule_hooks(model)
+    if compiled is None:
+        compiled = cuda_graphs and COMPILE
     # Decode in the weights' own dtype, outside any autocast (a trainer's mixed precision): under bf16 autocast,
     # transformers' rotary step keeps float32 keys of float32 weights while values come out bf16, and the static
     # cache, typed by the first keys, refuses the values (index_copy_: Float and BFloat16).
     with _attention_of(model, ATTENTION), torch.autocast(model.device.type, enabled=False):
-        run = _Run(model, prompts, max_new_tokens, set(eos_ids), pad_id, sampling)
+        run = _Run(model, prompts, max_new_tokens, set(eos_ids), pad_id, sampling, compiled)
         run.prefill()
-        graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        graphs: dict[int, torch.cuda.CUDAGraph | None] = {}
         pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
         for step in range(1, max_new_tokens):
             if step % CHECK_EVERY == 0 and bool(run.done.all()):
                 break
             window = run.window(step)
-            if not cuda_graphs or step == 1:  # the first step runs eagerly: it also warms up the kernels
+            # Steps that run uncaptured: the first (it warms up the kernels) and, when compiled, the first of each
+            # window (it compiles what a new shape needs, which cannot happen during a capture).
+            if not cuda_graphs or step == 1 or (compiled and window not in graphs):
                 run.step(window)
+                graphs[window] = None
                 continue
             graph = graphs.get(window)
             if graph is None:

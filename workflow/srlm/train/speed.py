@@ -10,7 +10,8 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   srlm.train.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
   no O(L²) mask; rows are truncated to max_length as TRL would (`truncate_rows`), since TRL does not when
   padding-free;
-- liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels);
+- liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels), SFT/KD
+  (GRPO: not measured yet, perf/bench.py grpo-pipe-liger);
 - cuDNN's SDPA backend off (`attention_backends`): same attention, computed by the flash / memory-efficient kernels;
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
   paper): on one GPU the whole step's 128 rollouts are one call of `srlm.decode` (srlm.train.grpo), which samples
