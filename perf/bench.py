@@ -41,7 +41,8 @@ CASES = [
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
-    ("eval-pipe", "eval", "pipe", "batch_size auto (eval_batch_size): srlm.decode (static cache, CUDA graphs), batch 512"),
+    ("eval-pipe", "eval", "pipe", "batch_size auto (eval_batch_size): srlm.decode (static cache, CUDA graphs, "
+     "compiled step as config evaluation.compile_decode), batch 512"),
 ]
 EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-nolig", "SFT", "pipe", "sft-pipe without liger-kernel"),
@@ -50,6 +51,7 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-pf-segments", "SFT", "pipe", "sft-pipe, packed attention by one SDPA call per sequence"),
     ("sft-pipe-pf-sdpa", "SFT", "pipe", "sft-pipe on transformers' SDPA (dense block-diagonal mask, O(L²))"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
+    ("sft-compiled", "SFT", "pipe", "sft-pipe-pf + torch_compile (Inductor, dynamic shapes from the start)"),
     ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
     ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
@@ -64,7 +66,7 @@ EXTRA = [  # explored variants, run with --cases
     ("grpo-pipe-cudnn", "GRPO", "pipe", "grpo-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("eval-generate", "eval", "pipe", "model.generate(), DynamicCache, batch 512 (session 2's pipe)"),
     ("eval-pipe-1024", "eval", "pipe", "eval-pipe with batch 1024"),
-    ("eval-pipe-compiled", "eval", "pipe", "eval-pipe, srlm.decode's step through torch.compile (decode.COMPILE)"),
+    ("eval-pipe-eager", "eval", "pipe", "eval-pipe without the compiled decode step (compile_decode: false)"),
     ("eval-cb", "eval", "pipe", "generate_batch (continuous batching, CUDA graphs), all prompts"),
     ("eval-cb-nograph", "eval", "pipe", "generate_batch without CUDA graphs"),
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
@@ -263,7 +265,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     if case == "sft-trl":
         settings = dict(run)
     else:
-        stage = dict(stage_params("sft"), padding_free=case.startswith("sft-pipe-pf"))
+        stage = dict(stage_params("sft"), padding_free=case.startswith(("sft-pipe-pf", "sft-compiled")))
         settings = dict(
             **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
@@ -276,6 +278,9 @@ def run_sft(a, case: str, facts: dict) -> dict:
             attention = "sdpa" if backend == "sdpa" else f"{packed.ATTENTION} ({backend or auto})"
         if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
+        if case == "sft-compiled":  # every micro-batch is one row of a new length: compile for any length at once
+            torch._dynamo.config.assume_static_by_default = False
+            settings.update(torch_compile=True)
         if case == "sft-grouped":
             settings.update(train_sampling_strategy="group_by_length")
         if case.startswith("sft-pad64"):
@@ -297,7 +302,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     return dict(
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, "
         f"gc {a_.gradient_checkpointing}, liger {a_.use_liger_kernel}, padding_free {a_.padding_free}, "
-        f"max_len {a_.max_length}, attention {attention}",
+        f"max_len {a_.max_length}, attention {attention}, compile {a_.torch_compile}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
         mfu=6 * n_params(model) * tps / facts["peak_flops"],
@@ -405,11 +410,11 @@ def run_eval(a, case: str, facts: dict) -> dict:
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
     args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
             "continuous_batching_config": None}
-    fast = case in ("eval-pipe", "eval-pipe-1024", "eval-pipe-compiled", "eval-profile")
-    decode.COMPILE = case.endswith("-compiled")
+    fast = case.removesuffix("-eager") in ("eval-pipe", "eval-pipe-1024", "eval-profile")
+    decode.COMPILE = load_config()["evaluation"]["compile_decode"] and not case.endswith("-eager")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
-    elif case == "eval-pipe-1024":
+    elif case.startswith("eval-pipe-1024"):
         args["batch_size"] = 1024
     elif case in ("eval-cb", "eval-cb-nograph"):
         args = {"batch_size": None,
@@ -446,7 +451,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
     dt, ntok = sum(c[0] for c in timed), sum(c[1] for c in timed)
     return dict(
         settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else "")
-        + (" srlm.decode" if fast else ""),
+        + (f" srlm.decode, compiled step {decode.COMPILE}" if fast else ""),
         profile=prof_table(prof, wall), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from srlm import completions, grade, grading, prompts
+from srlm.generation import Sampling
+from srlm.generation import hf as generation_hf
 
 SYSTEM = "Answer with <answer> tags."
 PROBLEMS = [(f"What is {a} plus {b}?", str(a + b)) for a, b in [(2, 3), (4, 5), (1, 7), (6, 2)]]
@@ -182,6 +184,33 @@ def test_engines_agree_on_greedy_tokens(model_dir, bench, tmp_path):
         assert settings["engine_used"] == engine
         texts[engine] = [(s["text"], s["tokens"]) for r in rows for s in r["samples"]]
     assert texts["srlm.decode"] == texts["transformers"]
+
+
+def test_compile_decode_reaches_the_sampler_and_a_cpu_decodes_eagerly(model_dir, bench, tmp_path, monkeypatch):
+    """config evaluation.compile_decode travels from the rule's params to srlm.decode; on a CPU it is not used
+    (compiling takes minutes there), while leaving the setting out keeps decode's own default (None)."""
+    from srlm import decode
+
+    seen, plain = [], decode.generate
+
+    def spy(*args, **kw):
+        seen.append(kw.get("compiled"))
+        return plain(*args, **kw)
+
+    monkeypatch.setattr(decode, "generate", spy)
+    greedy = {"temperature": 0.0, "n_samples": 1, "max_new_tokens": 8}
+    _generate(model_dir, bench, tmp_path / "on.jsonl", _params(compile_decode=True, generation=greedy))
+    assert seen and set(seen) == {False}
+    seen.clear()
+    engine = generation_hf.load_transformers("srlm.decode", model_dir, dtype="float32", max_model_length=64,
+                                             batch_size=8)  # fmt: skip
+    engine.generate([[5, 6, 7]], Sampling(temperature=0.0, max_new_tokens=4))
+    assert seen == [False]
+    seen.clear()
+    hand = generation_hf.TransformersEngine(engine.model, engine.tokenizer, "srlm.decode", eos_ids=engine.eos_ids,
+                                            max_model_length=64, batch_size=8)  # fmt: skip
+    hand.generate([[5, 6, 7]], Sampling(temperature=0.0, max_new_tokens=4))
+    assert seen == [None]
 
 
 def test_protocol_prompts(model_dir):

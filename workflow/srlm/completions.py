@@ -40,6 +40,7 @@ class Params:
     gpu_memory_utilization: float
     batch_size: int | str
     generation: dict
+    compile_decode: bool = False
     chat: Chat = field(default_factory=Chat)
 
     @classmethod
@@ -83,7 +84,7 @@ def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]
         raise ValueError(f"{bench}: no problems")
     engine = generation.load(
         p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
-        gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"],
+        gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"], compile_decode=p.compile_decode,
     )  # fmt: skip
     tok = engine.tokenizer
     texts = [

@@ -96,6 +96,7 @@ def load(
     batch_size: int | str = "auto",
     gpu_memory_utilization: float = 0.9,
     seed: int = 0,
+    compile_decode: bool = False,
 ) -> Engine:
     """An engine over the weights in `model_dir` (a save_pretrained folder)."""
     if name == "vllm" or (name == "auto" and choose("auto") == "vllm"):
@@ -110,4 +111,7 @@ def load(
         )
     from srlm.generation.hf import load_transformers
 
-    return load_transformers(name, model_dir, dtype=dtype, max_model_length=max_model_length, batch_size=batch_size)
+    return load_transformers(
+        name, model_dir, dtype=dtype, max_model_length=max_model_length, batch_size=batch_size,
+        compile_decode=compile_decode,
+    )  # fmt: skip

@@ -13,10 +13,13 @@ class TransformersEngine:
     """Batched sampling with a transformers model, prompts sorted by length (results in prompt order).
 
     name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call, "auto" (sized by
-    srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step)."""
+    srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step); compile_decode:
+    srlm.decode's decode step through torch.compile on a GPU (config evaluation.compile_decode; None: the module's
+    default, decode.COMPILE)."""
 
     def __init__(
-        self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None
+        self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None,
+        compile_decode: bool | None = None,
     ):
         if name == "srlm.decode" and (why := decode.supported(model)):
             raise ValueError(f"srlm.decode cannot sample from this model: {why}")
@@ -24,6 +27,8 @@ class TransformersEngine:
         self.eos_ids = set(eos_ids)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.max_model_length, self.batch_size = max_model_length, batch_size
+        # A CPU decodes eagerly: compiling costs minutes there and was not measured to pay.
+        self.compiled = compile_decode and model.device.type == "cuda" if compile_decode is not None else None
 
     def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
         max_prompt = self.max_model_length - 1
@@ -57,7 +62,7 @@ class TransformersEngine:
         if self.name == "srlm.decode":
             return decode.generate(
                 self.model, rows, new, eos_ids=self.eos_ids, pad_id=self.pad_id,
-                sampling=decode.Sampling(s.temperature, s.top_p, s.top_k),
+                sampling=decode.Sampling(s.temperature, s.top_p, s.top_k), compiled=self.compiled,
             )  # fmt: skip
         from transformers import GenerationConfig
 
@@ -85,7 +90,8 @@ def eos_ids(model, tokenizer) -> set[int]:
 
 
 def load_transformers(
-    name: str, model_dir: Path, *, dtype: str, max_model_length: int, batch_size: int | str
+    name: str, model_dir: Path, *, dtype: str, max_model_length: int, batch_size: int | str,
+    compile_decode: bool = False,
 ) -> TransformersEngine:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -95,5 +101,5 @@ def load_transformers(
     name = choose(name, model=model, has_cuda=device == "cuda")
     return TransformersEngine(
         model, tokenizer, name, eos_ids=eos_ids(model, tokenizer), max_model_length=max_model_length,
-        batch_size=batch_size,
+        batch_size=batch_size, compile_decode=compile_decode,
     )  # fmt: skip
