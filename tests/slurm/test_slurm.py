@@ -126,12 +126,13 @@ def minutes(limit: str) -> int:
 
 def ci_overlay(work: Path) -> dict:
     """2-GPU training jobs of STEPS optimizer steps (the cluster path is under test here, not learning), native
-    evaluation engine."""
+    evaluation engine, one generation job per benchmark as on a cluster (the demo's one per (model, chain) would
+    leave profiles/slurm-ci's groups nothing to group)."""
     config = yaml.safe_load((work / "config.yaml").read_text())
     return {
         "gpus": {"train": 2, "evaluate": 1},
         "stages": {name: {"max_steps": STEPS, "save_steps": STEPS} for name in config["stages"]},
-        "evaluation": {"engine": "srlm.decode"},
+        "evaluation": {"engine": "srlm.decode", "generate_per": "benchmark"},
     }
 
 

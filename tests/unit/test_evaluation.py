@@ -186,6 +186,27 @@ def test_engines_agree_on_greedy_tokens(model_dir, bench, tmp_path):
     assert texts["srlm.decode"] == texts["transformers"]
 
 
+def test_one_job_samples_several_benchmarks_as_separate_jobs_would(model_dir, bench, tmp_path):
+    """evaluation.generate_per: chain: one engine, one file per benchmark, each equal to its own job's file."""
+    pa, pb = _params(), _params(generation={"max_new_tokens": 8, "seed": 3})
+    alone = [_generate(model_dir, bench, tmp_path / f"{k}.jsonl", p) for k, p in (("a", pa), ("b", pb))]
+    argv = ["--model-dir", str(model_dir)]
+    for k, p in (("a", pa), ("b", pb)):
+        argv += ["--bench", str(bench), "--params", json.dumps(p), "--out", str(tmp_path / f"both-{k}.jsonl")]
+    assert completions.main(argv) == 0
+    both = [completions.read(tmp_path / f"both-{k}.jsonl") for k in "ab"]
+    for (s1, rows1), (s2, rows2) in zip(alone, both, strict=True):
+        assert rows1 == rows2
+        assert {**s1, "timing": None} == {**s2, "timing": None}
+        assert s2["timing"]["wall_s"] > 0
+    assert alone[0][1] != alone[1][1]  # the two settings sample differently
+    with pytest.raises(SystemExit):  # one engine per job: only `generation` may differ
+        completions.main(argv[:-6] + ["--bench", str(bench), "--params", json.dumps(_params(dtype="bfloat16")),
+                                      "--out", str(tmp_path / "c.jsonl")])  # fmt: skip
+    with pytest.raises(SystemExit):
+        completions.main(argv[:-2])
+
+
 def test_compile_decode_reaches_the_sampler_and_a_cpu_decodes_eagerly(model_dir, bench, tmp_path, monkeypatch):
     """config evaluation.compile_decode travels from the rule's params to srlm.decode; on a CPU it is not used
     (compiling takes minutes there), while leaving the setting out keeps decode's own default (None)."""

@@ -82,15 +82,19 @@ def test_nothing_to_do_when_nothing_changed(demo):
 def test_rl_learning_rate_change_reruns_only_rl_chains(demo):
     jobs = planned_jobs(plan_with(demo, {"stages": {"rl": {"learning_rate": 2.0e-6}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"train_grpo": 2, "check_health": 2, "generate": 10, "grade": 10, "render_table": 1}
+    # one generation job per (model, chain) in the demo (config/demo.yaml generate_per), 5 gradings each
+    assert counts == {"train_grpo": 2, "check_health": 2, "generate": 2, "grade": 10, "render_table": 1}
     assert all(w["chain"] == "rl" for r, w in jobs if r in ("train_grpo", "check_health", "generate", "grade"))
 
 
-def test_benchmark_sampling_change_reruns_only_its_evaluations(demo):
+def test_benchmark_sampling_change_regenerates_whole_chains_in_the_demo(demo):
+    """The demo generates per (model, chain): one benchmark's sampling reruns every chain's one generation job,
+    which rewrites all five benchmarks, so all are graded again. With config.yaml's one job per benchmark only
+    that benchmark's evaluations rerun (tests/workflow/test_plan.py)."""
     jobs = planned_jobs(plan_with(demo, {"benchmarks": {"math500": {"generation": {"temperature": 0.8}}}}))
     counts = Counter(r for r, _ in jobs)
-    assert counts == {"generate": 12, "grade": 12, "render_table": 1}
-    assert all(w["benchmark"] == "math500" for r, w in jobs if r in ("generate", "grade"))
+    assert counts == {"generate": 12, "grade": 60, "render_table": 1}
+    assert all("benchmark" not in w for r, w in jobs if r == "generate")
 
 
 # ---------------------------------------------------------------- the report, as a browser shows it

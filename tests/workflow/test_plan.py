@@ -36,6 +36,16 @@ def test_table2_alone():
     assert counts["render_table"] == 1
 
 
+def test_table2_one_generation_job_per_chain(tmp_path):
+    overlay = tmp_path / "per-chain.yaml"
+    overlay.write_text(yaml.safe_dump({"evaluation": {"generate_per": "chain"}}))
+    jobs = planned_jobs(plan("results/table2.md", configs=("config.yaml", str(overlay))))
+    counts = job_counts(plan("results/table2.md", configs=("config.yaml", str(overlay))))
+    # the 12 rows' (model, chain) pairs sample all 5 benchmarks each; grading stays one job per benchmark
+    assert counts["generate"] == 12 and counts["grade"] == 60
+    assert len({(w["model"], w["chain"]) for r, w in jobs if r == "generate"}) == 12
+
+
 def test_table3_alone():
     counts = job_counts(plan("results/table3.md"))
     # 8 parents (kd, kd-lora, sft, sft-lora x 2 models) + 8 hybrid rl + 2 direct rl.

@@ -254,6 +254,16 @@ def _generate_params(model, benchmark):
     return arg({**{k: ev[k] for k in keys}, "generation": generation, "chat": chat})
 
 
+def get_generate_all_args(wildcards):
+    """evaluation.generate_per: chain: a --bench/--params/--out triple per benchmark of the job."""
+    m, c = wildcards.model, wildcards.chain
+    return " ".join(
+        f"--bench {shlex.quote(L.bench(b))} --params {_generate_params(m, b)} "
+        f"--out {shlex.quote(L.completions(m, c, b))}"
+        for b in BENCHMARKS
+    )
+
+
 def get_grade_params(wildcards):
     return _grade_params(wildcards.benchmark)
 

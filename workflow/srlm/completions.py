@@ -1,6 +1,11 @@
 """The generation job of an evaluation (GPU): sample answers for one benchmark, write them raw, judge nothing.
 
-    python -m srlm.completions --model-dir DIR --bench B.jsonl --params JSON --out C.jsonl
+    python -m srlm.completions --model-dir DIR --bench B.jsonl --params JSON --out C.jsonl [--bench … --params …
+        --out …]…
+
+Several --bench/--params/--out triples (config evaluation.generate_per: chain) sample each benchmark in turn
+from one engine, loaded once; their params may differ only in `generation`. Each file's timing is its own
+sampling time plus an equal share of the engine's start-up, so the files' times add up to the job's.
 
 The completions file (JSON lines) is the only thing grading reads: line 1 is {"settings": …} (engine, sampling,
 protocol, chat settings, dtype, lengths, device, timing), then one line per problem:
@@ -14,7 +19,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from srlm import prompts
@@ -73,19 +78,34 @@ def read(path: Path) -> tuple[dict, list[dict]]:
     return lines[0]["settings"], lines[1:]
 
 
-def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
-    import torch
-
+def load_engine(model_dir: Path, p: Params):
     from srlm import generation
 
-    t0 = time.time()
-    rows = read_jsonl(bench)
-    if not rows:
-        raise ValueError(f"{bench}: no problems")
-    engine = generation.load(
+    return generation.load(
         p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
         gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"], compile_decode=p.compile_decode,
     )  # fmt: skip
+
+
+def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
+    t0 = time.time()
+    rows = _problems(bench)
+    return sample(load_engine(model_dir, p), rows, p, start_s=time.time() - t0)
+
+
+def _problems(bench: Path) -> list[dict]:
+    rows = read_jsonl(bench)
+    if not rows:
+        raise ValueError(f"{bench}: no problems")
+    return rows
+
+
+def sample(engine, rows: list[dict], p: Params, start_s: float = 0.0) -> tuple[dict, list[dict]]:
+    """(settings, rows) of a completions file: every problem of `rows` sampled by `engine` under `p`; the
+    timing counts `start_s` seconds of start-up on top of the sampling."""
+    import torch
+
+    t0 = time.time() - start_s
     tok = engine.tokenizer
     texts = [
         prompts.render(
@@ -120,19 +140,29 @@ def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m srlm.completions", description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", type=Path, required=True)
-    ap.add_argument("--bench", type=Path, required=True)
-    ap.add_argument("--params", required=True, help="JSON object (see Params)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--bench", type=Path, required=True, action="append", help="repeatable, with --params, --out")
+    ap.add_argument("--params", required=True, action="append", help="JSON object (see Params)")
+    ap.add_argument("--out", type=Path, required=True, action="append")
     a = ap.parse_args(argv)
-    p = Params.from_json(a.params)
-    prompts.check(p.protocol)
+    if not len(a.bench) == len(a.params) == len(a.out):
+        ap.error(f"{len(a.bench)} --bench, {len(a.params)} --params, {len(a.out)} --out: give one of each per file")
+    params = [Params.from_json(x) for x in a.params]
+    engine_keys = [replace(x, generation={}) for x in params]
+    if any(k != engine_keys[0] for k in engine_keys):
+        ap.error("--params: one job samples from one engine; the params may differ only in `generation`")
+    prompts.check(params[0].protocol)
     if not (a.model_dir / "config.json").is_file():
         ap.error(f"--model-dir {a.model_dir}: no config.json (not a save_pretrained folder)")
-    settings, rows = generate(a.model_dir, a.bench, p)
-    write(a.out, settings, rows)
-    n = sum(len(r["samples"]) for r in rows)
-    print(f"{a.out}: {len(rows)} prompts, {n} samples, {settings['engine_used']}, "
-          f"{settings['timing']['wall_s']:.1f}s", file=sys.stderr)  # fmt: skip
+    t0 = time.time()
+    problems = [_problems(b) for b in a.bench]
+    engine = load_engine(a.model_dir, params[0])
+    start = (time.time() - t0) / len(a.bench)
+    for rows, p, out in zip(problems, params, a.out, strict=True):
+        settings, done = sample(engine, rows, p, start_s=start)
+        write(out, settings, done)
+        n = sum(len(r["samples"]) for r in done)
+        print(f"{out}: {len(done)} prompts, {n} samples, {settings['engine_used']}, "
+              f"{settings['timing']['wall_s']:.1f}s", file=sys.stderr)  # fmt: skip
     return 0
 
 
