@@ -87,12 +87,6 @@ def load_engine(model_dir: Path, p: Params):
     )  # fmt: skip
 
 
-def generate(model_dir: Path, bench: Path, p: Params) -> tuple[dict, list[dict]]:
-    t0 = time.time()
-    rows = _problems(bench)
-    return sample(load_engine(model_dir, p), rows, p, start_s=time.time() - t0)
-
-
 def _problems(bench: Path) -> list[dict]:
     rows = read_jsonl(bench)
     if not rows:
