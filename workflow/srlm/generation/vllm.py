@@ -24,6 +24,25 @@ from srlm.generation import Completion, Sampling
 CPU_MEMORY_SHARE = 0.1
 
 
+def cpu_weight_sync_blocker() -> str | None:
+    """Why TRL's colocated weight sync cannot reach vLLM's CPU engine on this processor, else None.
+
+    vLLM's CPU build loads its full kernel library on processors with AVX512-BF16 (vllm/platforms/cpu.py,
+    import_kernels; the AVX2 and plain AVX512 libraries lack oneDNN's GEMM), and with it every linear layer packs its
+    weight for oneDNN and drops the original (dispatch_cpu_unquantized_gemm, remove_weight=True). TRL's sync loads
+    each trained parameter with the engine model's load_weights, which then finds no weight to load into
+    (AttributeError: 'Parameter' object has no attribute 'weight_loader'). GPUs are not affected."""
+    import torch
+
+    # vLLM's own test of the processor (a private torch helper: torch has no public one).
+    if torch.cpu._is_avx512_bf16_supported():
+        return (
+            "vLLM's CPU build packs linear weights for oneDNN on this processor (AVX512-BF16) and drops them, so "
+            "TRL cannot sync trained weights into a colocated engine"
+        )
+    return None
+
+
 def on_cpu() -> bool:
     from vllm.platforms import current_platform
 

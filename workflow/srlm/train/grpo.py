@@ -123,19 +123,26 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 
 
 def vllm_choice(stage: dict) -> bool:
-    """Whether TRL generates with vLLM: use_vllm where vLLM is installed; without it an error, unless the
-    stage's vllm_fallback allows srlm.decode rollouts (the summary's generation_engine says which ran)."""
+    """Whether TRL generates with vLLM: use_vllm where vLLM is installed and, colocated on a CPU, can take TRL's
+    weight sync (srlm.generation.vllm.cpu_weight_sync_blocker); else an error, unless the stage's vllm_fallback
+    allows srlm.decode rollouts (the summary's generation_engine says which ran)."""
     if not stage["use_vllm"]:
         return False
-    if importlib.util.find_spec("vllm") is not None:
+    why = None
+    if importlib.util.find_spec("vllm") is None:
+        why = "vllm is not installed in this environment: build the cluster environment (envs/train.yaml, docs/vllm.md)"
+    elif not common.has_cuda() and stage.get("vllm_mode", "colocate") == "colocate":
+        from srlm.generation.vllm import cpu_weight_sync_blocker
+
+        why = cpu_weight_sync_blocker()
+    if why is None:
         return True
     if not stage.get("vllm_fallback", False):
         raise RuntimeError(
-            "use_vllm is true but vllm is not installed in this environment: build the cluster environment "
-            "(envs/train.yaml, docs/vllm.md), or set the stage's use_vllm: false, or vllm_fallback: true to "
-            "sample the rollouts with srlm.decode instead"
+            f"use_vllm is true but {why}: set the stage's use_vllm: false, or vllm_fallback: true to sample the "
+            "rollouts with srlm.decode instead"
         )
-    print("vllm is not installed: GRPO rollouts by srlm.decode (vllm_fallback: true)", flush=True)
+    print(f"{why}: GRPO rollouts by srlm.decode (vllm_fallback: true)", flush=True)
     return False
 
 
