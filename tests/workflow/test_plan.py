@@ -39,8 +39,8 @@ def test_table2_alone():
 def test_table2_one_generation_job_per_chain(tmp_path):
     overlay = tmp_path / "per-chain.yaml"
     overlay.write_text(yaml.safe_dump({"evaluation": {"generate_per": "chain"}}))
-    jobs = planned_jobs(plan("results/table2.md", configs=("config.yaml", str(overlay))))
-    counts = job_counts(plan("results/table2.md", configs=("config.yaml", str(overlay))))
+    out = plan("results/table2.md", configs=("config.yaml", str(overlay)))
+    jobs, counts = planned_jobs(out), job_counts(out)
     # the 12 rows' (model, chain) pairs sample all 5 benchmarks each; grading stays one job per benchmark
     assert counts["generate"] == 12 and counts["grade"] == 60
     assert len({(w["model"], w["chain"]) for r, w in jobs if r == "generate"}) == 12

@@ -239,10 +239,6 @@ def get_deepspeed(wildcards):
     return f"--deepspeed {ds}" if ds and not get_stage(wildcards)["lora"] else ""
 
 
-def get_generate_params(wildcards):
-    return _generate_params(wildcards.model, wildcards.benchmark)
-
-
 @cache
 def _generate_params(model, benchmark):
     ev, m = config["evaluation"], MODELS[model]
@@ -254,13 +250,18 @@ def _generate_params(model, benchmark):
     return arg({**{k: ev[k] for k in keys}, "generation": generation, "chat": chat})
 
 
-def get_generate_all_args(wildcards):
-    """evaluation.generate_per: chain: a --bench/--params/--out triple per benchmark of the job."""
-    m, c = wildcards.model, wildcards.chain
+def get_generate_args(wildcards):
+    """A --bench/--params/--out triple per benchmark of the job: its own, or every one under
+    evaluation.generate_per: chain."""
+    return _generate_args(wildcards.model, wildcards.chain, wildcards.get("benchmark"))
+
+
+@cache
+def _generate_args(model, chain, benchmark):
     return " ".join(
-        f"--bench {shlex.quote(L.bench(b))} --params {_generate_params(m, b)} "
-        f"--out {shlex.quote(L.completions(m, c, b))}"
-        for b in BENCHMARKS
+        f"--bench {shlex.quote(L.bench(b))} --params {_generate_params(model, b)} "
+        f"--out {shlex.quote(L.completions(model, chain, b))}"
+        for b in ([benchmark] if benchmark else BENCHMARKS)
     )
 
 

@@ -3,52 +3,32 @@
 # `generate` job per (model, chain, benchmark), or per (model, chain) over every benchmark (one engine start).
 
 
-if config["evaluation"]["generate_per"] == "chain":
+# The benchmarks one `generate` job samples, and the name of its log and benchmark record.
+_PER_CHAIN = config["evaluation"]["generate_per"] == "chain"
+GENERATE_BENCHMARKS = list(BENCHMARKS) if _PER_CHAIN else ["{benchmark}"]
+GENERATE_JOB = "{model}/{chain}" if _PER_CHAIN else "{model}/{chain}/{benchmark}"
 
-    rule generate:
-        input:
-            model=get_eval_model,
-            bench=[L.bench(b) for b in BENCHMARKS],
-        output:
-            [L.completions("{model}", "{chain}", b) for b in BENCHMARKS],
-        log:
-            "logs/generate/{model}/{chain}.log",
-        benchmark:
-            "benchmarks/generate/{model}/{chain}.tsv"
-        params:
-            each=get_generate_all_args,
-        threads: 1
-        resources:
-            gpu=config["gpus"]["evaluate"],
-        conda:
-            "../../envs/eval.yaml"
-        shell:
-            "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-            "python -m srlm.completions --model-dir {input.model} {params.each} > {log} 2>&1"
 
-else:
-
-    rule generate:
-        input:
-            model=get_eval_model,
-            bench=L.bench("{benchmark}"),
-        output:
-            L.completions("{model}", "{chain}", "{benchmark}"),
-        log:
-            "logs/generate/{model}/{chain}/{benchmark}.log",
-        benchmark:
-            "benchmarks/generate/{model}/{chain}/{benchmark}.tsv"
-        params:
-            spec=get_generate_params,
-        threads: 1
-        resources:
-            gpu=config["gpus"]["evaluate"],
-        conda:
-            "../../envs/eval.yaml"
-        shell:
-            "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-            "python -m srlm.completions --model-dir {input.model} --bench {input.bench} --params {params.spec} "
-            "--out {output} > {log} 2>&1"
+rule generate:
+    input:
+        model=get_eval_model,
+        bench=[L.bench(b) for b in GENERATE_BENCHMARKS],
+    output:
+        [L.completions("{model}", "{chain}", b) for b in GENERATE_BENCHMARKS],
+    log:
+        f"logs/generate/{GENERATE_JOB}.log",
+    benchmark:
+        f"benchmarks/generate/{GENERATE_JOB}.tsv"
+    params:
+        each=get_generate_args,
+    threads: 1
+    resources:
+        gpu=config["gpus"]["evaluate"],
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads}; "
+        "python -m srlm.completions --model-dir {input.model} {params.each} > {log} 2>&1"
 
 
 rule grade:
