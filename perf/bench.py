@@ -37,9 +37,10 @@ CASES = [
     ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args with padding_free: false (global batch 64 = 32×2 on "
      "1 GPU), rows padded per micro-batch"),
     ("sft-pipe-pf", "SFT", "pipe", "the stage as configured: padding-free (srlm.train.packed: varlen FlashAttention "
-     "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU)"),
+     "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU), decoder layers compiled on a GPU (config launch.compile)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
-    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 16×8, one generation per step), srlm.decode"),
+    ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 32×4 at 256 new tokens, one generation per "
+     "step), srlm.decode rollouts, decoder layers of policy and reference compiled on a GPU (config launch.compile)"),
     ("eval-trl", "eval", "trl", "model.generate(), DynamicCache, batch 16"),
     ("eval-pipe", "eval", "pipe", "batch_size auto (eval_batch_size): srlm.decode (static cache, CUDA graphs, "
      "compiled step as config evaluation.compile_decode), batch 512"),
@@ -51,7 +52,7 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pipe-pf-segments", "SFT", "pipe", "sft-pipe, packed attention by one SDPA call per sequence"),
     ("sft-pipe-pf-sdpa", "SFT", "pipe", "sft-pipe on transformers' SDPA (dense block-diagonal mask, O(L²))"),
     ("sft-micro64", "SFT", "pipe", "sft-pipe with micro 64 × accum 1"),
-    ("sft-compiled", "SFT", "pipe", "sft-pipe-pf + torch_compile (Inductor, dynamic shapes from the start)"),
+    ("sft-eager", "SFT", "pipe", "sft-pipe-pf without compiling (launch.compile: false; the default until 2026-12-02)"),
     ("sft-grouped", "SFT", "pipe", "sft-pipe + train_sampling_strategy=group_by_length (changes batches)"),
     ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
@@ -60,6 +61,7 @@ EXTRA = [  # explored variants, run with --cases
     ("grpo-pipe-micro32", "GRPO", "pipe", "grpo-pipe with micro 32 × accum 4"),
     ("grpo-pipe-compiled", "GRPO", "pipe", "grpo-pipe, srlm.decode's step through torch.compile (decode.COMPILE)"),
     ("grpo-pipe-liger", "GRPO", "pipe", "grpo-pipe with liger-kernel's layer kernels (use_liger_kernel)"),
+    ("grpo-eager", "GRPO", "pipe", "grpo-pipe without compiling, micro 16 × 8 (the default until 2026-12-02)"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
     ("grpo-pipe-cb", "GRPO", "pipe", "grpo-pipe + transformers continuous batching (CUDA graphs)"),
     ("grpo-static", "GRPO", "pipe", "grpo-pipe + static cache, compiled decoding, prompts padded to 256"),
@@ -72,11 +74,13 @@ EXTRA = [  # explored variants, run with --cases
     ("eval-static", "eval", "pipe", "model.generate(), static cache + torch.compile, batch 512, prompts padded to 256"),
     ("eval-static-1024", "eval", "pipe", "eval-static with batch 1024"),
     ("eval-generate-cudnn", "eval", "pipe", "eval-generate with cuDNN's SDPA backend left on (torch's default)"),
-    ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe steps"),
+    ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe-pf steps"),
     ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
     ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
 ]
 ALL = {c[0]: c for c in CASES + EXTRA}
+# Cases that train as a job does, decoder layers compiled on a GPU (config launch.compile); the others are eager.
+AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile")
 
 
 def load_config() -> dict:
@@ -204,7 +208,17 @@ class GenTimer:
         def timed(*args, **kw):
             sync(device)
             t = time.perf_counter()
-            out = fn(*args, **kw)
+            if os.environ.get("BENCH_CPROFILE") and len(self.calls) == 1:  # where the second call's time goes
+                import cProfile
+                import pstats
+
+                with cProfile.Profile() as prof:
+                    out = fn(*args, **kw)
+                    sync(device)
+                for key in ("cumulative", "tottime"):
+                    pstats.Stats(prof, stream=sys.stderr).sort_stats(key).print_stats(25)
+            else:
+                out = fn(*args, **kw)
             sync(device)
             dt = time.perf_counter() - t
             if name == "generate_batch":
@@ -257,6 +271,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
     attention = "sdpa"
+    compiled = speed.compiles(cuda) and case in AS_CONFIGURED
     backend = case.removeprefix("sft-pipe-pf-") if case.startswith("sft-pipe-pf-") else None  # packed kernel
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda)
@@ -265,12 +280,12 @@ def run_sft(a, case: str, facts: dict) -> dict:
     if case == "sft-trl":
         settings = dict(run)
     else:
-        stage = dict(stage_params("sft"), padding_free=case.startswith(("sft-pipe-pf", "sft-compiled")))
+        stage = dict(stage_params("sft"), padding_free=case.startswith(("sft-pipe-pf", "sft-eager", "sft-profile")))
         settings = dict(
             **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
         )
-        settings.update(speed.sft_speed_args(stage, 1, cuda))
+        settings.update(speed.sft_speed_args(stage, 1, cuda, compiled=compiled))
         if case == "sft-pipe-nolig":
             settings.pop("use_liger_kernel", None)
         if settings.get("padding_free"):
@@ -278,17 +293,14 @@ def run_sft(a, case: str, facts: dict) -> dict:
             attention = "sdpa" if backend == "sdpa" else f"{packed.ATTENTION} ({backend or auto})"
         if case.startswith("sft-micro64"):
             settings.update(per_device_train_batch_size=64, gradient_accumulation_steps=1)
-        if case == "sft-compiled":  # every micro-batch is one row of a new length: compile for any length at once
-            torch._dynamo.config.assume_static_by_default = False
-            settings.update(torch_compile=True)
         if case == "sft-grouped":
             settings.update(train_sampling_strategy="group_by_length")
         if case.startswith("sft-pad64"):
             settings.update(pad_to_multiple_of=64)
         settings.update(run, warmup_steps=0)
     clock = Clock(a.device)
-    trainer = sft.make_trainer(model, settings, stage_params("sft")["max_length"], backend, train_dataset=data,
-                               processing_class=tok, callbacks=[clock.cb])  # fmt: skip
+    trainer = sft.make_trainer(model, settings, stage_params("sft")["max_length"], backend, compiled=compiled,
+                               train_dataset=data, processing_class=tok, callbacks=[clock.cb])  # fmt: skip
     prof, t = profile_ctx(a, case), time.perf_counter()
     with prof:
         trainer.train()
@@ -302,7 +314,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     return dict(
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, "
         f"gc {a_.gradient_checkpointing}, liger {a_.use_liger_kernel}, padding_free {a_.padding_free}, "
-        f"max_len {a_.max_length}, attention {attention}, compile {a_.torch_compile}",
+        f"max_len {a_.max_length}, attention {attention}, compiled layers {trainer.compiled_layers}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
         mfu=6 * n_params(model) * tps / facts["peak_flops"],
@@ -318,6 +330,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from srlm.train import grpo, speed
 
     cuda, work, tok, model = load_model(a)
+    compiled = speed.compiles(cuda) and case in AS_CONFIGURED
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
     stage = stage_params("rl")
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
@@ -346,14 +359,18 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     rw = stage["rewards"]
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
-    pipe = case in ("grpo-pipe", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-compiled", "grpo-pipe-liger")
+    pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-compiled",
+                    "grpo-pipe-liger")
     pipe = pipe or case.startswith("grpo-pipe-micro")
-    if case.startswith("grpo-pipe-micro"):
-        micro = int(case.removeprefix("grpo-pipe-micro"))
+    if "-micro" in case or (case == "grpo-eager" and cuda):
+        micro = int(case.rsplit("-micro", 1)[1]) if "-micro" in case else speed.GRPO_MAX_MICRO
         settings.update(per_device_train_batch_size=micro, gradient_accumulation_steps=128 // micro)
     if case == "grpo-pipe-liger":
         settings["use_liger_kernel"] = True
     decode.COMPILE = case.endswith("-compiled")
+    if decode.COMPILE and not cuda:  # a CPU decodes eagerly unless told: compile there too (smoke test of the path)
+        eager = decode.generate
+        decode.generate = lambda *args, **kw: eager(*args, **dict(kw, compiled=True))
     trainer = GRPOTrainer(
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
         rollout_func=grpo.decode_rollouts if pipe else None,
@@ -361,6 +378,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     )
     if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)
         trainer.generation_config.disable_compile = False
+    layers = grpo.compile_models(trainer) if compiled else 0
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
     prof, t = profile_ctx(a, case), time.perf_counter()
@@ -383,7 +401,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, gen batch "
         f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
         f" beta {a_.beta}, cache {a_.cache_implementation}, liger {a_.use_liger_kernel}, compiled decode "
-        f"{decode.COMPILE}",
+        f"{decode.COMPILE}, compiled layers {layers}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
@@ -501,6 +519,14 @@ def child(a) -> None:
     (Path(a.work) / f"{a.case}.json").write_text(json.dumps(res))
 
 
+def error_line(stderr: str) -> str:
+    """The line that names a failed case's error: the last one with 'Error' or 'Exception' in it (torch's compiler
+    ends its reports with advice), else the last line."""
+    lines = stderr.strip().splitlines()
+    named = [ln for ln in lines if "Error" in ln or "Exception" in ln]
+    return (named or lines or [""])[-1]
+
+
 # ------------------------------------------------------------------ table
 def table(facts: dict, results: dict) -> str:
     head = (f"Card: {facts['card']} (bf16 GEMM measured {facts['peak_flops'] / 1e12:.0f} TFLOP/s = MFU "
@@ -572,16 +598,19 @@ def main(argv=None) -> None:
         try:
             p = subprocess.run(cmd, timeout=min(a.case_timeout, left), capture_output=True, text=True,
                                env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            rc, err = p.returncode, p.stderr or p.stdout or ""
             out = Path(a.work) / f"{name}.json"
-            if p.returncode == 0 and out.exists():
+            if rc == 0 and out.exists():
                 results[name] = json.loads(out.read_text())
             else:
-                err = (p.stderr or p.stdout).strip().splitlines()
-                results[name] = {"error": (err[-1] if err else f"rc {p.returncode}")}
-                with open(Path(a.out) / "errors.log", "a") as f:
-                    f.write(f"===== {name} rc {p.returncode}\n{p.stdout[-5000:]}\n{p.stderr[-20000:]}\n")
-        except subprocess.TimeoutExpired:
+                results[name] = {"error": error_line(err) or f"rc {rc}"}
+        except subprocess.TimeoutExpired as e:
+            rc, err = "timeout", e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
             results[name] = {"error": f"timeout after {time.time() - t:.0f} s"}
+        # Every case's stderr tail (TORCH_LOGS and the like), more of it when the case failed.
+        tail = int(os.environ.get("BENCH_LOG_TAIL", 6000)) if "error" not in results[name] else 20000
+        with open(Path(a.out) / "cases.log", "a") as f:
+            f.write(f"===== {name} rc {rc} {time.time() - t:.0f} s\n{err[-tail:]}\n")
         print(name, f"{time.time() - t:.0f}s", json.dumps({k: v for k, v in results[name].items()
                                                           if k != "profile"})[:600], flush=True)
     profiles = [f"===== {n}\n{r['profile']}\n" for n, r in results.items() if r.get("profile")]

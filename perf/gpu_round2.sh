@@ -5,7 +5,7 @@
 #   run(carry=[".carry/bench"], "bash perf/gpu_round2.sh")       ($OUT: decode_check.json, b256/, b2048/)
 # ROUND2_CHECK=0 skips perf/gpu_decode_check.py; ROUND2_CASES overrides the 256-token cases (within
 # ROUND2_BUDGET_S seconds); ROUND2_LONG=0 skips the 2,048-token run; ROUND2_PROFILES (torch.profiler cases, within
-# ROUND2_PROFILE_S seconds; set and empty: none) runs last.
+# ROUND2_PROFILE_S seconds; set and empty: none) runs last; ROUND2_GRPO_STEPS: GRPO steps per case (3).
 set -uo pipefail
 OUT=${OUT:-/tmp/round2}
 mkdir -p "$OUT"
@@ -21,7 +21,7 @@ if [ "${ROUND2_CHECK:-1}" = 1 ]; then
   tail -c 3000 "$OUT/decode_check.json"
 fi
 CASES=${ROUND2_CASES:-eval-trl,eval-pipe,grpo-trl,grpo-pipe,sft-trl,sft-pipe,sft-pipe-pf}
-python3 perf/bench.py "${ARGS[@]}" --out "$OUT/b256" --eval-prompts 2048 --grpo-steps 3 --budget-s "${ROUND2_BUDGET_S:-300}" --cases "$CASES"
+python3 perf/bench.py "${ARGS[@]}" --out "$OUT/b256" --eval-prompts 2048 --grpo-steps "${ROUND2_GRPO_STEPS:-3}" --budget-s "${ROUND2_BUDGET_S:-300}" --cases "$CASES"
 cat "$OUT/b256/table.md"
 if [ "${ROUND2_LONG:-1}" = 1 ]; then
   python3 perf/bench.py "${ARGS[@]}" --out "$OUT/b2048" --gen-tokens 2048 --eval-prompts 1024 --cases eval-pipe
@@ -29,7 +29,7 @@ if [ "${ROUND2_LONG:-1}" = 1 ]; then
 fi
 PROFILES=${ROUND2_PROFILES-sft-profile,eval-profile}  # set and empty: none
 if [ -n "$PROFILES" ]; then
-  python3 perf/bench.py "${ARGS[@]}" --out "$OUT/profiles" --eval-prompts 1024 --grpo-steps 3 \
+  python3 perf/bench.py "${ARGS[@]}" --out "$OUT/profiles" --eval-prompts 1024 --grpo-steps "${ROUND2_GRPO_STEPS:-3}" \
     --budget-s "${ROUND2_PROFILE_S:-150}" --cases "$PROFILES"
   head -c 4000 "$OUT/profiles/profiles.txt"
 fi

@@ -25,7 +25,7 @@ from srlm import cost, generation, health, rewards
 from srlm.data import gsm8k
 from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
-from srlm.train import common, grpo, sft
+from srlm.train import common, grpo, sft, speed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -337,6 +337,24 @@ def test_grpo_summary_pins_trl_settings(grpo_run):
         assert s[key] == stage[key], key
     assert s["rewards"] == stage["rewards"] and s["lora"] is None
     assert s["generation_engine"] == "srlm.decode"  # no vLLM here: rollouts through the static-cache sampler
+
+
+def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
+    """config launch.compile (GPU jobs), forced on here: the decoder layers of the policy and of the reference
+    model compiled, the rollouts eager, give the eager run's rollouts, rewards and losses, step by step."""
+    stage = stage_of("rl", max_steps=3, save_steps=1000)
+    data = files / "data" / "rl.jsonl"
+    eager, eager_records = train("rl", stage, warm[0], data, files / "grpo-eager")
+    monkeypatch.setattr(speed, "compiles", lambda has_cuda, enabled=True: enabled)
+    compiled, records = train("rl", stage, warm[0], data, files / "grpo-compiled")
+    layers = CONFIG["tiny_model"]["num_hidden_layers"]
+    assert eager["settings"]["compiled_layers"] == 0
+    assert compiled["settings"]["compiled_layers"] == 2 * layers  # policy and reference (beta > 0)
+    assert by_step(records, "reward") == by_step(eager_records, "reward")  # the same rollouts
+    assert len(by_step(records)) == 3
+    for key in ("loss", "grad_norm", "kl"):
+        got, want = by_step(records, key), by_step(eager_records, key)
+        assert len(got) == 3 and got == pytest.approx(want, rel=1e-4, abs=1e-7), key  # float32: compiled kernels round differently
 
 
 def test_vllm_path_config_pins_the_objective(tmp_path):

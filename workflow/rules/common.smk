@@ -215,6 +215,9 @@ def _train_params(model, stage):
             },
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
+            # A speed switch (srlm.train.speed.compile_layers): passed only when off, so that the default keeps
+            # finished trainings.
+            **({} if config["launch"]["compile"] else {"compile": False}),
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
             # Only when set: the default (none) leaves the params, hence finished trainings, as they were.

@@ -35,20 +35,29 @@ def main(argv=None) -> None:
     )
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
-    kwargs.update(speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus))
+    # Present (false) only where config launch.compile is off.
+    compiled = speed.compiles(common.has_cuda(), p.get("compile", True))
+    kwargs.update(
+        speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus, compiled=compiled)
+    )
     speed.attention_backends()
     trainer = make_trainer(
         model, kwargs, stage["max_length"], train_dataset=data, processing_class=tokenizer,
-        peft_config=common.lora_config(stage["lora"]),
+        peft_config=common.lora_config(stage["lora"]), compiled=compiled,
     )  # fmt: skip
-    common.run(trainer, args, "sft", common.used_settings(trainer, kwargs))
+    settings = {**common.used_settings(trainer, kwargs), "compiled_layers": trainer.compiled_layers}
+    common.run(trainer, args, "sft", settings)
 
 
-def make_trainer(model, kwargs: dict, max_length: int, attention: str | None = None, **trainer_kwargs):
+def make_trainer(
+    model, kwargs: dict, max_length: int, attention: str | None = None, compiled: bool = False, **trainer_kwargs
+):
     """SFTTrainer(model, SFTConfig(**kwargs), **trainer_kwargs), padding-free when kwargs say so: one flattened
     row per micro-batch, the model attending within each sequence through srlm.train.packed (`attention`: its
     kernel, None = by device; "sdpa" = transformers' own with a dense mask, for comparison), and the rows cut to
-    max_length, which TRL enforces only on padded rows. The job, perf/bench.py and the tests all build it here."""
+    max_length, which TRL enforces only on padded rows; `compiled`: its decoder layers compiled
+    (speed.compile_layers; the trainer's `compiled_layers` says how many). The job, perf/bench.py and the tests
+    all build it here."""
     from trl import SFTConfig, SFTTrainer
 
     padding_free = kwargs.get("padding_free")
@@ -57,6 +66,7 @@ def make_trainer(model, kwargs: dict, max_length: int, attention: str | None = N
     trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), **trainer_kwargs)
     if padding_free:
         trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, max_length)
+    trainer.compiled_layers = speed.compile_layers(trainer.model) if compiled else 0
     return trainer
 
 

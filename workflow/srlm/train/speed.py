@@ -35,6 +35,14 @@ PAPER_GPUS = 8
 SFT_MAX_MICRO = 32
 SFT_MAX_MICRO_PADDING_FREE = 64
 GRPO_MAX_MICRO = 16
+# GRPO micro-batches may grow beyond GRPO_MAX_MICRO while rows × max_completion_length stays within this: 32 rows
+# of 256-token completions peak at 23.0 GiB with compiled layers on an H200, 2.11 s a step against 16 rows' 2.58 s
+# (perf/bench.py grpo-regional-micro32, 2026-12-02); at the paper's 2,048 tokens it leaves GRPO_MAX_MICRO.
+GRPO_MICRO_TOKENS = 32 * 256
+# liger-kernel's switches where the decoder layers are compiled (`compile_layers`): its fused linear
+# cross-entropy (the LM head and loss, outside the layers) stays; Inductor fuses RMSNorm, rotary and SwiGLU itself,
+# and Dynamo cannot trace liger's RMSNorm autograd.Function (AssertionError in torch 2.11, measured).
+COMPILED_LIGER = {"rope": False, "rms_norm": False, "swiglu": False}
 # Evaluation on a GPU: throughput grows with the prompts decoded together (srlm.decode with its compiled step, 256
 # new tokens, H200: 59.7k tokens/s at 512 rows, 65.2k at 1,024; docs/performance.md), up to EVAL_MAX_BATCH, while
 # the static KV cache of a batch whose longest answer may run to max_model_length tokens stays within EVAL_KV_BUDGET.
@@ -53,6 +61,32 @@ def attention_backends() -> None:
 
     if torch.cuda.is_available():
         torch.backends.cuda.enable_cudnn_sdp(False)
+
+
+def compiles(has_cuda: bool, enabled: bool = True) -> bool:
+    """Whether a training job compiles its decoder layers (config launch.compile): on a GPU only. A CPU job (demo,
+    tests) stays eager: compiling would cost more than its few steps."""
+    return enabled and has_cuda
+
+
+def compile_layers(model) -> int:
+    """Compile each decoder layer of `model` (and of any model inside it: PEFT wrappers) with torch.compile,
+    dynamic shapes from the start; returns how many (0 under DeepSpeed ZeRO-3, whose parameter-gathering hooks
+    on every layer a compiled region cannot hold; call it once the trainer's config exists). Regional
+    compilation: the layers share their code, so one compilation serves all of them, and the launch-bound step's
+    elementwise kernels (RMSNorm's float32 steps, rotary, SiLU, residual adds) become a few fused kernels per
+    layer. The same maths: losses within bf16 noise on an H200, within 1e-5 in float32 on a CPU
+    (tests/unit/test_speed.py). Compiling happens at the first forward (~20 s for Qwen2.5-0.5B on an H200) and
+    once more per grad mode."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    if is_deepspeed_zero3_enabled():
+        return 0
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
 
 
 def paper_global_batch(stage: dict, paper_gpus: int = PAPER_GPUS) -> int:
@@ -82,8 +116,11 @@ def has_liger() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
-    """Extra SFTConfig kwargs (override the ones common.common_args gives).
+def sft_speed_args(
+    stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS, compiled: bool = False
+) -> dict:
+    """Extra SFTConfig kwargs (override the ones common.common_args gives). `compiled`: the job compiles its
+    decoder layers (`compiles`), so liger keeps only its fused loss (COMPILED_LIGER).
 
     Padding-free (the stage's `padding_free`) needs max_length=None in TRL: the trainer must then truncate with
     `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
@@ -102,6 +139,8 @@ def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int
         args.update(dataloader_num_workers=2, dataloader_pin_memory=True)
         if has_liger():
             args["use_liger_kernel"] = True
+            if compiled:
+                args["liger_kernel_config"] = dict(COMPILED_LIGER)
     return args
 
 
@@ -123,7 +162,8 @@ def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: in
     total = _global_batch(stage, n_processes, has_cuda, node_gpus)
     if total % stage["num_generations"]:
         raise ValueError(f"stages: global batch {total} not divisible by num_generations {stage['num_generations']}")
-    micro, accum = split_batch(total, n_processes, GRPO_MAX_MICRO)
+    max_micro = max(GRPO_MAX_MICRO, GRPO_MICRO_TOKENS // stage["max_completion_length"])
+    micro, accum = split_batch(total, n_processes, max_micro)
     args: dict = dict(
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=accum,
