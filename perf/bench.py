@@ -332,7 +332,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     cuda, work, tok, model = load_model(a)
     compiled = speed.compiles(cuda) and case in AS_CONFIGURED
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
-    stage = stage_params("rl")
+    stage = dict(stage_params("rl"), max_completion_length=a.gen_tokens)  # the speed args depend on it
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda, max_completion_length=a.gen_tokens,
                num_generations=stage["num_generations"])

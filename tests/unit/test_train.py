@@ -346,6 +346,8 @@ def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
     data = files / "data" / "rl.jsonl"
     eager, eager_records = train("rl", stage, warm[0], data, files / "grpo-eager")
     monkeypatch.setattr(speed, "compiles", lambda has_cuda, enabled=True: enabled)
+    # The reference's layers too (a GPU job compiles them from micro-batches of 32 rows; these have 8).
+    monkeypatch.setattr(speed, "GRPO_COMPILE_REF_MIN_MICRO", 1)
     compiled, records = train("rl", stage, warm[0], data, files / "grpo-compiled")
     layers = CONFIG["tiny_model"]["num_hidden_layers"]
     assert eager["settings"]["compiled_layers"] == 0

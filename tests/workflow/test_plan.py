@@ -193,6 +193,15 @@ def test_sampling_temperature_reruns_only_that_benchmarks_evaluations(built):
     assert all(w["benchmark"] == "math500" for r, w in jobs if r in ("generate", "grade"))
 
 
+def test_compile_switch_is_a_training_param_only_when_off(built):
+    """launch.compile is true in config.yaml and absent from the jobs' params (the built copy plans nothing);
+    switching it off reaches every training job, which then runs eagerly."""
+    counts = rules(replan(built, {"launch": {"compile": False}}))
+    every = rules(replan(built, {"stages": {stage: {"seed": 7} for stage in yaml.safe_load(
+        (built / "config.yaml").read_text())["stages"]}}))  # fmt: skip
+    assert training(counts) == training(every) > 0
+
+
 def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):
     jobs = replan(built, {"stages": {"sft": {"num_train_epochs": 3}}})
     counts = rules(jobs)

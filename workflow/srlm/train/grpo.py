@@ -126,12 +126,14 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 
 
 def compile_models(trainer) -> int:
-    """Compile the decoder layers of the policy and of the reference model (speed.compile_layers); returns how
-    many. The rollouts of srlm.decode then run them eagerly (`decode_rollouts`): its static cache specializes each
-    layer's graph on the layer index, 24 compilations instead of one."""
+    """Compile the decoder layers of the policy, and of the reference model from micro-batches of
+    speed.GRPO_COMPILE_REF_MIN_MICRO rows (speed.compile_layers); returns how many. The rollouts of srlm.decode
+    run them eagerly (`decode_rollouts`): its static cache specializes each layer's graph on the layer index, 24
+    compilations instead of one."""
     n = speed.compile_layers(trainer.model)
-    if n and getattr(trainer, "ref_model", None) is not None:
-        n += speed.compile_layers(trainer.ref_model)
+    ref = getattr(trainer, "ref_model", None)
+    if n and ref is not None and trainer.args.per_device_train_batch_size >= speed.GRPO_COMPILE_REF_MIN_MICRO:
+        n += speed.compile_layers(ref)
     return n
 
 

@@ -6,12 +6,13 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   split into the largest micro-batch that fits; accumulation averages the same loss over the same rows (on CPU the
   stage's own batch is kept: the demo is not the paper);
 - no gradient checkpointing (TRL turns it on by default): recomputing activations changes no number, only the time;
-- padding-free batches (stage key `padding_free`, default off until measured on a GPU): a micro-batch is one flattened row, and
+- padding-free batches (stage key `padding_free`, on since measured on a GPU): a micro-batch is one flattened row, and
   srlm.train.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
   no O(L²) mask; rows are truncated to max_length as TRL would (`truncate_rows`), since TRL does not when
   padding-free;
 - liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels), SFT/KD
-  (GRPO: not measured yet, perf/bench.py grpo-pipe-liger);
+  (GRPO: measured no faster, perf/bench.py grpo-pipe-liger); only its fused loss where the layers are compiled;
+- decoder layers compiled on a GPU (config launch.compile, `compile_layers`): 1.6x SFT tokens/s on an H200;
 - cuDNN's SDPA backend off (`attention_backends`): same attention, computed by the flash / memory-efficient kernels;
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
   paper): on one GPU the whole step's 128 rollouts are one call of `srlm.decode` (srlm.train.grpo), which samples
@@ -36,9 +37,16 @@ SFT_MAX_MICRO = 32
 SFT_MAX_MICRO_PADDING_FREE = 64
 GRPO_MAX_MICRO = 16
 # GRPO micro-batches may grow beyond GRPO_MAX_MICRO while rows × max_completion_length stays within this: 32 rows
-# of 256-token completions peak at 23.0 GiB with compiled layers on an H200, 2.11 s a step against 16 rows' 2.58 s
-# (perf/bench.py grpo-regional-micro32, 2026-12-02); at the paper's 2,048 tokens it leaves GRPO_MAX_MICRO.
+# of 256-token completions peak at 23.0 GiB with compiled layers on an H200, 2.08 s a step against 2.80 s for 16
+# rows eager (perf/bench.py grpo-pipe vs grpo-eager, 2026-12-02); at the paper's 2,048 tokens it leaves
+# GRPO_MAX_MICRO.
 GRPO_MICRO_TOKENS = 32 * 256
+# GRPO compiles its reference model's layers too only from micro-batches of this many rows. Measured on an H200
+# (perf/bench.py, 2026-12-02), 128 rollouts of 256 tokens a step: micro 32, policy and reference compiled 2.08 and
+# 2.11 s (two calls); micro 16, policy compiled 2.58 s against 2.98 s eager (same call), but policy and reference
+# compiled 3.86 and 4.17 s against 2.80 s eager. Why the compiled reference is slow at 16 rows (one group of
+# generations per micro-batch on the paper's node) is not known yet.
+GRPO_COMPILE_REF_MIN_MICRO = 32
 # liger-kernel's switches where the decoder layers are compiled (`compile_layers`): its fused linear
 # cross-entropy (the LM head and loss, outside the layers) stays; Inductor fuses RMSNorm, rotary and SwiGLU itself,
 # and Dynamo cannot trace liger's RMSNorm autograd.Function (AssertionError in torch 2.11, measured).
