@@ -12,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from srlm.train import sft, speed
+from srlm.train import common, sft, speed
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -83,7 +83,7 @@ def test_compile_switch_and_grpo_micro_batches(monkeypatch):
     assert got == {256: (32, 4), 1024: (16, 8), 2048: (16, 8)}
 
 
-def _sft_losses(model_dir, data_path, out_dir, extra: dict, compiled: bool = False) -> list[float]:
+def _sft_losses(model_dir, data_path, out_dir, extra: dict, compiled: bool = False, lora=None) -> list[float]:
     import torch
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -99,7 +99,8 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict, compiled: bool = Fal
     )
     args.update(extra)
     data = load_dataset("json", data_files=str(data_path), split="train")
-    trainer = sft.make_trainer(model, args, 1024, compiled=compiled, train_dataset=data, processing_class=tok)
+    trainer = sft.make_trainer(model, args, 1024, compiled=compiled, train_dataset=data, processing_class=tok,
+                               peft_config=common.lora_config(lora))  # fmt: skip
     assert trainer.compiled_layers == (model.config.num_hidden_layers if compiled else 0)
     trainer.train()
     return [r["loss"] for r in trainer.state.log_history if "loss" in r]
@@ -141,3 +142,9 @@ def test_speed_args_keep_sft_losses(tmp_path):
     built = _sft_losses(model_dir, data, tmp_path / "compiled", fast, compiled=True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
     assert built == pytest.approx(plain, rel=1e-4), (plain, built)
+    # LoRA stages too (PEFT's layers inside the compiled ones; no LoRA dropout, so that the runs can be equal).
+    lora = dict(CONFIG["stages"]["sft-lora"]["lora"], dropout=0.0)
+    adapters = _sft_losses(model_dir, data, tmp_path / "lora", fast, lora=lora)
+    assert _sft_losses(model_dir, data, tmp_path / "lora-c", fast, compiled=True, lora=lora) == pytest.approx(
+        adapters, rel=1e-4
+    )
