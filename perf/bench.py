@@ -37,7 +37,7 @@ CASES = [
     ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args with padding_free: false (global batch 64 = 32×2 on "
      "1 GPU), rows padded per micro-batch"),
     ("sft-pipe-pf", "SFT", "pipe", "the stage as configured: padding-free (srlm.train.packed: varlen FlashAttention "
-     "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU), decoder layers compiled on a GPU (config launch.compile)"),
+     "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU), decoder layers compiled on a GPU (launch.compile)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 32×4 at 256 new tokens, one generation per "
      "step), srlm.decode rollouts, decoder layers of policy and reference compiled on a GPU (config launch.compile)"),
