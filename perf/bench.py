@@ -362,8 +362,10 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-compiled",
                     "grpo-pipe-liger")
     pipe = pipe or case.startswith("grpo-pipe-micro")
-    if "-micro" in case or (case == "grpo-eager" and cuda):
-        micro = int(case.rsplit("-micro", 1)[1]) if "-micro" in case else speed.GRPO_MAX_MICRO
+    micro = int(case.removeprefix("grpo-pipe-micro")) if case.startswith("grpo-pipe-micro") else None
+    if case == "grpo-eager" and cuda:  # the micro-batch before GRPO_MICRO_TOKENS
+        micro = speed.GRPO_MAX_MICRO
+    if micro:
         settings.update(per_device_train_batch_size=micro, gradient_accumulation_steps=128 // micro)
     if case == "grpo-pipe-liger":
         settings["use_liger_kernel"] = True

@@ -24,6 +24,10 @@ from srlm.train import grpo
 from tests.vllm.test_engine import CONFIG, SYS
 
 
+# Why TRL's colocated sync cannot work on this processor, or None (srlm.generation.vllm).
+BLOCKED = cpu_weight_sync_blocker()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from datasets import Dataset
@@ -54,9 +58,6 @@ def trained(tmp_path_factory):
         return trainer, before
     trainer.train()
     return trainer, before
-
-
-BLOCKED = cpu_weight_sync_blocker()
 
 
 def engine_model(trainer):

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from srlm.data.io import read_metrics
-from srlm.train import progress
+from srlm.train import progress, speed
 
 
 def parse_args(argv=None, description: str = "") -> argparse.Namespace:
@@ -156,6 +156,12 @@ def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def compiles(params: dict) -> bool:
+    """Whether this job compiles its decoder layers (speed.compiles): config launch.compile, which the job's params
+    hold only when it is off."""
+    return speed.compiles(has_cuda(), params.get("compile", True))
 
 
 def lora_config(lora: dict | None):

@@ -204,10 +204,9 @@ def main(argv=None) -> None:
         peft_config=common.lora_config(stage["lora"]),
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
-    # launch.compile: present (false) only where it is off. Not with TRL's own model.generate rollouts, which would
-    # run the compiled layers with a KV cache (one compilation per layer index; decode_rollouts runs them eagerly).
-    compile_ = speed.compiles(common.has_cuda(), p.get("compile", True)) and engine != "transformers generate"
-    compiled = compile_models(trainer) if compile_ else 0
+    # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
+    # compilation per layer index; decode_rollouts runs them eagerly).
+    compiled = compile_models(trainer) if common.compiles(p) and engine != "transformers generate" else 0
     settings = {
         **common.used_settings(trainer, kwargs),
         "compiled_layers": compiled,

@@ -35,8 +35,7 @@ def main(argv=None) -> None:
     )
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
-    # Present (false) only where config launch.compile is off.
-    compiled = speed.compiles(common.has_cuda(), p.get("compile", True))
+    compiled = common.compiles(p)
     kwargs.update(
         speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus, compiled=compiled)
     )
