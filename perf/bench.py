@@ -57,9 +57,9 @@ EXTRA = [  # explored variants, run with --cases
     ("sft-pad64", "SFT", "pipe", "sft-pipe + pad_to_multiple_of=64 (few distinct shapes: cuDNN graph cache hits)"),
     ("sft-pipe-cudnn", "SFT", "pipe", "sft-pipe with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-pad64-cudnn", "SFT", "pipe", "sft-pipe-cudnn + pad_to_multiple_of=64"),
-    ("grpo-pipe-micro64", "GRPO", "pipe", "grpo-pipe with micro 64 × accum 2 (training launches per token / 4)"),
-    ("grpo-pipe-micro32", "GRPO", "pipe", "grpo-pipe with micro 32 × accum 4"),
-    ("grpo-pipe-compiled", "GRPO", "pipe", "grpo-pipe, srlm.decode's step through torch.compile (decode.COMPILE)"),
+    ("grpo-pipe-micro64", "GRPO", "pipe", "grpo-pipe with micro 64 × accum 2 (fewer launches per token)"),
+    ("grpo-pipe-micro16", "GRPO", "pipe", "grpo-pipe with micro 16 × accum 8"),
+    ("grpo-layers", "GRPO", "pipe", "grpo-pipe with srlm.decode's step eager (the default until 2026-12-02)"),
     ("grpo-pipe-liger", "GRPO", "pipe", "grpo-pipe with liger-kernel's layer kernels (use_liger_kernel)"),
     ("grpo-eager", "GRPO", "pipe", "grpo-pipe without compiling, micro 16 × 8 (the default until 2026-12-02)"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
@@ -80,7 +80,7 @@ EXTRA = [  # explored variants, run with --cases
 ]
 ALL = {c[0]: c for c in CASES + EXTRA}
 # Cases that train as a job does, decoder layers compiled on a GPU (config launch.compile); the others are eager.
-AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile")
+AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile", "grpo-layers")
 
 
 def load_config() -> dict:
@@ -326,11 +326,11 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from datasets import load_dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from srlm import decode, rewards
+    from srlm import rewards
     from srlm.train import grpo, speed
 
     cuda, work, tok, model = load_model(a)
-    compiled = speed.compiles(cuda) and case in AS_CONFIGURED
+    compiled = speed.compiles(cuda) and (case in AS_CONFIGURED or case.startswith("grpo-pipe-micro"))
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
     stage = dict(stage_params("rl"), max_completion_length=a.gen_tokens)  # the speed args depend on it
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
@@ -359,8 +359,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     rw = stage["rewards"]
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
-    pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-pipe-compiled",
-                    "grpo-pipe-liger")
+    pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-layers", "grpo-pipe-liger")
     pipe = pipe or case.startswith("grpo-pipe-micro")
     micro = int(case.removeprefix("grpo-pipe-micro")) if case.startswith("grpo-pipe-micro") else None
     if case == "grpo-eager" and cuda:  # the micro-batch before GRPO_MICRO_TOKENS
@@ -369,10 +368,6 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         settings.update(per_device_train_batch_size=micro, gradient_accumulation_steps=128 // micro)
     if case == "grpo-pipe-liger":
         settings["use_liger_kernel"] = True
-    decode.COMPILE = case.endswith("-compiled")
-    if decode.COMPILE and not cuda:  # a CPU decodes eagerly unless told: compile there too (smoke test of the path)
-        eager = decode.generate
-        decode.generate = lambda *args, **kw: eager(*args, **dict(kw, compiled=True))
     trainer = GRPOTrainer(
         model=model, args=GRPOConfig(**settings), train_dataset=data, processing_class=tok, callbacks=[clock.cb],
         rollout_func=grpo.decode_rollouts if pipe else None,
@@ -381,6 +376,8 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)
         trainer.generation_config.disable_compile = False
     layers = grpo.compile_models(trainer) if compiled else 0
+    if case == "grpo-layers":
+        trainer.compile_decode = False
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
     prof, t = profile_ctx(a, case), time.perf_counter()
@@ -403,7 +400,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         settings=f"micro {a_.per_device_train_batch_size} × accum {a_.gradient_accumulation_steps}, gen batch "
         f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
         f" beta {a_.beta}, cache {a_.cache_implementation}, liger {a_.use_liger_kernel}, compiled decode "
-        f"{decode.COMPILE}, compiled layers {layers}",
+        f"{getattr(trainer, 'compile_decode', False)}, compiled layers {layers}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
@@ -431,7 +428,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
     args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
             "continuous_batching_config": None}
     fast = case.removesuffix("-eager") in ("eval-pipe", "eval-pipe-1024", "eval-profile")
-    decode.COMPILE = load_config()["evaluation"]["compile_decode"] and not case.endswith("-eager")
+    compiled = cuda and load_config()["evaluation"]["compile_decode"] and not case.endswith("-eager")
     if case == "eval-trl":
         args = {"batch_size": 16, "continuous_batching_config": None}
     elif case.startswith("eval-pipe-1024"):
@@ -460,7 +457,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
             for s in range(0, len(prompts), bs):
                 if fast:
                     decode.generate(model, prompts[s : s + bs], a.gen_tokens, eos_ids=eos, pad_id=tok.pad_token_id,
-                                    sampling=sampling)
+                                    sampling=sampling, compiled=compiled)
                     continue
                 pad = 256 if case.startswith("eval-static") else None
                 batch = tok.pad({"input_ids": prompts[s : s + bs]}, return_tensors="pt", pad_to_multiple_of=pad)
@@ -471,7 +468,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
     dt, ntok = sum(c[0] for c in timed), sum(c[1] for c in timed)
     return dict(
         settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else "")
-        + (f" srlm.decode, compiled step {decode.COMPILE}" if fast else ""),
+        + (f" srlm.decode, compiled step {compiled}" if fast else ""),
         profile=prof_table(prof, wall), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )

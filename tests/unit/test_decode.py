@@ -78,6 +78,30 @@ def test_compiled_step_gives_the_same_tokens(monkeypatch):
         assert ours == _reference(model, rows, 24, [2])
 
 
+def test_compiled_step_takes_in_compiled_layers(monkeypatch):
+    """A GRPO policy on a GPU: its layers compiled on their own (speed.compile_layers) and the decode step compiled.
+    One compilation serves the whole step (the layers inlined, not one graph per layer index, which the static
+    cache would force on layers compiled apart), the prefill runs them eagerly, and greedy tokens still equal
+    model.generate's."""
+    from torch._dynamo.utils import counters
+
+    from srlm.train import speed
+
+    monkeypatch.setattr(decode, "PROMPT_MULTIPLE", 16)
+    monkeypatch.setattr(decode, "WINDOW", 8)
+    monkeypatch.setattr(decode, "_COMPILE_FAILED", set())
+    model, prompts = _model("qwen2"), _prompts()
+    ref = _reference(model, prompts, 24, [2])
+    assert speed.compile_layers(model) == 2
+    torch._dynamo.reset()
+    counters.clear()
+    ours = decode.generate(model, prompts, 24, eos_ids=[2], pad_id=PAD, sampling=decode.Sampling(temperature=0),
+                           compiled=True)  # fmt: skip
+    assert decode._COMPILE_FAILED == set()
+    assert counters["frames"]["ok"] == 1
+    assert ours == ref
+
+
 def test_rows_stop_at_their_first_eos():
     model, prompts = _model("qwen2"), _prompts()
     free = decode.generate(

@@ -209,7 +209,7 @@ def test_one_job_samples_several_benchmarks_as_separate_jobs_would(model_dir, be
 
 def test_compile_decode_reaches_the_sampler_and_a_cpu_decodes_eagerly(model_dir, bench, tmp_path, monkeypatch):
     """config evaluation.compile_decode travels from the rule's params to srlm.decode; on a CPU it is not used
-    (compiling takes minutes there), while leaving the setting out keeps decode's own default (None)."""
+    (compiling takes minutes there), and an engine built without the setting decodes eagerly."""
     from srlm import decode
 
     seen, plain = [], decode.generate
@@ -231,7 +231,7 @@ def test_compile_decode_reaches_the_sampler_and_a_cpu_decodes_eagerly(model_dir,
     hand = generation_hf.TransformersEngine(engine.model, engine.tokenizer, "srlm.decode", eos_ids=engine.eos_ids,
                                             max_model_length=64, batch_size=8)  # fmt: skip
     hand.generate([[5, 6, 7]], Sampling(temperature=0.0, max_new_tokens=4))
-    assert seen == [None]
+    assert seen == [False]
 
 
 def test_protocol_prompts(model_dir):

@@ -341,10 +341,20 @@ def test_grpo_summary_pins_trl_settings(grpo_run):
 
 def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
     """config launch.compile (GPU jobs), forced on here: the decoder layers of the policy and of the reference
-    model compiled, the rollouts eager, give the eager run's rollouts, rewards and losses, step by step."""
+    model compiled give the eager run's rollouts, rewards and losses, step by step. The rollouts are asked to
+    compile srlm.decode's step too (which a CPU declines: its steps run the compiled layers eagerly)."""
+    from srlm.generation import hf
+
     stage = stage_of("rl", max_steps=3, save_steps=1000)
     data = files / "data" / "rl.jsonl"
     eager, eager_records = train("rl", stage, warm[0], data, files / "grpo-eager")
+    asked, init = [], hf.TransformersEngine.__init__
+
+    def spy(self, *args, compile_decode=False, **kwargs):
+        asked.append(compile_decode)
+        init(self, *args, compile_decode=compile_decode, **kwargs)
+
+    monkeypatch.setattr(hf.TransformersEngine, "__init__", spy)
     monkeypatch.setattr(speed, "compiles", lambda has_cuda, enabled=True: enabled)
     # The reference's layers too (a GPU job compiles them from micro-batches of 32 rows; these have 8).
     monkeypatch.setattr(speed, "GRPO_COMPILE_REF_MIN_MICRO", 1)
@@ -352,6 +362,7 @@ def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
     layers = CONFIG["tiny_model"]["num_hidden_layers"]
     assert eager["settings"]["compiled_layers"] == 0
     assert compiled["settings"]["compiled_layers"] == 2 * layers  # policy and reference (beta > 0)
+    assert asked and set(asked) == {True}
     assert by_step(records, "reward") == by_step(eager_records, "reward")  # the same rollouts
     assert len(by_step(records)) == 3
     for key in ("loss", "grad_norm", "kl"):

@@ -9,12 +9,13 @@ mask is given). This module decodes with the same transformers model and the sam
   `window` positions;
 - each decode step (model forward, sampling, bookkeeping) is captured once per attention window as a CUDA graph and
   replayed, so a step costs one launch from Python;
-- optionally (`compiled`, COMPILE) the decode step's model forward goes through `torch.compile` (dynamic shapes: one
-  compilation per process serves every batch, window and cache size): under a CUDA graph, each of the ~40
-  elementwise kernels per layer (RMSNorm's float32 steps, rotary, SiLU, residuals) still costs a few microseconds,
-  which Inductor's fused kernels remove. Measured on an H200 (docs/performance.md): compiling takes 1.5-2.5 minutes
-  once per process, then evaluation decodes 1.2x faster at 512 rows (1.7x at 64); evaluation turns it on through
-  config evaluation.compile_decode. GRPO's rollouts stay eager: there a step took 37.8 s instead of 2.6 s;
+- optionally (`compiled`) the decode step's model forward goes through `torch.compile` (dynamic shapes: one
+  compilation per process and model mode serves every batch, window and cache size): under a CUDA graph, each of
+  the ~40 elementwise kernels per layer (RMSNorm's float32 steps, rotary, SiLU, residuals) still costs a few
+  microseconds, which Inductor's fused kernels remove. Measured on an H200 (docs/performance.md): compiling takes
+  1.5-2.5 minutes once per process, then evaluation decodes 1.2x faster at 512 rows (1.7x at 64) and GRPO's 128
+  rollouts 1.5x; config evaluation.compile_decode and, for GRPO, launch.compile turn it on. Layers compiled on their
+  own (srlm.train.speed.compile_layers) are inlined into the compiled step and run eagerly in the other steps;
 - sampling (temperature, top-k, top-p, as transformers' logits warpers do it) draws with the exponential race
   argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync; top-p by rejection (`sample`) rather
   than sorting the vocabulary of every row.
@@ -41,10 +42,6 @@ PROMPT_MULTIPLE = 64
 WINDOW = 256
 # Decode steps between checks (one host sync) of whether every row has finished.
 CHECK_EVERY = 16
-# Whether `generate` compiles the decode step's forward where it captures CUDA graphs, when its caller does not say
-# (GRPO's rollouts). Off: inside GRPO an H200 step took 37.8 s with it, 2.6 s without (perf/bench.py
-# grpo-pipe-compiled; not diagnosed). Evaluation passes `compiled` from config evaluation.compile_decode.
-COMPILE = False
 
 
 @dataclass(frozen=True)
@@ -238,13 +235,16 @@ class _Run:
             real[i, width - len(p) :] = True
         self.prompt_ids, real = ids.to(dev), real.to(dev)
         self.prompt_pos = (real.long().cumsum(-1) - 1).clamp(min=0)
-        # Key mask of the whole cache (True = a real token); the pad slots of the prompts stay False.
-        self.mask = torch.zeros((b, 1, 1, self.capacity), dtype=torch.bool, device=dev)
+        # Key mask of the whole cache (True = a real token); the pad slots of the prompts stay False. The cache and
+        # its mask hold one position more than a window reaches, so that every window is a strict part of them (a
+        # window that was the whole cache would be a contiguous mask of the cache's length, and the compiled step
+        # would be compiled again for it).
+        self.mask = torch.zeros((b, 1, 1, self.capacity + 1), dtype=torch.bool, device=dev)
         self.mask[:, 0, 0, :width] = real
         causal = torch.ones((width, width), dtype=torch.bool, device=dev).tril()
         # Every prompt position sees itself, so no query row of the padding is all-masked (SDPA would give NaN).
         self.prefill_mask = causal & (real[:, None, None, :] | torch.eye(width, dtype=torch.bool, device=dev))
-        self.cache = StaticCache(config=model.config, max_cache_len=self.capacity)
+        self.cache = StaticCache(config=model.config, max_cache_len=self.capacity + 1)
         self.eos = torch.tensor(sorted(eos_ids), device=dev)
         self.pad = pad_id
         self.out = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=dev)
@@ -279,7 +279,10 @@ class _Run:
         if compiled:
             out = _maybe_compiled(forward, "decode step", self.model, dynamic=True, **inputs)
         else:
-            out = forward(self.model, **inputs)
+            # Layers compiled on their own (a GRPO policy's) run eagerly: with the static cache each layer's graph
+            # would be specialized on its layer index, one compilation per layer.
+            with torch.compiler.set_stance("force_eager"):
+                out = forward(self.model, **inputs)
         self._emit(out.logits[:, -1])
 
     def prefill(self) -> None:
@@ -321,19 +324,16 @@ def generate(
     pad_id: int,
     sampling: Sampling,
     cuda_graphs: bool | None = None,
-    compiled: bool | None = None,
+    compiled: bool = False,
 ) -> list[list[int]]:
     """Sample one completion per prompt (token ids, unpadded; repeat a prompt for several samples). Each
     completion ends at its first EOS (included) or after max_new_tokens. `cuda_graphs`: default on for CUDA
-    unless a layer has forward hooks; `compiled` (the decode step's forward through torch.compile): default as
-    `cuda_graphs` (and COMPILE)."""
+    unless a layer has forward hooks; `compiled`: the decode step's forward through torch.compile."""
     if not prompts or max_new_tokens < 1:
         return [[] for _ in prompts]
     _register()
     if cuda_graphs is None:
         cuda_graphs = model.device.type == "cuda" and not _submodule_hooks(model)
-    if compiled is None:
-        compiled = cuda_graphs and COMPILE
     # Decode in the weights' own dtype, outside any autocast (a trainer's mixed precision): under bf16 autocast,
     # transformers' rotary step keeps float32 keys of float32 weights while values come out bf16, and the static
     # cache, typed by the first keys, refuses the values (index_copy_: Float and BFloat16).

@@ -14,12 +14,12 @@ class TransformersEngine:
 
     name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call, "auto" (sized by
     srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step); compile_decode:
-    srlm.decode's decode step through torch.compile on a GPU (config evaluation.compile_decode; None: the module's
-    default, decode.COMPILE)."""
+    srlm.decode's decode step through torch.compile on a GPU (config evaluation.compile_decode; GRPO's
+    launch.compile)."""
 
     def __init__(
         self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None,
-        compile_decode: bool | None = None,
+        compile_decode: bool = False,
     ):
         if name == "srlm.decode" and (why := decode.supported(model)):
             raise ValueError(f"srlm.decode cannot sample from this model: {why}")
@@ -28,7 +28,7 @@ class TransformersEngine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.max_model_length, self.batch_size = max_model_length, batch_size
         # A CPU decodes eagerly: compiling costs minutes there and was not measured to pay.
-        self.compiled = compile_decode and model.device.type == "cuda" if compile_decode is not None else None
+        self.compiled = compile_decode and model.device.type == "cuda"
 
     def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
         max_prompt = self.max_model_length - 1

@@ -106,9 +106,6 @@ def decode_rollouts(prompts: list, trainer) -> dict:
     # seed None: the trainer's RNG (saved in every checkpoint) drives the draws, so a resumed run retraces them.
     sampling = Sampling(trainer.temperature, trainer.top_p, trainer.top_k or 0, trainer.max_completion_length, 1, None)
     with (
-        # Compiled layers (compile_models) run eagerly here; evaluation's compiled decode step is not used in GRPO
-        # either (decode.COMPILE).
-        torch.compiler.set_stance("force_eager"),
         unwrap_model_for_generation(
             trainer.model_wrapped,
             trainer.accelerator,
@@ -120,6 +117,7 @@ def decode_rollouts(prompts: list, trainer) -> dict:
         engine = TransformersEngine(
             model, tok, "srlm.decode", eos_ids=trainer.eos_token_ids,
             max_model_length=model.config.max_position_embeddings, batch_size=None,
+            compile_decode=getattr(trainer, "compile_decode", False),  # set by compile_models
         )  # fmt: skip
         outs = engine.generate(prompt_ids, sampling)
     return {"prompt_ids": prompt_ids, "completion_ids": [o[0].token_ids for o in outs], "logprobs": None}
@@ -127,10 +125,10 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 
 def compile_models(trainer) -> int:
     """Compile the decoder layers of the policy, and of the reference model from micro-batches of
-    speed.GRPO_COMPILE_REF_MIN_MICRO rows (speed.compile_layers); returns how many. The rollouts of srlm.decode
-    run them eagerly (`decode_rollouts`): its static cache specializes each layer's graph on the layer index, 24
-    compilations instead of one."""
+    speed.GRPO_COMPILE_REF_MIN_MICRO rows (speed.compile_layers); returns how many. Where the layers compile, the
+    rollouts of srlm.decode (`decode_rollouts`) compile its decode step too (`trainer.compile_decode`; on a GPU)."""
     n = speed.compile_layers(trainer.model)
+    trainer.compile_decode = n > 0
     ref = getattr(trainer, "ref_model", None)
     if n and ref is not None and trainer.args.per_device_train_batch_size >= speed.GRPO_COMPILE_REF_MIN_MICRO:
         n += speed.compile_layers(ref)
