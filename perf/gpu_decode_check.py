@@ -32,13 +32,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test (no CUDA graphs)")
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model_config)
-    questions = [json.loads(x)["question"] for x in Path(a.data).read_text().splitlines()[: a.rows]]
-    prompts = [
-        tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
-        for q in questions
-    ]
-    prompts = [p if isinstance(p, list) else p["input_ids"] for p in prompts]
-    eos, pad = [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id], tok.pad_token_id
+    prompts, eos, pad = chat_prompts(tok, a.data, a.rows)
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(a.model_config)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).to(a.device).eval()
@@ -108,6 +102,14 @@ def main() -> None:
     if cuda:
         out["sample_ms"] = sample_times(decode, model.config.vocab_size, s)
     print(json.dumps(out))
+
+
+def chat_prompts(tok, data: str, rows: int) -> tuple[list[list[int]], list[int], int]:
+    """The first `rows` GSM8K questions as chat prompts (token ids), the EOS ids and the pad id."""
+    questions = [json.loads(x)["question"] for x in Path(data).read_text().splitlines()[:rows]]
+    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True) for q in questions]
+    prompts = [p if isinstance(p, list) else p["input_ids"] for p in prompts]
+    return prompts, [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id], tok.pad_token_id
 
 
 def agreement(ours: list[list[int]], ref: list[list[int]]) -> dict:

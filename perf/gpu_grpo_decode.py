@@ -24,22 +24,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from gpu_decode_check import chat_prompts
     from srlm import decode
     from srlm.train import speed
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-config", default=".gpu/qwen2.5-0.5b")
-    ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl")
+    ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl", help="GSM8K JSONL: the first --rows questions")
     ap.add_argument("--rows", type=int, default=128)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test")
     ap.add_argument("--conditions", default="eager,compiled,compiled,train,trained,layers,stance,checkpointing")
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model_config)
-    questions = [json.loads(x)["question"] for x in Path(a.data).read_text().splitlines()[: a.rows]]
-    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True) for q in questions]
-    prompts = [p if isinstance(p, list) else p["input_ids"] for p in prompts]
-    eos, pad = [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id], tok.pad_token_id
+    prompts, eos, pad = chat_prompts(tok, a.data, a.rows)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(a.model_config), dtype=torch.bfloat16)
     model = model.to(a.device).eval()
