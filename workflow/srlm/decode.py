@@ -13,7 +13,7 @@ mask is given). This module decodes with the same transformers model and the sam
   compilation per process and model mode serves every batch, window and cache size): under a CUDA graph, each of
   the ~40 elementwise kernels per layer (RMSNorm's float32 steps, rotary, SiLU, residuals) still costs a few
   microseconds, which Inductor's fused kernels remove. Measured on an H200 (docs/performance.md): compiling takes
-  1.5-2.5 minutes once per process, then evaluation decodes 1.2x faster at 512 rows (1.7x at 64) and GRPO's 128
+  about a minute once per process, then evaluation decodes 1.2x faster at 512 rows (1.7x at 64) and GRPO's 128
   rollouts 1.5x; config evaluation.compile_decode and, for GRPO, launch.compile turn it on. Layers compiled on their
   own (srlm.train.speed.compile_layers) are inlined into the compiled step and run eagerly in the other steps;
 - sampling (temperature, top-k, top-p, as transformers' logits warpers do it) draws with the exponential race
