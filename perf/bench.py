@@ -301,10 +301,9 @@ def run_sft(a, case: str, facts: dict) -> dict:
     clock = Clock(a.device)
     trainer = sft.make_trainer(model, settings, stage_params("sft")["max_length"], backend, compiled=compiled,
                                train_dataset=data, processing_class=tok, callbacks=[clock.cb])  # fmt: skip
-    prof, t = profile_ctx(a, case), time.perf_counter()
+    prof = profile_ctx(a, case, trainer)
     with prof:
         trainer.train()
-    wall = time.perf_counter() - t
     a_ = trainer.args
     w = min(a.warmup, len(clock.t) - 1)  # steps left out; the window starts at the end of step w
     tokens = clock.logs[-1]["num_tokens"] - clock.logs[w - 1]["num_tokens"]
@@ -318,7 +317,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=tps, step_s=dt / steps, measured_steps=steps,
         mfu=6 * n_params(model) * tps / facts["peak_flops"],
-        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, wall),
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, dt, f"steps after the first {w}"),
     )
 
 
@@ -380,10 +379,9 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         trainer.compile_decode = False
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
-    prof, t = profile_ctx(a, case), time.perf_counter()
+    prof = profile_ctx(a, case, trainer)
     with prof:
         trainer.train()
-    wall = time.perf_counter() - t
     a_ = trainer.args
     w = min(a.warmup, len(clock.t) - 1)
     dt = clock.t[-1] - clock.t[w - 1]
@@ -404,7 +402,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
-        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, wall),
+        losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, dt, f"steps after the first {w}"),
     )
 
 
@@ -469,26 +467,37 @@ def run_eval(a, case: str, facts: dict) -> dict:
     return dict(
         settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else "")
         + (f" srlm.decode, compiled step {compiled}" if fast else ""),
-        profile=prof_table(prof, wall), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
+        profile=prof_table(prof, wall, "all calls"), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )
 
 
-def profile_ctx(a, case: str):
-    """torch.profiler over the training run for the *-profile cases, else a no-op context."""
+def profile_ctx(a, case: str, trainer=None):
+    """torch.profiler for the *-profile cases, else a no-op context. With a trainer it records the optimizer steps
+    after the first --warmup ones (not the compilation), stepped by a callback it adds."""
     import contextlib
 
     if not case.endswith("profile"):
         return contextlib.nullcontext()
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, schedule
+    from transformers import TrainerCallback
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if a.device == "cuda" else [])
-    return profile(activities=acts)
+    if trainer is None:
+        return profile(activities=acts)
+    prof = profile(activities=acts, schedule=schedule(wait=a.warmup, warmup=0, active=10**6, repeat=1))
+
+    class _Step(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            prof.step()
+
+    trainer.add_callback(_Step())
+    return prof
 
 
-def prof_table(prof, wall: float) -> str | None:
-    """Top operators by device time, and the share of the wall time the GPU spent in kernels (the table's footer
-    'Self CUDA time total' counts each kernel once)."""
+def prof_table(prof, wall: float, what: str = "all steps") -> str | None:
+    """Top operators by device time, and the share of the wall time (of `what`) the GPU spent in kernels (the
+    table's footer 'Self CUDA time total' counts each kernel once)."""
     if not hasattr(prof, "key_averages"):
         return None
     ev = prof.key_averages()
@@ -497,7 +506,7 @@ def prof_table(prof, wall: float) -> str | None:
                      max_name_column_width=60)
     m = re.search(r"Self CUDA time total: ([\d.]+)(ms|s|us)", table)
     busy = float(m.group(1)) * {"s": 1, "ms": 1e-3, "us": 1e-6}[m.group(2)] if m else 0.0
-    return f"wall {wall:.1f} s (all steps, profiler on); GPU kernels {busy:.2f} s = {100 * busy / wall:.0f}% busy\n" + table
+    return f"wall {wall:.1f} s ({what}, profiler on); GPU kernels {busy:.2f} s = {100 * busy / wall:.0f}% busy\n" + table
 
 
 def child(a) -> None:
