@@ -100,6 +100,64 @@ def test_forward_equals_padded_batch(backend):
         )
 
 
+def _grpo_batch(prompts, completions):
+    """A batch as TRL's GRPO trainer builds it: prompts left-padded, completions right-padded, one mask."""
+    width_p, width_c = max(map(len, prompts)), max(map(len, completions))
+    ids = torch.full((len(prompts), width_p + width_c), PAD)
+    mask = torch.zeros_like(ids)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
+        mask[i, width_p - len(p) : width_p + len(c)] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_shifted_attention_equals_padded_sdpa(arch):
+    """GRPO's padded rows (rl stage key maskless_attention): each row moved to its start and attended without a
+    mask gives, at every token, transformers' SDPA logits under the padding mask, and the same gradients of a
+    loss over the tokens; rows without padding, and a forward with a KV cache, go through unchanged."""
+    prompts, completions = _rows((5, 9, 2, 9), seed=3), _rows((7, 1, 11, 3), seed=4)
+    ids, mask = _grpo_batch(prompts, completions)
+    assert not mask.all(dim=1).any() and mask[1].all() == 0 and mask[:, 0].sum() == 2  # left and right padding
+    model = _model(arch)
+    model.set_attn_implementation("sdpa")
+    ref = model(input_ids=ids, attention_mask=mask).logits
+    (ref * mask[..., None]).sum().backward()
+    ref_grads = _grads(model)
+    model.zero_grad()
+
+    packed.use_shifted(model)
+    assert model.config._attn_implementation == packed.SHIFTED
+    out = model(input_ids=ids, attention_mask=mask).logits
+    (out * mask[..., None]).sum().backward()
+    real = mask.bool()
+    torch.testing.assert_close(out[real], ref[real], rtol=1e-5, atol=1e-5)
+    assert (out[~real] - ref[~real]).abs().max() > 1e-3  # padding positions differ: the rows did move
+    for name, g in _grads(model).items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+    with torch.no_grad():
+        full = torch.ones_like(ids)
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=full).logits,
+                                   _sdpa_logits(model, ids, full), rtol=1e-5, atol=1e-5)  # fmt: skip
+        packed.use_shifted(model)
+        greedy = dict(max_new_tokens=6, do_sample=False, pad_token_id=PAD)
+        left = torch.stack([torch.cat([torch.zeros(len(ids[0]) - int(m.sum()), dtype=torch.long), r[m.bool()]])
+                            for r, m in zip(ids, mask)])  # fmt: skip
+        left_mask = (torch.arange(left.shape[1]) >= left.shape[1] - mask.sum(-1)[:, None]).long()
+        shifted = model.generate(input_ids=left, attention_mask=left_mask, **greedy)
+        assert torch.equal(shifted, _sdpa_generate(model, left, left_mask, greedy))
+
+
+def _sdpa_logits(model, ids, mask):
+    model.set_attn_implementation("sdpa")
+    return model(input_ids=ids, attention_mask=mask).logits
+
+
+def _sdpa_generate(model, ids, mask, greedy):
+    model.set_attn_implementation("sdpa")
+    return model.generate(input_ids=ids, attention_mask=mask, **greedy)
+
+
 def test_a_sequence_does_not_see_its_neighbours():
     rows = _rows()
     changed = [r[:] for r in rows]

@@ -371,6 +371,32 @@ def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
         assert len(got) == 3 and got == pytest.approx(want, rel=1e-4, abs=1e-7), key
 
 
+def test_maskless_attention_trains_grpo_as_sdpa(files, warm, monkeypatch):
+    """rl stage key maskless_attention: policy and reference through srlm.train.packed's shifted attention give
+    the SDPA run's rollouts, rewards and losses, step by step (the rows it moved were padded); the summary says
+    which ran."""
+    from srlm.train import packed
+
+    stage = stage_of("rl", max_steps=3, save_steps=1000)
+    data = files / "data" / "rl.jsonl"
+    base, base_records = train("rl", stage, warm[0], data, files / "grpo-sdpa")
+    padded, shifted_attention = [], packed.shifted_attention
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        if attention_mask is not None and attention_mask.dim() == 2:
+            padded.append(not bool(attention_mask.all()))
+        return shifted_attention(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setattr(packed, "shifted_attention", spy)
+    shifted, records = train("rl", dict(stage, maskless_attention=True), warm[0], data, files / "grpo-maskless")
+    assert any(padded)
+    assert (base["settings"]["maskless_attention"], shifted["settings"]["maskless_attention"]) == (False, True)
+    assert by_step(records, "reward") == by_step(base_records, "reward")  # the same rollouts
+    for key in ("loss", "grad_norm", "kl"):
+        got, want = by_step(records, key), by_step(base_records, key)
+        assert len(got) == 3 and got == pytest.approx(want, rel=1e-4, abs=1e-7), key
+
+
 def test_vllm_path_config_pins_the_objective(tmp_path):
     """vLLM rollout path: GRPOTrainer cannot be built without vLLM (it starts the engine), but GRPOConfig can.
     The config a cluster job (8 processes on GPUs) builds holds the same objective settings as the tested path;

@@ -206,12 +206,12 @@ def _train_params(model, stage):
     m = MODELS[model]
     return arg(
         {
-            # The display label does not change the weights; nor does padding_free (a speed switch,
-            # srlm.train.packed), passed only when on so that switching it off keeps finished trainings.
+            # The display label does not change the weights; nor do padding_free and maskless_attention (speed
+            # switches, srlm.train.packed), passed only when on so that switching them off keeps finished trainings.
             "stage": {
                 k: v
                 for k, v in STAGES[stage].items()
-                if k != "label" and not (k == "padding_free" and not v)
+                if k != "label" and not (k in ("padding_free", "maskless_attention") and not v)
             },
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],

@@ -15,7 +15,7 @@ import importlib.util
 import os
 
 from srlm import decode, rewards
-from srlm.train import common, speed
+from srlm.train import common, packed, speed
 
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
 CONFIG_KEYS = (
@@ -135,6 +135,14 @@ def compile_models(trainer) -> int:
     return n
 
 
+def maskless(trainer) -> None:
+    """rl stage key maskless_attention: the policy and the reference model attend through srlm.train.packed's
+    shifted attention (rows moved to their start, causal attention without a mask), exactly as through SDPA
+    with the padding mask (tests/unit/test_packed.py)."""
+    models = [trainer.model] + ([trainer.ref_model] if getattr(trainer, "ref_model", None) is not None else [])
+    packed.use_shifted(*(trainer.accelerator.unwrap_model(m) for m in models))
+
+
 def vllm_choice(stage: dict) -> bool:
     """Whether TRL generates with vLLM: use_vllm where vLLM is installed and, colocated on a CPU, can take TRL's
     weight sync (srlm.generation.vllm.cpu_weight_sync_blocker); else an error, unless the stage's vllm_fallback
@@ -202,12 +210,15 @@ def main(argv=None) -> None:
         peft_config=common.lora_config(stage["lora"]),
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
+    if stage.get("maskless_attention"):
+        maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
     # compilation per layer index; decode_rollouts runs them eagerly).
     compiled = compile_models(trainer) if common.compiles(p) and engine != "transformers generate" else 0
     settings = {
         **common.used_settings(trainer, kwargs),
         "compiled_layers": compiled,
+        "maskless_attention": bool(stage.get("maskless_attention")),
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
         "vllm_fallback": stage.get("vllm_fallback", False),

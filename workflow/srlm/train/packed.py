@@ -11,6 +11,11 @@ attention within each sequence without building the O(L²) block-diagonal mask t
 The padded path (a 2D padding mask, a KV cache) is transformers' own SDPA, unchanged, so a model switched to
 ATTENTION computes what "sdpa" computes for every input. tests/unit/test_packed.py checks losses and gradients
 against padded batches; perf/bench.py (sft-pipe-pf vs sft-pipe, padded) measures the speed.
+
+GRPO's batches stay padded (TRL 1.16 builds them: left-padded prompt, completion, right padding). For them the
+attention function SHIFTED (`use_shifted`, rl stage key `maskless_attention`) moves each row's tokens to its start,
+so that causal attention needs no mask (transformers' SDPA path then runs torch's flash kernel instead of the
+memory-efficient kernel a padding mask forces), and moves the outputs back.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 ATTENTION = "srlm_packed"
+SHIFTED = "srlm_shifted"
 BACKENDS = ("varlen", "flex", "segments")
 # None: "varlen" for bf16/fp16 on CUDA where torch has it, else "segments". Set by use(); read per call.
 _backend: str | None = None
@@ -195,3 +201,54 @@ def use(model, backend: str | None = None) -> None:
     config (transformers leaves the attention implementation out of config.json)."""
     register(backend)
     model.set_attn_implementation(ATTENTION)
+
+
+def shifted_attention(module, query, key, value, attention_mask, **kwargs):
+    """transformers attention function (SHIFTED). With a 2D padding mask [B, T] (from `shifted_mask`), whose
+    tokens are one contiguous run per row as in TRL's GRPO batches, each row is shifted left so that its run
+    starts at position 0: the padding then lies after every token, causal attention needs no mask, and the
+    outputs are shifted back. A token attends to the same keys as under the padded mask (its run, up to itself;
+    rotary attention depends on relative positions only). Padding positions get values of no use, as on the
+    padded path. Anything else is transformers' SDPA with the mask it built."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if attention_mask is None or attention_mask.dim() != 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    t = query.shape[2]
+    first = attention_mask.int().argmax(-1)[:, None]  # each row's first token (argmax: the first maximum)
+    steps = torch.arange(t, device=query.device)[None]
+    forward, back = (steps + first).clamp(max=t - 1), (steps - first).clamp(min=0)  # [B, T]
+
+    def shift(x: torch.Tensor, idx: torch.Tensor, dim: int) -> torch.Tensor:  # x[b, ..., idx[b, j], ...]
+        view = [1] * x.dim()
+        view[0], view[dim] = x.shape[0], t
+        return x.gather(dim, idx.view(view).expand(x.shape))
+
+    q, k, v = (shift(x, forward, 2) for x in (query, key, value))  # [B, H, T, d]
+    out, _ = sdpa_attention_forward(module, q, k, v, None, **kwargs)  # [B, T, H, d], causal
+    return shift(out, back, 1), None
+
+
+def shifted_mask(*args, attention_mask=None, q_length=None, kv_length=None, q_offset=0, kv_offset=0, **kwargs):
+    """Mask builder registered for SHIFTED: the 2D padding mask itself for a forward without a cache (queries are
+    every key) and plain causal attention; transformers' SDPA mask otherwise (a KV cache, other mask patterns)."""
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    whole = q_length == kv_length and q_offset == 0 and kv_offset == 0
+    if (
+        attention_mask is not None and attention_mask.dim() == 2 and whole and attention_mask.shape[1] == kv_length
+        and kwargs.get("mask_function", causal_mask_function) is causal_mask_function
+    ):  # fmt: skip
+        return attention_mask.bool()
+    return sdpa_mask(*args, attention_mask=attention_mask, q_length=q_length, kv_length=kv_length, q_offset=q_offset,
+                     kv_offset=kv_offset, **kwargs)  # fmt: skip
+
+
+def use_shifted(*models) -> None:
+    """Switch models (a GRPO policy and its reference) to SHIFTED (registered here, idempotent)."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    AttentionInterface.register(SHIFTED, shifted_attention)
+    AttentionMaskInterface.register(SHIFTED, shifted_mask)
+    for model in models:
+        model.set_attn_implementation(SHIFTED)
