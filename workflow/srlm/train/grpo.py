@@ -213,7 +213,7 @@ def main(argv=None) -> None:
     if stage.get("maskless_attention"):
         maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
-    # compilation per layer index; decode_rollouts runs them eagerly).
+    # compilation per layer index; srlm.decode inlines them into its compiled step or runs them eagerly).
     compiled = compile_models(trainer) if common.compiles(p) and engine != "transformers generate" else 0
     settings = {
         **common.used_settings(trainer, kwargs),
