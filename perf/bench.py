@@ -474,7 +474,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     return dict(
         settings=json.dumps(args) + (" static cache + compile" if gen_cfg.cache_implementation else "")
         + (f" srlm.decode, compiled step {compiled}" if fast else ""),
-        profile=prof_table(prof, wall, "all calls"), rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt / len(timed),
+        profile=prof_table(prof, wall, "all calls"), rows_per_step=len(prompts), tokens_per_s=ntok / dt,
+        step_s=dt / len(timed),
         measured_steps=len(timed), mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok,
     )
 
@@ -513,7 +514,8 @@ def prof_table(prof, wall: float, what: str = "all steps") -> str | None:
                      max_name_column_width=60)
     m = re.search(r"Self CUDA time total: ([\d.]+)(ms|s|us)", table)
     busy = float(m.group(1)) * {"s": 1, "ms": 1e-3, "us": 1e-6}[m.group(2)] if m else 0.0
-    return f"wall {wall:.1f} s ({what}, profiler on); GPU kernels {busy:.2f} s = {100 * busy / wall:.0f}% busy\n" + table
+    share = 100 * busy / wall
+    return f"wall {wall:.1f} s ({what}, profiler on); GPU kernels {busy:.2f} s = {share:.0f}% busy\n" + table
 
 
 def child(a) -> None:

@@ -59,7 +59,7 @@ def main() -> None:
             opt.zero_grad()
         if name == "layers":  # compiled layers (GRPO's compile_models)
             speed.compile_layers(model)
-        if name == "stance":  # the rollouts under force_eager (grpo.decode_rollouts until 2026-12-02; call 1's "layers")
+        if name == "stance":  # rollouts under force_eager (grpo.decode_rollouts until 2026-12-02; call 1's "layers")
             stance = torch.compiler.set_stance("force_eager")
         if name == "checkpointing":
             model.gradient_checkpointing_enable()

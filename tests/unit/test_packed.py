@@ -125,6 +125,12 @@ def test_shifted_attention_equals_padded_sdpa(arch):
     (ref * mask[..., None]).sum().backward()
     ref_grads = _grads(model)
     model.zero_grad()
+    full = torch.ones_like(ids)
+    left, left_mask = _grpo_batch([p + c for p, c in zip(prompts, completions)], [[]] * len(prompts))
+    greedy = dict(max_new_tokens=6, do_sample=False, pad_token_id=PAD)
+    with torch.no_grad():
+        ref_full = model(input_ids=ids, attention_mask=full).logits
+        ref_generated = model.generate(input_ids=left, attention_mask=left_mask, **greedy)
 
     packed.use_shifted(model)
     assert model.config._attn_implementation == packed.SHIFTED
@@ -136,26 +142,8 @@ def test_shifted_attention_equals_padded_sdpa(arch):
     for name, g in _grads(model).items():
         torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-5, msg=name)
     with torch.no_grad():
-        full = torch.ones_like(ids)
-        torch.testing.assert_close(model(input_ids=ids, attention_mask=full).logits,
-                                   _sdpa_logits(model, ids, full), rtol=1e-5, atol=1e-5)  # fmt: skip
-        packed.use_shifted(model)
-        greedy = dict(max_new_tokens=6, do_sample=False, pad_token_id=PAD)
-        left = torch.stack([torch.cat([torch.zeros(len(ids[0]) - int(m.sum()), dtype=torch.long), r[m.bool()]])
-                            for r, m in zip(ids, mask)])  # fmt: skip
-        left_mask = (torch.arange(left.shape[1]) >= left.shape[1] - mask.sum(-1)[:, None]).long()
-        shifted = model.generate(input_ids=left, attention_mask=left_mask, **greedy)
-        assert torch.equal(shifted, _sdpa_generate(model, left, left_mask, greedy))
-
-
-def _sdpa_logits(model, ids, mask):
-    model.set_attn_implementation("sdpa")
-    return model(input_ids=ids, attention_mask=mask).logits
-
-
-def _sdpa_generate(model, ids, mask, greedy):
-    model.set_attn_implementation("sdpa")
-    return model.generate(input_ids=ids, attention_mask=mask, **greedy)
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=full).logits, ref_full, rtol=1e-5, atol=1e-5)
+        assert torch.equal(model.generate(input_ids=left, attention_mask=left_mask, **greedy), ref_generated)
 
 
 def test_a_sequence_does_not_see_its_neighbours():

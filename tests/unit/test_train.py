@@ -339,6 +339,15 @@ def test_grpo_summary_pins_trl_settings(grpo_run):
     assert s["generation_engine"] == "srlm.decode"  # no vLLM here: rollouts through the static-cache sampler
 
 
+def assert_same_run(records: list[dict], base: list[dict], steps: int = 3) -> None:
+    """Two GRPO runs of `steps` steps: the same rollouts (rewards), and loss, grad_norm and kl step by step within
+    1e-4 (float32: other kernels round differently)."""
+    assert by_step(records, "reward") == by_step(base, "reward")
+    for key in ("loss", "grad_norm", "kl"):
+        got, want = by_step(records, key), by_step(base, key)
+        assert len(got) == steps and got == pytest.approx(want, rel=1e-4, abs=1e-7), key
+
+
 def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
     """config launch.compile (GPU jobs), forced on here: the decoder layers of the policy and of the reference
     model compiled give the eager run's rollouts, rewards and losses, step by step. The rollouts are asked to
@@ -363,12 +372,7 @@ def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
     assert eager["settings"]["compiled_layers"] == 0
     assert compiled["settings"]["compiled_layers"] == 2 * layers  # policy and reference (beta > 0)
     assert asked and set(asked) == {True}
-    assert by_step(records, "reward") == by_step(eager_records, "reward")  # the same rollouts
-    assert len(by_step(records)) == 3
-    for key in ("loss", "grad_norm", "kl"):
-        got, want = by_step(records, key), by_step(eager_records, key)
-        # float32: compiled kernels round differently, within 1e-4.
-        assert len(got) == 3 and got == pytest.approx(want, rel=1e-4, abs=1e-7), key
+    assert_same_run(records, eager_records)
 
 
 def test_maskless_attention_trains_grpo_as_sdpa(files, warm, monkeypatch):
@@ -391,10 +395,7 @@ def test_maskless_attention_trains_grpo_as_sdpa(files, warm, monkeypatch):
     shifted, records = train("rl", dict(stage, maskless_attention=True), warm[0], data, files / "grpo-maskless")
     assert any(padded)
     assert (base["settings"]["maskless_attention"], shifted["settings"]["maskless_attention"]) == (False, True)
-    assert by_step(records, "reward") == by_step(base_records, "reward")  # the same rollouts
-    for key in ("loss", "grad_norm", "kl"):
-        got, want = by_step(records, key), by_step(base_records, key)
-        assert len(got) == 3 and got == pytest.approx(want, rel=1e-4, abs=1e-7), key
+    assert_same_run(records, base_records)
 
 
 def test_vllm_path_config_pins_the_objective(tmp_path):
