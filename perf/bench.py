@@ -60,8 +60,8 @@ EXTRA = [  # explored variants, run with --cases
     ("grpo-pipe-micro64", "GRPO", "pipe", "grpo-pipe with micro 64 × accum 2 (fewer launches per token)"),
     ("grpo-pipe-micro16", "GRPO", "pipe", "grpo-pipe with micro 16 × accum 8"),
     ("grpo-layers", "GRPO", "pipe", "grpo-pipe with srlm.decode's step eager (the default until 2026-12-02)"),
-    ("grpo-pipe-maskless", "GRPO", "pipe", "grpo-pipe with rl's maskless_attention (rows moved to their start, "
-     "causal attention without a padding mask: SDPA's flash kernel)"),
+    ("grpo-padded", "GRPO", "pipe", "grpo-pipe without rl's maskless_attention: SDPA with the padding mask (the "
+     "default until 2026-12-06)"),
     ("grpo-pipe-liger", "GRPO", "pipe", "grpo-pipe with liger-kernel's layer kernels (use_liger_kernel)"),
     ("grpo-eager", "GRPO", "pipe", "grpo-pipe without compiling, micro 16 × 8 (the default until 2026-12-02)"),
     ("grpo-generate", "GRPO", "pipe", "grpo-pipe with TRL's model.generate() (session 2's pipe)"),
@@ -83,7 +83,7 @@ EXTRA = [  # explored variants, run with --cases
 ALL = {c[0]: c for c in CASES + EXTRA}
 # Cases that train as a job does, decoder layers compiled on a GPU (config launch.compile); the others are eager.
 AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile", "grpo-layers",
-                 "grpo-pipe-maskless")
+                 "grpo-padded")
 
 
 def load_config() -> dict:
@@ -362,7 +362,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
     pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-layers", "grpo-pipe-liger",
-                    "grpo-pipe-maskless")
+                    "grpo-padded")
     pipe = pipe or case.startswith("grpo-pipe-micro")
     micro = int(case.removeprefix("grpo-pipe-micro")) if case.startswith("grpo-pipe-micro") else None
     if case == "grpo-eager" and cuda:  # the micro-batch before GRPO_MICRO_TOKENS
@@ -378,7 +378,8 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     )
     if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)
         trainer.generation_config.disable_compile = False
-    if case == "grpo-pipe-maskless":
+    maskless = pipe and case != "grpo-padded" and bool(stage.get("maskless_attention"))
+    if maskless:
         grpo.maskless(trainer)
     layers = grpo.compile_models(trainer) if compiled else 0
     if case == "grpo-layers":
@@ -405,7 +406,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         f"{a_.generation_batch_size}, gc {a_.gradient_checkpointing}, cb {a_.use_transformers_continuous_batching},"
         f" beta {a_.beta}, cache {a_.cache_implementation}, liger {a_.use_liger_kernel}, compiled decode "
         f"{getattr(trainer, 'compile_decode', False)}, compiled layers {layers}, "
-        f"maskless {case.endswith('maskless')}",
+        f"maskless {maskless}",
         rows_per_step=a_.per_device_train_batch_size * a_.gradient_accumulation_steps,
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],

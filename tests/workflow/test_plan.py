@@ -202,11 +202,11 @@ def test_compile_switch_is_a_training_param_only_when_off(built):
     assert training(counts) == training(every) > 0
 
 
-def test_maskless_attention_is_a_grpo_param_only_when_on(built):
-    """rl's maskless_attention is false in config.yaml and left out of the params (the built copy plans nothing);
-    switching it on retrains what a change of rl's learning rate retrains, and nothing else."""
-    on = rules(replan(built, {"stages": {"rl": {"maskless_attention": True}}}))
-    assert on == rules(replan(built, {"stages": {"rl": {"learning_rate": 2.0e-6}}})) and on["train_grpo"] == 10
+def test_switching_maskless_attention_off_retrains_grpo_only(built):
+    """rl's maskless_attention is true in config.yaml, so a param of the GRPO jobs (the built copy plans nothing);
+    switching it off retrains what a change of rl's learning rate retrains, and nothing else."""
+    off = rules(replan(built, {"stages": {"rl": {"maskless_attention": False}}}))
+    assert off == rules(replan(built, {"stages": {"rl": {"learning_rate": 2.0e-6}}})) and off["train_grpo"] == 10
 
 
 def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):
