@@ -38,6 +38,22 @@ def bmm_fp32_out(q, k, v, mask, scale):  # bf16 operands, float32 results (cuBLA
     return torch.bmm(p.to(v.dtype).reshape(b * h, g, -1), v.reshape(b * h, -1, d)).reshape(b, h, g, d)
 
 
+def flex(q, k, v, mask, scale):  # flex attention's decoding kernel (GQA heads grouped by the kernel), mask as score_mod
+    from torch.nn.attention.flex_attention import flex_attention
+
+    b, h, g, d = q.shape
+    keep = mask[:, 0, 0]
+
+    def masked(score, bi, hi, qi, ki):
+        return torch.where(keep[bi, ki], score, float("-inf"))
+
+    out = flex_attention(q.reshape(b, h * g, 1, d), k, v, score_mod=masked, scale=scale, enable_gqa=True)
+    return out.reshape(b, h, g, d)
+
+
+VARIANTS = (sdpa, matmul_bf16, reduction_fp32, bmm_fp32_out, flex)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=128)
@@ -53,7 +69,7 @@ def main() -> None:
         mask = torch.rand(b, 1, 1, w, device="cuda") < 0.9
         mask[..., 0] = True
         ref = sdpa(q.double(), k.double(), v.double(), mask, scale)
-        for fn in (sdpa, matmul_bf16, reduction_fp32, bmm_fp32_out):
+        for fn in VARIANTS:
             row = dict(variant=fn.__name__, rows=b, window=w)
             try:
                 f = torch.compile(fn, dynamic=True)

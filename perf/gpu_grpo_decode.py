@@ -1,6 +1,8 @@
 """Why srlm.decode's compiled step is slow inside GRPO (issue 19): the same rollout call (128 GSM8K prompts, GRPO's
 sampling) timed under the conditions a trainer adds one by one; the first call far slower than eager is cProfiled.
-Prints one JSON line per call.
+Prints one JSON line per call. --kernels N then profiles one more compiled call with and without CUDA graphs and
+prints the N kernels that take the most device time (where a decode step's time goes). --attention V,... then
+times a compiled call with each decode attention variant of perf/gpu_decode_attention.py in place of SDPA.
 
     python perf/gpu_grpo_decode.py --model-config .gpu/qwen2.5-0.5b --data .gpu/gsm8k/train.jsonl
 """
@@ -35,6 +37,8 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test")
     ap.add_argument("--conditions", default="eager,compiled,compiled,train,trained,layers,stance,checkpointing")
+    ap.add_argument("--kernels", type=int, default=0, help="after the conditions: the top N kernels of a call")
+    ap.add_argument("--attention", default="", help="then: compiled calls with these decode attention variants")
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model_config)
     prompts, eos, pad = chat_prompts(tok, a.data, a.rows)
@@ -85,6 +89,72 @@ def main() -> None:
             profiled = True
             for key in ("cumulative", "tottime"):
                 pstats.Stats(prof, stream=sys.stdout).sort_stats(key).print_stats(30)
+    if a.kernels:
+        kernels(model, prompts, a.new, eos, pad, grpo, a.kernels, sync)
+    for name in filter(None, a.attention.split(",")):
+        variant(name, model, prompts, a.new, eos, pad, grpo, sync)
+
+
+def variant(name, model, prompts, new, eos, pad, sampling, sync) -> None:
+    """Two compiled calls (the first compiles) with decode attention variant `name` for the one-token steps."""
+    import gpu_decode_attention
+
+    from srlm import decode
+
+    fn = {f.__name__: f for f in gpu_decode_attention.VARIANTS}[name]
+    kept = decode.attention
+
+    def attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+        if query.shape[2] != 1:
+            return kept(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+        width = attention_mask.shape[-1]
+        b, heads, _, dim = query.shape
+        kv = key.shape[1]
+        out = fn(query.reshape(b, kv, heads // kv, dim), key[:, :, :width], value[:, :, :width], attention_mask,
+                 scaling)  # fmt: skip
+        return out.reshape(b, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+    decode.attention = attention
+    torch._dynamo.reset()
+    decode._compiled.cache_clear()
+    try:
+        for call in ("compiles", "timed"):
+            sync()
+            t = time.perf_counter()
+            try:
+                out = decode.generate(model, prompts, new, eos_ids=eos, pad_id=pad, sampling=sampling, compiled=True)
+                sync()
+            except Exception as e:  # noqa: BLE001 - report and go on with the next variant
+                print(json.dumps(dict(attention=name, error=f"{type(e).__name__}: {str(e)[:400]}")), flush=True)
+                return
+            dt = time.perf_counter() - t
+            print(json.dumps(dict(attention=name, call=call, seconds=round(dt, 3), tokens=sum(map(len, out)),
+                                  failed=sorted(decode._COMPILE_FAILED))), flush=True)  # fmt: skip
+    finally:
+        decode.attention = kept
+        decode._COMPILE_FAILED.clear()
+
+
+def kernels(model, prompts, new, eos, pad, sampling, top, sync) -> None:
+    """One compiled call each way under torch.profiler: wall and summed kernel time per decode step, top kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from srlm import decode
+
+    for graphs in (False, True) if model.device.type == "cuda" else (False,):
+        sync()
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            out = decode.generate(model, prompts, new, eos_ids=eos, pad_id=pad, sampling=sampling, compiled=True,
+                                  cuda_graphs=graphs)  # fmt: skip
+            sync()
+        wall = time.perf_counter() - t
+        steps = max(map(len, out))
+        table = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in table) / 1e6
+        print(json.dumps(dict(cuda_graphs=graphs, steps=steps, wall_s=round(wall, 3), kernel_s=round(busy, 3),
+                              kernel_ms_per_step=round(1e3 * busy / steps, 3))), flush=True)  # fmt: skip
+        print(table.table(sort_by="self_device_time_total", row_limit=top, max_name_column_width=90), flush=True)
 
 
 if __name__ == "__main__":

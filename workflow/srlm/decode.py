@@ -147,6 +147,8 @@ def first_draw(
     x = _scaled(logits, temperature, top_k)
     w = torch.exp(x - x.amax(-1, keepdim=True))  # unnormalised probabilities
     token = (w / -torch.log(uniform)).argmax(-1)
+    if top_p >= 1.0:  # the nucleus is the whole distribution: nothing misses it
+        return token, torch.zeros_like(token, dtype=torch.bool)
     chosen = w.gather(-1, token[:, None])
     ids = torch.arange(w.shape[-1], device=w.device)
     after = (w > chosen) | ((w == chosen) & (ids > token[:, None]))  # after it in a stable ascending sort
@@ -194,9 +196,12 @@ def sample(logits: torch.Tensor, s: Sampling, overflow: torch.Tensor | None = No
         return logits.argmax(-1)
     batch = logits.shape[0]
     fix = redraw_rows(batch, s.top_p)
-    if s.top_p >= 1.0 or fix >= batch:  # no nucleus (GRPO's rollouts), or few rows: sort them all
+    if s.top_p < 1.0 and fix >= batch:  # few rows: sort them all
         return _race(filter_logits(logits, s).softmax(-1))
     uniform = torch.rand(logits.shape, device=logits.device)
+    if s.top_p >= 1.0:  # no nucleus (GRPO's rollouts): the first draw is the draw (two fused passes on a GPU where
+        # the float32 conversion, temperature, softmax and race took six, 0.39 ms of a 3.3 ms step at 128 rows)
+        return _first_draw(logits, uniform, s.temperature, 1.0, s.top_k)[0]
     token, missed = _first_draw(logits, uniform, s.temperature, s.top_p, s.top_k)
     rows = torch.argsort(missed.to(torch.uint8), descending=True, stable=True)[:fix]  # the missed rows first
     again = _race(filter_logits(logits.index_select(0, rows), s).softmax(-1))
