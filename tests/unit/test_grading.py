@@ -220,6 +220,22 @@ def test_overlong_answer_is_false_quickly():
     assert time.monotonic() - start < 0.5
 
 
+def test_each_answer_is_parsed_once_while_kept(monkeypatch):
+    """GRPO verifies 16 completions against each gold, and completions repeat answers: an answer string is parsed
+    once and its parse reused (same verdicts), until PARSED_MAX newer answers have pushed it out."""
+    from srlm import grading
+
+    monkeypatch.setattr(grading, "_PARSED", {})
+    monkeypatch.setattr(grading, "PARSED_MAX", 3)
+    parsed, parse = [], grading.math_verify.parse
+    monkeypatch.setattr(grading.math_verify, "parse", lambda text, **kw: parsed.append(text) or parse(text, **kw))
+    pairs = [("18", "18"), ("20", "18"), ("\\frac{36}{2}", "18"), ("18", "18"), ("25", "18"), ("18", "18")]
+    assert [verify(pred, gold) for pred, gold in pairs] == [True, False, True, True, False, True]
+    # "18", "20" and "\frac{36}{2}" fill the cache; "25" pushes "18" out, which the last pair parses again.
+    assert parsed == ["\\boxed{18}", "\\boxed{20}", "\\boxed{\\frac{36}{2}}", "\\boxed{25}", "\\boxed{18}"]
+    assert list(grading._PARSED) == ["\\frac{36}{2}", "25", "18"]
+
+
 def test_verify_refuses_worker_threads():
     errors = []
 
