@@ -381,7 +381,7 @@ def test_maskless_attention_trains_grpo_as_sdpa(files, warm, monkeypatch):
     which ran."""
     from srlm.train import packed
 
-    stage = stage_of("rl", max_steps=3, save_steps=1000)
+    stage = stage_of("rl", max_steps=3, save_steps=1000, maskless_attention=False)
     data = files / "data" / "rl.jsonl"
     base, base_records = train("rl", stage, warm[0], data, files / "grpo-sdpa")
     padded, shifted_attention = [], packed.shifted_attention
