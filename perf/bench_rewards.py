@@ -24,18 +24,19 @@ class _KeepsNothing(dict):
 
 def main() -> None:
     from srlm import grading, rewards
+    from srlm.data.gsm8k import final_answer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data/gsm8k/train.jsonl", help="GSM8K JSONL (answer after ####)")
+    ap.add_argument("--data", default="../shared/data/gsm8k/train.jsonl", help="GSM8K JSONL (question, answer)")
     ap.add_argument("--batches", type=int, default=8)
     a = ap.parse_args()
     lines = Path(a.data).read_text().splitlines()[: 8 * a.batches]
-    golds = [json.loads(line)["answer"].split("####")[-1].strip() for line in lines]
+    golds = [final_answer(json.loads(line)["answer"]) for line in lines]  # the rl dataset's answer column
     reward = rewards.make_accuracy_reward()
     rng = random.Random(0)
     for k in range(a.batches):
         answers = [g for g in golds[8 * k : 8 * k + 8] for _ in range(16)]
-        preds = [g if rng.random() < 0.5 else str(int(g.replace(",", "")) + rng.choice([1, 2, 10])) for g in answers]
+        preds = [g if rng.random() < 0.5 else str(int(g) + rng.choice([1, 2, 10])) for g in answers]
         completions = [f"<think>…</think><answer>{p}</answer>" for p in preds]
         row = {"batch": k}
         kept = grading._PARSED
