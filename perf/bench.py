@@ -78,12 +78,14 @@ EXTRA = [  # explored variants, run with --cases
     ("eval-generate-cudnn", "eval", "pipe", "eval-generate with cuDNN's SDPA backend left on (torch's default)"),
     ("sft-profile", "SFT", "pipe", "torch.profiler of sft-pipe-pf steps"),
     ("grpo-profile", "GRPO", "pipe", "torch.profiler of grpo-pipe steps"),
+    ("grpo-phases", "GRPO", "pipe", "grpo-pipe with a device sync around each phase of TRL's step: wall time per "
+     "phase (BENCH_CPROFILE_STEP=k: cProfile of optimizer step k to cases.log)"),
     ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
 ]
 ALL = {c[0]: c for c in CASES + EXTRA}
 # Cases that train as a job does, decoder layers compiled on a GPU (config launch.compile); the others are eager.
 AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile", "grpo-layers",
-                 "grpo-padded")
+                 "grpo-padded", "grpo-phases")
 
 
 def load_config() -> dict:
@@ -237,6 +239,93 @@ class GenTimer:
         return timed
 
 
+class Phases:
+    """Wall time of each phase of a GRPO optimizer step: every wrapped trainer method (and srlm.decode.generate,
+    through GenTimer's wrapper) syncs the device on entry and exit, so a phase's time is its kernels plus the host
+    work between them; nested calls are named by their path ("training_step/compute_loss"). The syncs themselves
+    cost a little: compare the step time with grpo-pipe's. The optimizer phase runs from the pre-optimizer-step to
+    the optimizer-step callback. BENCH_CPROFILE_STEP=k writes a cProfile of optimizer step k (1-based) to stderr."""
+
+    METHODS = ("training_step", "_prepare_inputs", "_generate_and_score_completions", "_generate", "rollout_func",
+               "_calculate_rewards", "_get_per_token_logps_and_entropies", "compute_loss", "log")
+
+    def __init__(self, trainer, device: str):
+        from transformers import TrainerCallback
+
+        self.device, self.stack, self.records = device, [], []  # records: (path, start, seconds)
+        for name in self.METHODS:
+            fn = getattr(trainer, name, None)
+            if fn is not None:
+                setattr(trainer, name, self._wrap(fn, name))
+        from srlm import decode
+
+        decode.generate = self._wrap(decode.generate, "decode.generate")  # the engine looks it up at each call
+        phases = self
+        self.cprof_step = cprof_step = int(os.environ.get("BENCH_CPROFILE_STEP", 0))
+
+        class _CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                if state.global_step + 1 == cprof_step:
+                    import cProfile
+
+                    phases.cprof = cProfile.Profile()
+                    phases.cprof.enable()
+
+            def on_pre_optimizer_step(self, args, state, control, **kw):
+                phases.enter("optimizer")
+
+            def on_optimizer_step(self, args, state, control, **kw):
+                phases.exit()
+
+            def on_step_end(self, args, state, control, **kw):
+                prof = getattr(phases, "cprof", None)
+                if prof is not None:
+                    import pstats
+
+                    prof.disable()
+                    phases.cprof = None
+                    for key in ("cumulative", "tottime"):
+                        pstats.Stats(prof, stream=sys.stderr).sort_stats(key).print_stats(40)
+
+        trainer.add_callback(_CB())
+
+    def enter(self, name: str) -> None:
+        sync(self.device)
+        self.stack.append((name, time.perf_counter()))
+
+    def exit(self) -> None:
+        sync(self.device)
+        name, t = self.stack.pop()
+        path = "/".join([n for n, _ in self.stack] + [name])
+        self.records.append((path, t, time.perf_counter() - t))
+
+    def _wrap(self, fn, name):
+        def timed(*args, **kw):
+            self.enter(name)
+            try:
+                return fn(*args, **kw)
+            finally:
+                self.exit()
+
+        return timed
+
+    def table(self, since: float, until: float, steps: int, step_s: float) -> str:
+        """Seconds per optimizer step of each phase path started between `since` and `until`: inclusive, and self
+        (less its children), with the step's time that no top-level phase covers."""
+        total: dict[str, float] = {}
+        for path, t, dt in self.records:
+            if since <= t < until:
+                total[path] = total.get(path, 0.0) + dt / steps
+        lines = [f"{'phase':100s} {'incl s':>8s} {'self s':>8s}"]
+        for path in sorted(total):
+            kids = sum(v for p, v in total.items() if p.startswith(path + "/") and p.count("/") == path.count("/") + 1)
+            lines.append(f"{path:100s} {total[path]:8.4f} {total[path] - kids:8.4f}")
+        top = sum(v for p, v in total.items() if "/" not in p)
+        lines.append(f"{'(no phase: dataloader, callbacks, clipping, scheduler)':100s} {step_s / steps - top:8.4f}")
+        lines.append(f"{'step':100s} {step_s / steps:8.4f}")
+        return "\n".join(lines)
+
+
 def count_generated(gen, eos_ids: list[int], pad_id: int | None) -> int:
     """Generated tokens up to and including the first EOS of each row (padding after it not counted)."""
     import torch
@@ -362,7 +451,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     clock = Clock(a.device)
     # The pipeline's trainer samples with srlm.decode; the other variants are TRL's own generation paths.
     pipe = case in ("grpo-pipe", "grpo-eager", "grpo-pipe-cudnn", "grpo-profile", "grpo-layers", "grpo-pipe-liger",
-                    "grpo-padded")
+                    "grpo-padded", "grpo-phases")
     pipe = pipe or case.startswith("grpo-pipe-micro")
     micro = int(case.removeprefix("grpo-pipe-micro")) if case.startswith("grpo-pipe-micro") else None
     if case == "grpo-eager" and cuda:  # the micro-batch before GRPO_MICRO_TOKENS
@@ -386,16 +475,20 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         trainer.compile_decode = False
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
+    phases = Phases(trainer, a.device) if case == "grpo-phases" else None
     prof = profile_ctx(a, case, trainer)
     with prof:
         trainer.train()
     a_ = trainer.args
+    if phases and phases.cprof_step:  # the cProfiled step and those after it are left out of every figure
+        del clock.t[phases.cprof_step - 1 :], clock.logs[phases.cprof_step - 1 :]
     w = min(a.warmup, len(clock.t) - 1)
     dt = clock.t[-1] - clock.t[w - 1]
     steps = len(clock.t) - w
     # One generation per steps_per_generation micro-steps; optimizer step k (1-based) has gradient_accumulation
-    # micro-steps, so the calls of steps w+1.. start at w·accum/steps_per_generation.
-    calls = gen.calls[w * a_.gradient_accumulation_steps // a_.steps_per_generation :]
+    # micro-steps, so the calls of steps w+1..n are those from w·accum/steps_per_generation to n·accum/...
+    per_step = a_.gradient_accumulation_steps / a_.steps_per_generation
+    calls = gen.calls[int(w * per_step) : int(len(clock.t) * per_step)]
     gen_s, gen_tok = sum(c[0] for c in calls), sum(c[1] for c in calls)
     n = n_params(model)
     # Per step: generation 2N·gen_tok; training 6N on prompt+completion tokens; reference forward 2N when beta > 0.
@@ -411,6 +504,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         tokens_per_s=gen_tok / dt, gen_tokens_per_s=gen_tok / gen_s if gen_s else None, gen_share=gen_s / dt,
         step_s=dt / steps, measured_steps=steps, mfu=flops / dt / facts["peak_flops"],
         losses=[r["loss"] for r in clock.logs], profile=prof_table(prof, dt, f"steps after the first {w}"),
+        phases=phases.table(clock.t[w - 1], clock.t[-1], steps, dt) if phases else None,
     )
 
 
@@ -630,8 +724,8 @@ def main(argv=None) -> None:
         with open(Path(a.out) / "cases.log", "a") as f:
             f.write(f"===== {name} rc {rc} {time.time() - t:.0f} s\n{err[-tail:]}\n")
         print(name, f"{time.time() - t:.0f}s", json.dumps({k: v for k, v in results[name].items()
-                                                          if k != "profile"})[:600], flush=True)
-    profiles = [f"===== {n}\n{r['profile']}\n" for n, r in results.items() if r.get("profile")]
+                                                          if k not in ("profile", "phases")})[:600], flush=True)
+    profiles = [f"===== {n} {k}\n{r[k]}\n" for n, r in results.items() for k in ("profile", "phases") if r.get(k)]
     if profiles:
         (Path(a.out) / "profiles.txt").write_text("".join(profiles))
     text = table(facts, results)

@@ -35,13 +35,19 @@ def main() -> None:
     ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl", help="GSM8K JSONL: the first --rows questions")
     ap.add_argument("--rows", type=int, default=128)
     ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--distinct", type=int, default=0, help="N: the first N questions, each repeated to --rows rows "
+                    "(GRPO's 8 × 16); 0: --rows distinct questions")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test")
     ap.add_argument("--conditions", default="eager,compiled,compiled,train,trained,layers,stance,checkpointing")
     ap.add_argument("--kernels", type=int, default=0, help="after the conditions: the top N kernels of a call")
     ap.add_argument("--attention", default="", help="then: compiled calls with these decode attention variants")
+    ap.add_argument("--phases", type=int, default=0, help="then: N compiled calls timed part by part, with "
+                    "decode.capture and with torch.cuda.graph's own capture (device sync + empty_cache)")
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model_config)
-    prompts, eos, pad = chat_prompts(tok, a.data, a.rows)
+    prompts, eos, pad = chat_prompts(tok, a.data, a.distinct or a.rows)
+    if a.distinct:
+        prompts = [p for p in prompts for _ in range(a.rows // a.distinct)]
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(a.model_config), dtype=torch.bfloat16)
     model = model.to(a.device).eval()
@@ -93,6 +99,66 @@ def main() -> None:
         kernels(model, prompts, a.new, eos, pad, grpo, a.kernels, sync)
     for name in filter(None, a.attention.split(",")):
         variant(name, model, prompts, a.new, eos, pad, grpo, sync)
+    if a.phases:
+        phases(model, prompts, a.new, eos, pad, grpo, a.phases, sync)
+
+
+def phases(model, prompts, new, eos, pad, sampling, calls, sync) -> None:
+    """Compiled calls with a device sync around each part of srlm.decode.generate: seconds per call of the setup,
+    prefill, uncaptured steps, captures, replays and results; the rest of the call is the loop's own host work.
+    Each way of capturing: decode.capture, then torch.cuda.graph as decode used it until 2026-12-06. Between calls
+    a training-sized allocation is made and freed, as a trainer's step leaves cached blocks behind."""
+    from srlm import decode
+
+    kept = {k: getattr(decode._Run, k) for k in ("__init__", "prefill", "step", "results")}
+    replay, capture = torch.cuda.CUDAGraph.replay, decode.capture
+    parts: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        def run(*args, **kw):
+            recording = torch.cuda.is_current_stream_capturing()  # no device sync is allowed then
+            if not recording:
+                sync()
+            t = time.perf_counter()
+            out = fn(*args, **kw)
+            if not recording:
+                sync()
+            key = "step recorded" if recording else name
+            parts.setdefault(key, []).append(time.perf_counter() - t)
+            return out
+
+        return run
+
+    def graph_capture(fn, pool):  # decode's capture before 2026-12-06
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+            fn()
+        return graph
+
+    try:
+        for k, fn in kept.items():
+            setattr(decode._Run, k, timed(k, fn))
+        torch.cuda.CUDAGraph.replay = timed("replay", replay)
+        for way, fn in (("decode.capture", capture), ("torch.cuda.graph", graph_capture)):
+            decode.capture = timed("capture", fn)
+            for call in range(calls):
+                junk = torch.empty(8 << 30, dtype=torch.uint8, device=model.device)  # 8 GiB cached, then free
+                del junk
+                parts.clear()
+                sync()
+                t = time.perf_counter()
+                out = decode.generate(model, prompts, new, eos_ids=eos, pad_id=pad, sampling=sampling, compiled=True)
+                sync()
+                wall = time.perf_counter() - t
+                row = {k: [len(v), round(sum(v), 4)] for k, v in parts.items()}
+                outer = sum(v for k, (n, v) in row.items() if k not in ("step", "step recorded"))
+                row["step"] = row.get("step", [0, 0.0])  # uncaptured steps (inside no capture)
+                print(json.dumps(dict(capture=way, call=call, wall_s=round(wall, 4), tokens=sum(map(len, out)),
+                                      parts=row, loop_host_s=round(wall - outer - row["step"][1], 4))), flush=True)
+    finally:
+        for k, fn in kept.items():
+            setattr(decode._Run, k, fn)
+        torch.cuda.CUDAGraph.replay, decode.capture = replay, capture
 
 
 def variant(name, model, prompts, new, eos, pad, sampling, sync) -> None:
