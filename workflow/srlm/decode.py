@@ -359,9 +359,31 @@ def generate(
                 continue
             graph = graphs.get(window)
             if graph is None:
-                graph = graphs[window] = torch.cuda.CUDAGraph()
-                # thread_local: CUDA calls of other threads (a trainer's pin-memory thread) may go on meanwhile.
-                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-                    run.step(window)  # recorded, not run
+                graph = graphs[window] = capture(functools.partial(run.step, window), pool)  # recorded, not run
             graph.replay()
         return run.results()
+
+
+_CAPTURE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def capture(fn, pool) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of fn() (recorded, not run), captured as `torch.cuda.graph` does it (on a side stream, from
+    memory pool `pool`) but without its device sync and `empty_cache`: inside a trainer, emptying the cache hands
+    back every block the training step had cached (cudaFree synchronizes), and the next forward allocates them
+    again, twice per rollout call. thread_local: CUDA calls of other threads (a trainer's pin-memory thread) may
+    go on meanwhile."""
+    graph = torch.cuda.CUDAGraph()
+    device = torch.cuda.current_device()
+    if device not in _CAPTURE_STREAMS:
+        _CAPTURE_STREAMS[device] = torch.cuda.Stream(device)
+    stream = _CAPTURE_STREAMS[device]
+    stream.wait_stream(torch.cuda.current_stream())  # ordered after the work queued before (no device sync)
+    with torch.cuda.stream(stream):
+        graph.capture_begin(pool=pool, capture_error_mode="thread_local")
+        try:
+            fn()
+        finally:
+            graph.capture_end()
+    torch.cuda.current_stream().wait_stream(stream)
+    return graph
