@@ -186,6 +186,20 @@ def test_engines_agree_on_greedy_tokens(model_dir, bench, tmp_path):
     assert texts["srlm.decode"] == texts["transformers"]
 
 
+@pytest.mark.parametrize("name", ["srlm.decode", "transformers"])
+def test_token_ids_only_sample_the_same_without_texts(model_dir, name):
+    """Engine.generate(texts=False) (GRPO's rollouts, which TRL detokenizes itself): the same seeded samples,
+    text None; with texts the text is the tokens' decoding."""
+    engine = generation_hf.load_transformers(name, model_dir, dtype="float32", max_model_length=128, batch_size=8)
+    prompts, s = [[5, 6, 7], [8, 9], [5, 6, 7]], Sampling(temperature=1.0, max_new_tokens=12, n=2, seed=4)
+    full, bare = engine.generate(prompts, s), engine.generate(prompts, s, texts=False)
+    assert [[c.token_ids for c in cs] for cs in bare] == [[c.token_ids for c in cs] for cs in full]
+    assert [[c.finish_reason for c in cs] for cs in bare] == [[c.finish_reason for c in cs] for cs in full]
+    assert {c.text for cs in bare for c in cs} == {None}
+    decoded = [engine.tokenizer.decode(c.token_ids, skip_special_tokens=True) for cs in full for c in cs]
+    assert [c.text for cs in full for c in cs] == decoded
+
+
 def test_one_job_samples_several_benchmarks_as_separate_jobs_would(model_dir, bench, tmp_path):
     """evaluation.generate_per: chain: one engine, one file per benchmark, each equal to its own job's file."""
     pa, pb = _params(), _params(generation={"max_new_tokens": 8, "seed": 3})

@@ -317,6 +317,42 @@ def test_grpo_raises_format_reward(files, warm, grpo_run):
     assert 1 - after <= 0.75 * (1 - before), f"format rate {before:.3f} -> {after:.3f}"
 
 
+def test_rollout_prompts_render_as_trl_renders_each(files):
+    """grpo.prompt_token_ids renders each distinct prompt once (the sampler repeats each num_generations times)
+    and gives every row the ids TRL's own rendering gives it, chat prompts and plain text alike."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(files / "base")
+    rows = [json.loads(x) for x in (files / "data" / "rl.jsonl").read_text().splitlines()[:3]]
+    chats = [rows[i]["prompt"] for i in (0, 0, 1, 2, 1, 0)]
+    rendered = []
+
+    class Spy:  # the tokenizer, counting the prompts it renders
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def apply_chat_template(self, conversations, **kw):
+            rendered.extend(conversations)
+            return tok.apply_chat_template(conversations, **kw)
+
+        def __call__(self, texts, **kw):
+            rendered.extend(texts)
+            return tok(texts, **kw)
+
+    trainer = SimpleNamespace(processing_class=Spy(), chat_template=None, chat_template_kwargs={})
+    ids = grpo.prompt_token_ids(chats, trainer)
+    want = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+            for c in chats]  # fmt: skip
+    assert ids == want and len(rendered) == 3 and ids[0] is not ids[1]
+    assert len({tuple(x) for x in ids}) == 3
+    rendered.clear()
+    texts = ["a b", "c", "a b"]
+    assert grpo.prompt_token_ids(texts, trainer) == [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert rendered == ["a b", "c"]
+
+
 def assert_objective_pinned(used, stage: dict) -> None:
     """`used` (trainer arguments, as an object or a summary's settings) holds every objective setting the stage
     config gives and every one eq. (3) fixes (srlm.train.grpo.EQ3)."""

@@ -160,6 +160,15 @@ def test_seed_makes_samples_reproducible(model, engine):
     assert [len(x) for x in a] == [4, 4]
 
 
+def test_token_ids_only_sample_the_same_without_texts(model, engine):
+    """texts=False (vLLM's detokenize off): the same seeded samples, text None."""
+    tok, prompts = model[1], model[3][:2]
+    s = Sampling(temperature=1.0, max_new_tokens=6, n=3, seed=5)
+    full, bare = engine.generate(ids_of(tok, prompts), s), engine.generate(ids_of(tok, prompts), s, texts=False)
+    assert [[c.token_ids for c in cs] for cs in bare] == [[c.token_ids for c in cs] for cs in full]
+    assert {c.text for cs in bare for c in cs} == {None} and all(c.text is not None for cs in full for c in cs)
+
+
 def test_prompts_render_the_same_with_the_engines_tokenizer(model, engine):
     """srlm.completions renders prompts with the engine's own tokenizer (vLLM's for this engine): the text and
     the token ids must be those of the model folder's transformers tokenizer."""

@@ -43,7 +43,7 @@ class Completion:
     why it ended: "stop" (an EOS) or "length" (max_new_tokens or the model's context)."""
 
     token_ids: list[int] = field(repr=False)
-    text: str
+    text: str | None  # None where the caller asked for token ids only (Engine.generate's texts)
     finish_reason: str
 
     @property
@@ -55,8 +55,8 @@ class Engine(Protocol):
     name: str
     tokenizer: Any  # the model folder's tokenizer (transformers' or vLLM's, the same files): prompts render with it
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
-        """`sampling.n` completions per prompt, in prompt order."""
+    def generate(self, prompts: list[list[int]], sampling: Sampling, *, texts: bool = True) -> list[list[Completion]]:
+        """`sampling.n` completions per prompt, in prompt order; with texts False, token ids only (text None)."""
         ...
 
 

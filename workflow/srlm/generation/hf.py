@@ -30,7 +30,9 @@ class TransformersEngine:
         # A CPU decodes eagerly: compiling costs minutes there and was not measured to pay.
         self.compiled = compile_decode and model.device.type == "cuda"
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[list[int]], sampling: Sampling, *, texts: bool = True) -> list[list[Completion]]:
+        """Completions of each prompt, in prompt order; texts False leaves each Completion's text None (a caller
+        that detokenizes itself, as TRL's GRPOTrainer does with rollouts, saves the work)."""
         max_prompt = self.max_model_length - 1
         prompts = [p[-max_prompt:] for p in prompts]  # left-truncated, as vLLM and lighteval do
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -50,10 +52,10 @@ class TransformersEngine:
             rows = [prompts[i] for i in idx for _ in range(sampling.n)]
             new = max(1, min(sampling.max_new_tokens, self.max_model_length - max(map(len, rows))))
             gen = self._sample(rows, new, sampling)
-            texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
+            text = self.tokenizer.batch_decode(gen, skip_special_tokens=True) if texts else [None] * len(gen)
             for r, ids in enumerate(gen):
                 reason = "stop" if ids and ids[-1] in self.eos_ids else "length"
-                out[idx[r // sampling.n]].append(Completion(ids, texts[r], reason))
+                out[idx[r // sampling.n]].append(Completion(ids, text[r], reason))
         return out
 
     @torch.no_grad()

@@ -85,10 +85,11 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
 
     @staticmethod
-    def params(sampling: Sampling):
+    def params(sampling: Sampling, texts: bool = True):
         from vllm import SamplingParams
 
         return SamplingParams(
+            detokenize=texts,
             n=sampling.n,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -98,14 +99,17 @@ class VLLMEngine:
             skip_special_tokens=True,
         )
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[list[int]], sampling: Sampling, *, texts: bool = True) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
 
         if not prompts:
             return []
         outs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompts],
-            self.params(sampling),
+            self.params(sampling, texts),
             use_tqdm=False,
         )
-        return [[Completion(list(o.token_ids), o.text, o.finish_reason) for o in out.outputs] for out in outs]
+        return [
+            [Completion(list(o.token_ids), o.text if texts else None, o.finish_reason) for o in out.outputs]
+            for out in outs
+        ]
