@@ -66,6 +66,11 @@ def main() -> None:
         out["compile_failed"] = sorted(decode._COMPILE_FAILED)
         out["compiled_vs_eager"] = agreement(runs["compiled"], runs["eager"])
         out["compiled_again_equal_compiled"] = runs["compiled again"] == runs["compiled"]
+        # Rows that share a prompt share its prefill (16 prompts × 4, CUDA graphs): each row against the graphs
+        # run of its prompt alone (bf16: the prefill's batch differs, so identical until a near-tie).
+        shared = decode.generate(model, [p for p in prompts[:16] for _ in range(4)], a.new, eos_ids=eos,
+                                 pad_id=pad, sampling=greedy, cuda_graphs=True)  # fmt: skip
+        out["shared_prefill_vs_graphs"] = agreement(shared, [r for r in runs["graphs"][:16] for _ in range(4)])
     out["generated_tokens"] = sum(map(len, runs["eager"]))
 
     model = model.float()

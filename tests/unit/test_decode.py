@@ -63,6 +63,31 @@ def test_greedy_equals_generate_across_windows(kind, monkeypatch):
     assert all(len(set(r)) > 5 for r in ref)  # diverse paths, not one repeated token
 
 
+@pytest.mark.parametrize("kind", ["qwen2", "qwen3"])
+def test_rows_sharing_a_prompt_share_its_prefill(kind, monkeypatch):
+    """GRPO's rollouts repeat each prompt: the prefill runs the model on the distinct prompts only (3 rows of 7),
+    and every row still decodes as model.generate does with each row prefilled on its own; sampled rows of one
+    prompt draw apart."""
+    monkeypatch.setattr(decode, "PROMPT_MULTIPLE", 16)
+    monkeypatch.setattr(decode, "WINDOW", 8)
+    model, base = _model(kind), _prompts()
+    prompts = [base[i] for i in (1, 0, 1, 3, 0, 1, 3)]
+    ref = _reference(model, prompts, 40, [2])
+    batches, forward = [], type(model).forward
+
+    def spy(self, input_ids=None, **kw):
+        batches.append(tuple(input_ids.shape))
+        return forward(self, input_ids=input_ids, **kw)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    ours = decode.generate(model, prompts, 40, eos_ids=[2], pad_id=PAD, sampling=decode.Sampling(temperature=0))
+    assert batches[0] == (3, 80) and {b for b, _ in batches[1:]} == {7}
+    assert ours == ref
+    torch.manual_seed(0)
+    sampled = decode.generate(model, [base[0]] * 6, 12, eos_ids=[], pad_id=PAD, sampling=decode.Sampling(1.0))
+    assert len({tuple(r) for r in sampled}) == 6
+
+
 def test_compiled_step_gives_the_same_tokens(monkeypatch):
     """The decode step through torch.compile (the default on CUDA; here Inductor's CPU backend, forced): greedy
     tokens still equal model.generate's across windows, and one compilation with dynamic shapes serves another

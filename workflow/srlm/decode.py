@@ -238,6 +238,17 @@ class _Run:
         for i, p in enumerate(prompts):
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             real[i, width - len(p) :] = True
+        # Rows with the same prompt (GRPO's num_generations, evaluation's n samples) share one prefill: `distinct`
+        # are the first rows of each prompt, `copy_of` maps every row to its prompt's place among them.
+        place: dict[tuple, int] = {}
+        lead, copy_of = [], []
+        for i, p in enumerate(prompts):
+            j = place.setdefault(tuple(p), len(place))
+            if j == len(lead):
+                lead.append(i)
+            copy_of.append(j)
+        self.shared = len(lead) < b
+        self.lead, self.copy_of = torch.tensor(lead, device=dev), torch.tensor(copy_of, device=dev)
         self.prompt_ids, real = ids.to(dev), real.to(dev)
         self.prompt_pos = (real.long().cumsum(-1) - 1).clamp(min=0)
         # Key mask of the whole cache (True = a real token); the pad slots of the prompts stay False. The cache and
@@ -268,8 +279,8 @@ class _Run:
         self.token.copy_(new[:, None])
         self.col += 1
 
-    def _feed(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, compiled: bool) -> None:
-        """Run the model on `ids` (writing their keys and values into the cache) and emit the next tokens."""
+    def _forward(self, ids, mask, positions, cache, compiled: bool) -> torch.Tensor:
+        """The model on `ids` (writing their keys and values into `cache`): the last position's logits."""
         # The class's forward: accelerate's mixed precision replaces the instance's `forward` with an autocast
         # wrapper (and generate() below leaves autocast off; see there).
         forward = type(self.model).forward
@@ -277,7 +288,7 @@ class _Run:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=self.cache,
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
@@ -288,15 +299,28 @@ class _Run:
             # would be specialized on its layer index, one compilation per layer.
             with torch.compiler.set_stance("force_eager"):
                 out = forward(self.model, **inputs)
-        self._emit(out.logits[:, -1])
+        return out.logits[:, -1]
 
     def prefill(self) -> None:
-        self._feed(self.prompt_ids, self.prefill_mask, self.prompt_pos, compiled=False)
+        """The prompts into the cache, and the first tokens. Rows that share a prompt share its prefill: the
+        distinct prompts run through a cache of their own, whose keys and values then fill every row of the
+        cache (GRPO's 128 rows are 8 prompts × 16: its prefill took 73 ms a rollout call on an H100)."""
+        if not self.shared:
+            self._emit(self._forward(self.prompt_ids, self.prefill_mask, self.prompt_pos, self.cache, False))
+            return
+        from transformers import StaticCache
+
+        lead = self.lead
+        once = StaticCache(config=self.model.config, max_cache_len=self.prompt_width)
+        logits = self._forward(self.prompt_ids[lead], self.prefill_mask[lead], self.prompt_pos[lead], once, False)
+        for i, layer in enumerate(once.layers):  # Cache.update: as if every row had been prefilled
+            self.cache.update(layer.keys.index_select(0, self.copy_of), layer.values.index_select(0, self.copy_of), i)
+        self._emit(logits.index_select(0, self.copy_of))
 
     def step(self, window: int) -> None:
         """Feed `token` at cache index `slot`, attending to the first `window` cache positions."""
         self.mask.index_fill_(-1, self.slot, True)
-        self._feed(self.token, self.mask[..., :window], self.pos, self.compiled)
+        self._emit(self._forward(self.token, self.mask[..., :window], self.pos, self.cache, self.compiled))
         self.pos += 1
         self.slot += 1
 
