@@ -24,7 +24,8 @@ CASES=${AB_CASES:-grpo-pipe}
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   echo "baseline $(cat .baseline/REV)"; } | tee "$OUT/ab.md"
 if [ "${AB_CHECK:-0}" = 1 ]; then
-  python3 perf/gpu_decode_check.py --model-config $G/qwen2.5-0.5b --data $G/gsm8k/train.jsonl > "$OUT/decode_check.json" 2> /tmp/ab/decode_check.err
+  python3 perf/gpu_decode_check.py --model-config $G/qwen2.5-0.5b --data $G/gsm8k/train.jsonl \
+    > "$OUT/decode_check.json" 2> /tmp/ab/decode_check.err
   tail -c 1500 "$OUT/decode_check.json"
 fi
 for side in new base new2; do
@@ -41,6 +42,7 @@ if [ -n "${AB_NEW_CASES:-}" ]; then  # cases of this tree only (grpo-phases), af
 fi
 if [ "${AB_PHASES:-3}" != 0 ]; then
   PYTHONPATH=/tmp/site:$PWD/perf python3 perf/gpu_grpo_decode.py --model-config $G/qwen2.5-0.5b \
-    --data $G/gsm8k/train.jsonl --conditions compiled --phases "${AB_PHASES:-3}" > "$OUT/phases.jsonl" 2> /tmp/ab/phases.err
+    --data $G/gsm8k/train.jsonl --conditions compiled --phases "${AB_PHASES:-3}" \
+    > "$OUT/phases.jsonl" 2> /tmp/ab/phases.err
   cat "$OUT/phases.jsonl"; tail -c 3000 /tmp/ab/phases.err
 fi

@@ -238,8 +238,8 @@ class _Run:
         for i, p in enumerate(prompts):
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             real[i, width - len(p) :] = True
-        # Rows with the same prompt (GRPO's num_generations, evaluation's n samples) share one prefill: `distinct`
-        # are the first rows of each prompt, `copy_of` maps every row to its prompt's place among them.
+        # Rows with the same prompt (GRPO's num_generations, evaluation's n samples) share one prefill: `lead` holds
+        # the first row of each distinct prompt, `copy_of` maps every row to its prompt's place among them.
         place: dict[tuple, int] = {}
         lead, copy_of = [], []
         for i, p in enumerate(prompts):
@@ -313,9 +313,10 @@ class _Run:
         lead = self.lead
         once = StaticCache(config=self.model.config, max_cache_len=self.prompt_width)
         logits = self._forward(self.prompt_ids[lead], self.prefill_mask[lead], self.prompt_pos[lead], once, False)
+        rows = self.copy_of
         for i, layer in enumerate(once.layers):  # Cache.update: as if every row had been prefilled
-            self.cache.update(layer.keys.index_select(0, self.copy_of), layer.values.index_select(0, self.copy_of), i)
-        self._emit(logits.index_select(0, self.copy_of))
+            self.cache.update(layer.keys.index_select(0, rows), layer.values.index_select(0, rows), i)
+        self._emit(logits.index_select(0, rows))
 
     def step(self, window: int) -> None:
         """Feed `token` at cache index `slot`, attending to the first `window` cache positions."""

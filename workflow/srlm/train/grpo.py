@@ -93,7 +93,9 @@ def prompt_token_ids(prompts: list, trainer) -> list[list[int]]:
     from trl.data_utils import is_conversational
 
     keys = [json.dumps(p, sort_keys=True, default=str) for p in prompts]
-    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # each distinct prompt at its first index
+    first: dict[str, int] = {}  # each distinct prompt and its first row
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
     distinct = [prompts[i] for i in first.values()]
     tok = trainer.processing_class
     if is_conversational({"prompt": prompts[0]}):
