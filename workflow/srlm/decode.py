@@ -218,6 +218,19 @@ def _submodule_hooks(model) -> bool:
     return any(m._forward_pre_hooks or m._forward_hooks for m in model.modules() if m is not model)
 
 
+def distinct(keys) -> tuple[list[int], list[int]]:
+    """(lead, copy_of): the index of each distinct key's first occurrence, in first-seen order, and for every
+    index its key's place in `lead`; keys[lead[copy_of[i]]] == keys[i]."""
+    place: dict = {}
+    lead, copy_of = [], []
+    for i, key in enumerate(keys):
+        j = place.setdefault(key, len(place))
+        if j == len(lead):
+            lead.append(i)
+        copy_of.append(j)
+    return lead, copy_of
+
+
 def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
@@ -238,17 +251,11 @@ class _Run:
         for i, p in enumerate(prompts):
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             real[i, width - len(p) :] = True
-        # Rows with the same prompt (GRPO's num_generations, evaluation's n samples) share one prefill: `lead` holds
-        # the first row of each distinct prompt, `copy_of` maps every row to its prompt's place among them.
-        place: dict[tuple, int] = {}
-        lead, copy_of = [], []
-        for i, p in enumerate(prompts):
-            j = place.setdefault(tuple(p), len(place))
-            if j == len(lead):
-                lead.append(i)
-            copy_of.append(j)
-        self.shared = len(lead) < b
-        self.lead, self.copy_of = torch.tensor(lead, device=dev), torch.tensor(copy_of, device=dev)
+        # Rows with the same prompt (GRPO's num_generations, evaluation's n samples) share one prefill (`prefill`);
+        # copy_of is None when every prompt is distinct.
+        lead, copy_of = distinct(map(tuple, prompts))
+        self.lead = torch.tensor(lead, device=dev)
+        self.copy_of = torch.tensor(copy_of, device=dev) if len(lead) < b else None
         self.prompt_ids, real = ids.to(dev), real.to(dev)
         self.prompt_pos = (real.long().cumsum(-1) - 1).clamp(min=0)
         # Key mask of the whole cache (True = a real token); the pad slots of the prompts stay False. The cache and
@@ -305,7 +312,8 @@ class _Run:
         """The prompts into the cache, and the first tokens. Rows that share a prompt share its prefill: the
         distinct prompts run through a cache of their own, whose keys and values then fill every row of the
         cache (GRPO's 128 rows are 8 prompts × 16: its prefill took 73 ms a rollout call on an H100)."""
-        if not self.shared:
+        rows = self.copy_of
+        if rows is None:
             self._emit(self._forward(self.prompt_ids, self.prefill_mask, self.prompt_pos, self.cache, False))
             return
         from transformers import StaticCache
@@ -313,7 +321,6 @@ class _Run:
         lead = self.lead
         once = StaticCache(config=self.model.config, max_cache_len=self.prompt_width)
         logits = self._forward(self.prompt_ids[lead], self.prefill_mask[lead], self.prompt_pos[lead], once, False)
-        rows = self.copy_of
         for i, layer in enumerate(once.layers):  # Cache.update: as if every row had been prefilled
             self.cache.update(layer.keys.index_select(0, rows), layer.values.index_select(0, rows), i)
         self._emit(logits.index_select(0, rows))

@@ -92,11 +92,8 @@ def prompt_token_ids(prompts: list, trainer) -> list[list[int]]:
 
     from trl.data_utils import is_conversational
 
-    keys = [json.dumps(p, sort_keys=True, default=str) for p in prompts]
-    first: dict[str, int] = {}  # each distinct prompt and its first row
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    distinct = [prompts[i] for i in first.values()]
+    lead, copy_of = decode.distinct(json.dumps(p, sort_keys=True, default=str) for p in prompts)
+    distinct = [prompts[i] for i in lead]
     tok = trainer.processing_class
     if is_conversational({"prompt": prompts[0]}):
         ids = tok.apply_chat_template(
@@ -105,8 +102,7 @@ def prompt_token_ids(prompts: list, trainer) -> list[list[int]]:
         )["input_ids"]  # fmt: skip
     else:
         ids = tok(distinct, add_special_tokens=False)["input_ids"]
-    of = dict(zip(first, ids))
-    return [list(of[k]) for k in keys]
+    return [list(ids[j]) for j in copy_of]
 
 
 def decode_rollouts(prompts: list, trainer) -> dict:
