@@ -90,7 +90,7 @@ def test_real_gsm8k_train(tmp_path):
         body = r["completion"][0]["content"]
         assert "<<" not in body and ">>" not in body
         assert r["answer"].lstrip("-").replace(".", "", 1).isdigit()
-        assert body.endswith(f"</think>\n<answer>{r['answer']}</answer>")
+        assert body.endswith(f"</think>\n<answer>\\boxed{{{r['answer']}}}</answer>")
     # idempotent: preparing the prepared train/test files again changes nothing
     again = tmp_path / "in"
     again.mkdir()

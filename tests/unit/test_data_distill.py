@@ -39,11 +39,11 @@ def test_convert_file(tmp_path):
     assert rows[0] == {
         "id": "kd-0",
         "prompt": [{"role": "system", "content": SYS}, {"role": "user", "content": "What is 3 + 4?"}],
-        "completion": [{"role": "assistant", "content": "<think>3 plus 4 is 7.</think>\n<answer>7</answer>"}],
+        "completion": [{"role": "assistant", "content": "<think>3 plus 4 is 7.</think>\n<answer>\\boxed{7}</answer>"}],
         "answer": "7",
     }
     assert rows[1]["answer"] == "1600" and rows[1]["completion"][0]["content"].endswith(
-        "<answer>1600</answer>"
+        "<answer>\\boxed{1600}</answer>"
     )
     rep = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
     assert rep["kept"] == 3 and rep["dropped"] == 4

@@ -162,7 +162,7 @@ def test_faults_are_retried_then_recorded_and_rows_match_distill(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["kd-0", "kd-1", "kd-4", "kd-5", "kd-6"]
     assert {r["completion"][0]["content"] for r in rows} == {
-        "<think>3 plus 4 is 7.</think>\n<answer>7</answer>"
+        "<think>3 plus 4 is 7.</think>\n<answer>\\boxed{7}</answer>"
     }  # the split and the template-opened thinking come out as the others do
     # Both clients send camel-ai's STaR prompt, the same body, and the key only as a header.
     first = fake.requests[0]

@@ -40,7 +40,7 @@ def test_cot_completion():
     raw = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe paid $<<2*5=10>>10.\n#### 1,024"
     assert gsm8k.strip_calculator(raw).startswith("Natalia sold 48/2 = 24 clips in May.\nShe paid $10.")
     assert gsm8k.cot_completion(raw) == (
-        "<think>Natalia sold 48/2 = 24 clips in May.\nShe paid $10.</think>\n<answer>1024</answer>"
+        "<think>Natalia sold 48/2 = 24 clips in May.\nShe paid $10.</think>\n<answer>\\boxed{1024}</answer>"
     )
 
 
@@ -66,7 +66,7 @@ def test_synthetic_prepare_schemas_and_determinism(tmp_path):
         )
         body = s["completion"][0]["content"]
         assert s["completion"][0]["role"] == "assistant"
-        assert body.startswith("<think>") and body.endswith(f"</think>\n<answer>{s['answer']}</answer>")
+        assert body.startswith("<think>") and body.endswith(f"</think>\n<answer>\\boxed{{{s['answer']}}}</answer>")
         assert "<<" not in body and "," not in s["answer"] and s["answer"] == r["answer"]
     # the generator writes thousands separators sometimes; they must be gone from the answers
     assert any("#### " in t["answer"] and "," in t["answer"].rsplit("####")[1] for t in train)
@@ -87,7 +87,7 @@ def test_local_real_files(tmp_path):
     sft = _lines(tmp_path / "sft.jsonl")
     assert sft[0]["answer"] == "72" and sft[0]["completion"][0]["content"] == (
         "<think>Natalia sold 48/2 = 24 clips in May.\n"
-        "Natalia sold 48+24 = 72 clips altogether in April and May.</think>\n<answer>72</answer>"
+        "Natalia sold 48+24 = 72 clips altogether in April and May.</think>\n<answer>\\boxed{72}</answer>"
     )
     assert sft[345]["answer"] == "1080"  # '#### 1,080' in the file
 

@@ -64,7 +64,7 @@ def make_files(root: Path) -> Path:
         for line in (root / "data" / "sft.jsonl").read_text().splitlines():
             row = json.loads(line)
             first = row["completion"][0]["content"].split("<think>")[1].split("</think>")[0].split("\n")[0]
-            row["completion"][0]["content"] = f"<think>{first}</think>\n<answer>{row['answer']}</answer>"
+            row["completion"][0]["content"] = f"<think>{first}</think>\n<answer>\\boxed{{{row['answer']}}}</answer>"
             f.write(json.dumps(row) + "\n")
     return root
 

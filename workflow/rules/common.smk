@@ -246,7 +246,7 @@ def get_deepspeed(wildcards):
 def _generate_params(model, benchmark):
     ev, m = config["evaluation"], MODELS[model]
     keys = ("protocol", "engine", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "compile_decode")
-    chat = {"chat_template": m["chat_template"], "enable_thinking": m.get("enable_thinking")}
+    chat = {"chat_template": m["chat_template"], "enable_thinking": m.get("enable_thinking"), "end_of_turn": m["eos_token"]}
     if ev["protocol"] == "r1":  # the paper protocol has no system prompt: prompt.system must not rerun it
         chat["system_prompt"] = config["prompt"]["system"]
     generation = {**ev["generation"], **BENCHMARKS[benchmark]["generation"]}

@@ -31,6 +31,8 @@ class Chat:
     chat_template: bool = True
     enable_thinking: bool | None = None
     system_prompt: str = ""
+    # models.<m>.eos_token: a sample ends there too (the base model's own EOS never closes a ChatML turn)
+    end_of_turn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def load_engine(model_dir: Path, p: Params):
     return generation.load(
         p.engine, model_dir, dtype=p.dtype, max_model_length=p.max_model_length, batch_size=p.batch_size,
         gpu_memory_utilization=p.gpu_memory_utilization, seed=p.generation["seed"], compile_decode=p.compile_decode,
+        end_of_turn=p.chat.end_of_turn,
     )  # fmt: skip
 
 

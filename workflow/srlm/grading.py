@@ -61,12 +61,28 @@ def last_boxed(text: str) -> str | None:
     return token.group(0) if token and i > matches[-1].end() else None
 
 
-def extract_answer(text: str) -> str | None:
-    """Final answer of a response: last `<answer>` span (its boxed content if boxed), else the last box."""
+def answer_span(text: str) -> str | None:
+    """Content of the last `<answer>…</answer>` span, or None."""
     end = text.rfind("</answer>")
     start = text.rfind("<answer>", 0, end) if end >= 0 else -1
-    if start >= 0:
-        span = text[start + len("<answer>") : end]
+    return text[start + len("<answer>") : end] if start >= 0 else None
+
+
+def boxed_answer(text: str) -> str | None:
+    """The final answer in the training form `<answer>\\boxed{N}</answer>`: the last box of the last answer span,
+    else the last box of the text (what the paper protocol's extractive match reads first: boxed matches have
+    priority there, and a bare `<answer>N</answer>` is invisible to it). None if there is no complete box."""
+    span = answer_span(text)
+    boxed = last_boxed(span) if span is not None else None
+    if boxed is None:
+        boxed = last_boxed(text)
+    return boxed.strip() or None if boxed is not None else None
+
+
+def extract_answer(text: str) -> str | None:
+    """Final answer of a response: last `<answer>` span (its boxed content if boxed), else the last box."""
+    span = answer_span(text)
+    if span is not None:
         boxed = last_boxed(span)
         answer = boxed if boxed is not None else span
     else:

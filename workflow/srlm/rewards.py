@@ -1,5 +1,9 @@
 """GRPO reward functions of the paper (§3.3): format reward (eq. 1) and accuracy reward (eq. 2), each ±1.
 
+Both read the answer form the SFT/KD targets teach and the paper-protocol grader reads (srlm.data.io.
+format_completion): `<think>…</think>` then `<answer>` holding a `\\boxed{}` final answer, as the paper's
+reference recipe (Open-RS) prompts for and rewards (docs/fidelity.md "The answer form").
+
 They follow TRL's reward signature `f(completions, **kwargs) -> list[float]`, where kwargs hold the dataset
 columns (here `answer`, the gold). The factories return `functools.partial`s of module-level functions, the
 form TRL keeps picklable for its async rollout worker, with `__name__` set because TRL logs rewards by name.
@@ -11,7 +15,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
-from srlm.grading import extract_answer, verify
+from srlm.grading import boxed_answer, last_boxed, verify
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _FORMAT = re.compile(r"\s*<think>.*?</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
@@ -36,12 +40,13 @@ def completion_text(completion: str | Sequence[dict]) -> str:
 
 
 def format_ok(text: str) -> bool:
-    """The paper's format: `<think>…</think>` then a non-empty `<answer>…</answer>`, one of each tag, in that
-    order, and only whitespace around and between the two blocks."""
+    """The paper's format: `<think>…</think>` then `<answer>…</answer>` holding a complete, non-empty
+    `\\boxed{}`, one of each tag, in that order, and only whitespace around and between the two blocks."""
     if any(text.count(tag) != 1 for tag in _TAGS):
         return False
     match = _FORMAT.fullmatch(text)
-    return bool(match and match["answer"].strip())
+    boxed = last_boxed(match["answer"]) if match else None
+    return bool(boxed and boxed.strip())
 
 
 def format_reward(
@@ -60,14 +65,16 @@ def accuracy_reward(
     timeout_s: float = 5.0,
     **_: object,
 ) -> list[float]:
-    """Eq. 2 over a batch: `answer` is the gold column, aligned with `completions`."""
+    """Eq. 2 over a batch: `answer` is the gold column, aligned with `completions`. The boxed final answer
+    (srlm.grading.boxed_answer) is verified: a bare `<answer>N</answer>` earns nothing, since the evaluation's
+    paper protocol would not read it either."""
     if answer is None:
         raise ValueError("accuracy_reward needs the gold answers: the dataset must have an 'answer' column")
     if len(answer) != len(completions):
         raise ValueError(f"accuracy_reward got {len(completions)} completions but {len(answer)} answers")
     rewards = []
     for completion, gold in zip(completions, answer, strict=True):
-        extracted = extract_answer(completion_text(completion))
+        extracted = boxed_answer(completion_text(completion))
         ok = extracted is not None and verify(extracted, str(gold), timeout_s)
         rewards.append(reward_correct if ok else reward_incorrect)
     return rewards

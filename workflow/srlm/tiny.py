@@ -95,7 +95,12 @@ def default_corpus(system_prompt: str, n: int = 400, seed: int = 0) -> list[str]
     """Text the tiny tokenizer is trained on: synthetic problems, solutions and the prompt, in chat form."""
     from srlm.data import synthetic
 
-    texts = [system_prompt] * 50  # weighted so BPE merges it: a short prompt keeps tiny sequences short
+    from srlm.data.gsm8k import cot_completion
+    from srlm.prompts import PAPER_QUERY
+
+    # Weighted so BPE merges them: short prompts keep tiny sequences short. The paper protocol's query template
+    # is what evaluation asks (srlm.prompts), the system prompt what training data carries.
+    texts = [system_prompt] * 50 + [PAPER_QUERY.format(Question="")] * 50
     for row in synthetic.gsm8k_rows(n, seed):
-        texts += [row["question"], row["answer"], "<think>" + row["answer"] + "</think> <answer>1</answer>"]
+        texts += [row["question"], cot_completion(row["answer"])]
     return texts

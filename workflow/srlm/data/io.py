@@ -123,5 +123,8 @@ def sft_row(row_id: str, system_prompt: str, question: str, completion: str, ans
 
 
 def format_completion(think: str, answer: str) -> str:
-    """The R1-style target the format reward checks: `<think>…</think>\\n<answer>N</answer>`."""
-    return f"<think>{think.strip()}</think>\n<answer>{answer}</answer>"
+    """The target of every SFT/KD row, the form the GRPO rewards check and the paper-protocol grader reads:
+    `<think>…</think>\\n<answer>\\boxed{N}</answer>` (Open-RS's system prompt asks for the reasoning and the answer in
+    the tags and the final answer within \\boxed{}; lighteval's extractive match reads the box, never a bare
+    `<answer>N</answer>`: docs/fidelity.md "The answer form")."""
+    return f"<think>{think.strip()}</think>\n<answer>\\boxed{{{answer}}}</answer>"

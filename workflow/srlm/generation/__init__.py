@@ -97,8 +97,11 @@ def load(
     gpu_memory_utilization: float = 0.9,
     seed: int = 0,
     compile_decode: bool = False,
+    end_of_turn: str | None = None,
 ) -> Engine:
-    """An engine over the weights in `model_dir` (a save_pretrained folder)."""
+    """An engine over the weights in `model_dir` (a save_pretrained folder). `end_of_turn` (config
+    models.<m>.eos_token) ends a sample too, besides the model's own EOS tokens: a base model's generation config
+    names only <|endoftext|>, which never closes a ChatML turn."""
     if name == "vllm" or (name == "auto" and choose("auto") == "vllm"):
         from srlm.generation.vllm import VLLMEngine
 
@@ -108,10 +111,11 @@ def load(
             max_model_length=max_model_length,
             gpu_memory_utilization=gpu_memory_utilization,
             seed=seed,
+            end_of_turn=end_of_turn,
         )
     from srlm.generation.hf import load_transformers
 
     return load_transformers(
         name, model_dir, dtype=dtype, max_model_length=max_model_length, batch_size=batch_size,
-        compile_decode=compile_decode,
+        compile_decode=compile_decode, end_of_turn=end_of_turn,
     )  # fmt: skip

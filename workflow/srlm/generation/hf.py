@@ -84,16 +84,26 @@ class TransformersEngine:
         return [row[: next((k + 1 for k, t in enumerate(row) if t in self.eos_ids), len(row))] for row in gen]
 
 
-def eos_ids(model, tokenizer) -> set[int]:
-    """The model's end-of-turn tokens: its generation_config's EOS (a list for Qwen) plus the tokenizer's."""
+def eos_ids(model, tokenizer, end_of_turn: str | None = None) -> set[int]:
+    """The model's end-of-turn tokens: its generation_config's EOS (a list for Qwen), the tokenizer's, and
+    `end_of_turn` (config models.<m>.eos_token) when given."""
     eos = model.generation_config.eos_token_id
     ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+    ids |= {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    return ids | ({token_id(tokenizer, end_of_turn)} if end_of_turn else set())
+
+
+def token_id(tokenizer, token: str) -> int:
+    """The id of one token of the vocabulary; ValueError naming it if the tokenizer does not have it."""
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if tid is None or tid == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(tid) != token:
+        raise ValueError(f"end-of-turn token {token!r} (models.<m>.eos_token) is not in the model's vocabulary")
+    return tid
 
 
 def load_transformers(
     name: str, model_dir: Path, *, dtype: str, max_model_length: int, batch_size: int | str,
-    compile_decode: bool = False,
+    compile_decode: bool = False, end_of_turn: str | None = None,
 ) -> TransformersEngine:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +112,6 @@ def load_transformers(
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
     name = choose(name, model=model, has_cuda=device == "cuda")
     return TransformersEngine(
-        model, tokenizer, name, eos_ids=eos_ids(model, tokenizer), max_model_length=max_model_length,
+        model, tokenizer, name, eos_ids=eos_ids(model, tokenizer, end_of_turn), max_model_length=max_model_length,
         batch_size=batch_size, compile_decode=compile_decode,
     )  # fmt: skip

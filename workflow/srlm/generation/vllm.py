@@ -63,8 +63,11 @@ class VLLMEngine:
         batch_size: int | None = None,
         gpu_memory_utilization: float | None = None,
         seed: int = 0,
+        end_of_turn: str | None = None,
     ):
         from vllm import LLM
+
+        from srlm.generation.hf import token_id
 
         cpu = on_cpu()
         if gpu_memory_utilization is None:
@@ -83,9 +86,10 @@ class VLLMEngine:
             enforce_eager=cpu,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        # vLLM stops at the model's own EOS tokens; the configured end of turn is added as a stop token.
+        self.stop_token_ids = [token_id(self.tokenizer, end_of_turn)] if end_of_turn else None
 
-    @staticmethod
-    def params(sampling: Sampling, texts: bool = True):
+    def params(self, sampling: Sampling, texts: bool = True):
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -97,6 +101,7 @@ class VLLMEngine:
             max_tokens=sampling.max_new_tokens,
             seed=sampling.seed,
             skip_special_tokens=True,
+            stop_token_ids=self.stop_token_ids,
         )
 
     def generate(self, prompts: list[list[int]], sampling: Sampling, *, texts: bool = True) -> list[list[Completion]]:

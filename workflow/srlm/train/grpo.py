@@ -181,6 +181,19 @@ def vllm_choice(stage: dict) -> bool:
     return False
 
 
+def end_turn_at(model, tokenizer, token: str) -> None:
+    """Rollouts end at `token` (config models.<m>.eos_token) too. TRL stops and masks a completion at the model's
+    generation_config EOS tokens and the tokenizer's EOS; a base model names only <|endoftext|>, which never
+    closes a ChatML turn, so its rollouts would run on past </answer> to the length limit."""
+    from srlm.generation.hf import token_id
+
+    eos = model.generation_config.eos_token_id
+    ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    end = token_id(tokenizer, token)
+    if end not in ids:
+        model.generation_config.eos_token_id = [*ids, end]
+
+
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
@@ -193,6 +206,7 @@ def main(argv=None) -> None:
     use_vllm = vllm_choice(stage)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
+    end_turn_at(model, tokenizer, p["model"]["eos_token"])
     data = load_dataset("json", data_files=args.data, split="train")
     kwargs = config_kwargs(
         stage,
