@@ -96,7 +96,7 @@ def load_raw(params: dict) -> list[tuple[str, dict]]:
         syn = params.get("synthetic") or {}
         if "n" not in syn or "seed" not in syn:
             raise ValueError(f"benchmarks.{name}.synthetic needs n and seed when source is synthetic")
-        rows = benchmark_rows(params["format"], syn["n"], syn["seed"])
+        rows = benchmark_rows(params["format"], syn["n"], syn["seed"], syn.get("level", "gsm8k"))
         return [(f"synthetic[{i}]", r) for i, r in enumerate(rows)]
     raise ValueError(f"benchmarks.{name}.source: unknown source {src!r} (hub|local|synthetic)")
 

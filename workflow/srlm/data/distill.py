@@ -63,7 +63,8 @@ def load_raw(data: dict) -> list[dict]:
     if src == "synthetic":
         from srlm.data.synthetic import camel_rows
 
-        return camel_rows(data["synthetic"]["n_train"], data["synthetic"]["seed"])
+        syn = data["synthetic"]
+        return camel_rows(syn["n_train"], syn["seed"], level=syn.get("level", "gsm8k"))
     if src == "local":  # a JSONL file in the camel schema (tests, offline copies)
         from srlm.data.io import read_jsonl
 

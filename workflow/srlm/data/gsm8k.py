@@ -99,7 +99,7 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
         return {
             s: [
                 (f"synthetic[{s}][{i}]", r)
-                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}"))
+                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}", syn.get("level", "gsm8k")))
             ]
             for s in ("train", "test")
         }

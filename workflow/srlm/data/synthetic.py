@@ -243,12 +243,36 @@ TEMPLATES: list[Callable[[random.Random, Vocab], Problem]] = [
 ]  # fmt: skip
 
 
-def problems(n: int, seed: int, purpose: str) -> list[Problem]:
-    """n problems for one purpose; distinct questions, same list for the same (n, seed, purpose)."""
+def e_lookup(rng: random.Random, v: Vocab) -> Problem:
+    """Read one count back: a copy through attention, which a two-layer model learns in a few hundred steps."""
+    (n, _), (i1, i2) = rng.choice(v.names), rng.sample(v.items, 2)
+    a, b = rng.sample(range(2, 60), 2)
+    item, ans = (i1, a) if rng.random() < 0.5 else (i2, b)
+    q_text = f"{n} has {a} {i1} and {b} {i2}. How many {item} does {n} have?"
+    return q_text, [f"{n} has {ans} {item}."], ans
+
+
+def e_add(rng: random.Random, v: Vocab) -> Problem:
+    """One addition of two single digits."""
+    (n, _), (n2, _) = _two(rng, v)
+    item, a, b = rng.choice(v.items), rng.randint(1, 9), rng.randint(1, 9)
+    q_text = f"{n} has {a} {item}. {n2} gives {n} {b} more {item}. How many {item} does {n} have now?"
+    return q_text, [step(f"{n} has", f"{a}+{b}", a + b, tail=f" {item}")], a + b
+
+
+# level "easy": what a tiny model can learn on a CPU in the demo's budget (config/demo.yaml), so that trained rows
+# measurably beat untrained ones; "gsm8k": the multi-step problems above, GSM8K's shape and difficulty.
+LEVELS: dict[str, list[Callable[[random.Random, Vocab], Problem]]] = {"gsm8k": TEMPLATES, "easy": [e_lookup, e_add]}
+
+
+def problems(n: int, seed: int, purpose: str, level: str = "gsm8k") -> list[Problem]:
+    """n problems for one purpose; distinct questions, same list for the same (n, seed, purpose, level)."""
+    if level not in LEVELS:
+        raise ValueError(f"synthetic level {level!r}: one of {sorted(LEVELS)}")
     rng, vocab = random.Random(f"{purpose}:{seed}"), Vocab.for_purpose(purpose)
     out, seen = [], set()
     while len(out) < n:
-        q, steps, ans = rng.choice(TEMPLATES)(rng, vocab)
+        q, steps, ans = rng.choice(LEVELS[level])(rng, vocab)
         if q not in seen and ans >= 0:
             seen.add(q)
             out.append((q, steps, ans))
@@ -260,12 +284,12 @@ def _final(ans: int, rng: random.Random) -> str:
     return f"{ans:,}" if ans >= 1000 and rng.random() < 0.5 else str(ans)
 
 
-def gsm8k_rows(n: int, seed: int, purpose: str = "gsm8k-train") -> list[dict]:
+def gsm8k_rows(n: int, seed: int, purpose: str = "gsm8k-train", level: str = "gsm8k") -> list[dict]:
     """openai/gsm8k rows: {question, answer: 'steps with <<calc>>\\n#### N'}."""
     rng = random.Random(f"{purpose}:{seed}:format")
     return [
         {"question": q, "answer": "\n".join(steps) + f"\n#### {_final(a, rng)}"}
-        for q, steps, a in problems(n, seed, purpose)
+        for q, steps, a in problems(n, seed, purpose, level)
     ]
 
 
@@ -273,12 +297,14 @@ def _plain(steps: list[str]) -> str:
     return "\n".join(re.sub(r"<<[^>]*>>", "", s) for s in steps)
 
 
-def camel_rows(n: int, seed: int, wrong_rate: float = 0.15, broken_rate: float = 0.05) -> list[dict]:
+def camel_rows(
+    n: int, seed: int, wrong_rate: float = 0.15, broken_rate: float = 0.05, level: str = "gsm8k"
+) -> list[dict]:
     """camel-ai/gsm8k_distilled rows; about wrong_rate traces box a wrong answer, broken_rate are unparseable
     (no closing </think>, or no \\boxed{})."""
     rng = random.Random(f"camel:{seed}:traces")
     rows = []
-    for q, steps, a in problems(n, seed, "camel"):
+    for q, steps, a in problems(n, seed, "camel", level):
         work = _plain(steps)
         roll = rng.random()
         boxed = a + rng.randint(1, 9) * rng.choice([-1, 1]) if roll < wrong_rate else a
@@ -301,14 +327,14 @@ def camel_rows(n: int, seed: int, wrong_rate: float = 0.15, broken_rate: float =
     return rows
 
 
-def benchmark_rows(fmt: str, n: int, seed: int) -> list[dict]:
+def benchmark_rows(fmt: str, n: int, seed: int, level: str = "gsm8k") -> list[dict]:
     """n rows in the raw schema of one benchmark file (formats as in shared/data/MANIFEST.md)."""
     if fmt == "gsm8k":
-        return gsm8k_rows(n, seed, purpose="bench-gsm8k")
+        return gsm8k_rows(n, seed, purpose="bench-gsm8k", level=level)
     if fmt not in ("olympiadbench", "math500", "minerva", "amc23"):
         raise ValueError(f"unknown benchmark format {fmt!r} (olympiadbench|math500|minerva|amc23|gsm8k)")
     rows = []
-    for i, (q, steps, a) in enumerate(problems(n, seed, f"bench-{fmt}")):
+    for i, (q, steps, a) in enumerate(problems(n, seed, f"bench-{fmt}", level)):
         sol = _plain(steps)
         if fmt == "olympiadbench":
             rows.append({"id": 5000 + i, "subfield": "Algebra", "context": None, "question": q,
