@@ -101,6 +101,6 @@ def default_corpus(system_prompt: str, n: int = 400, seed: int = 0) -> list[str]
     # Weighted so BPE merges them: short prompts keep tiny sequences short. The paper protocol's query template
     # is what evaluation asks (srlm.prompts), the system prompt what training data carries.
     texts = [system_prompt] * 50 + [PAPER_QUERY.format(Question="")] * 50
-    for row in synthetic.gsm8k_rows(n, seed) + synthetic.gsm8k_rows(n // 4, seed, level="easy"):
+    for row in synthetic.gsm8k_rows(n, seed):
         texts += [row["question"], cot_completion(row["answer"])]
     return texts
