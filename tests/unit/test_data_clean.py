@@ -195,11 +195,11 @@ def test_decontaminate_null_turns_it_off(tmp_path, dc):
 
 
 def test_benchmark_files_must_match_the_setting(tmp_path):
-    """The rule passes benchmark files exactly when decontamination is on; a mismatch is refused, not guessed."""
+    """The rule passes benchmark files exactly when decontamination is on; a mismatch is refused."""
     d, bench = _planted_local(tmp_path)
     off = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": None}}
     with pytest.raises(ValueError, match="decontamination is off"):
         gsm8k.prepare({"data": off, "system_prompt": SYS}, tmp_path / "o", [str(bench)])
     on = {**off, "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}
-    with pytest.raises(gsm8k.DataError, match="no benchmark file was given"):
+    with pytest.raises(gsm8k.DataError, match="no benchmark file given"):
         gsm8k.prepare({"data": on, "system_prompt": SYS}, tmp_path / "o", [])

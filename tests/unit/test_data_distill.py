@@ -99,10 +99,12 @@ def test_kd_rows_are_deduplicated_and_decontaminated(tmp_path):
     distill.main(["--params", json.dumps(params), "--out", str(out), "--bench", str(bench)])
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["kd-0", "kd-5"]
     rep = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
-    assert (rep["rows_in"], rep["converted"], rep["duplicates"], rep["contaminated"], rep["kept"]) == (6, 5, 2, 1, 2)
+    counts = (rep["rows_in"], rep["converted"], rep["duplicates"], rep["contaminated"], rep["kept"])
+    assert counts == (6, 5, 2, 1, 2)
     assert [(d["id"], d["duplicate_of"], d["kind"]) for d in rep["duplicate_rows"]] == [
         ("kd-1", "kd-0", "exact"), ("kd-2", "kd-0", "normalized")]  # fmt: skip
-    assert rep["contaminated_rows"] == [{"id": "kd-4", "overlap": 1.0, "benchmark": f"{bench}:{brows[5]['id']}"}]
+    leaked = f"{bench}:{brows[5]['id']}"
+    assert rep["contaminated_rows"] == [{"id": "kd-4", "overlap": 1.0, "benchmark": leaked}]
     assert rep["decontamination"] == {"ngram": 13, "threshold": 0.5, "benchmarks": [str(bench)]}
     assert rep["dropped_by_reason"] == {"wrong_answer": 1}
     # decontaminate null: off, as for GSM8K (no --bench); dedup alone still runs

@@ -321,7 +321,7 @@ def test_summarize_hand_made():
 
 
 def test_summarize_interval_does_not_collapse_at_0_or_n():
-    """A cell at 0/40 (AMC23 in docs/real-weights.md) showed [0.0, 0.0]; the Wilson bound is z²/(n+z²) = 8.8%."""
+    """A cell at 0/40 (AMC23 in docs/real-weights.md) showed [0.0, 0.0]; Wilson's bound is z²/(n+z²) = 8.8%."""
     zeros = [_d(f"p{i}", 0, False) for i in range(40)]
     lo, hi = grade.summarize(zeros, 1)["ci95"]
     assert lo == 0.0 and hi == pytest.approx(0.0876, abs=5e-5)
@@ -334,8 +334,8 @@ def test_summarize_interval_does_not_collapse_at_0_or_n():
 
 
 def test_summarize_clustered_samples():
-    """Several samples a problem: the interval is as wide as the problems make it. Samples of a problem that all
-    agree are worth one sample each (design effect m); samples that vary within problems are worth more."""
+    """Several samples a problem: the interval is as wide as the problems make it. Samples of a problem that
+    all agree are worth one sample each (design effect m); samples that vary within problems are worth more."""
     # 10 of 40 problems right in all 4 samples, the rest wrong in all 4: 40 problems' worth of evidence
     agree = [_d(f"p{i}", j, i < 10) for i in range(40) for j in range(4)]
     s = grade.summarize(agree, 4)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from srlm import grade
-from srlm import interval, layout, tables
+from srlm import grade, interval, layout, tables
 
 # What srlm.grade writes for each protocol (its own text, with the installed math-verify's version).
 GRADED_BY = {"paper": grade.graded_by("paper"), "r1": grade.graded_by("r1")}
@@ -84,8 +83,8 @@ def declared(spec, results) -> tables.Inputs:
     return tables.Inputs(layout.Layout(str(results)).inputs(cells, ["evals", "health"]))
 
 
-def write_eval(results, model, chain, bench, p, ci=None, not_extractable=0.0, n=40, stderr=0.01, protocol="paper",
-               n_samples=1):
+def write_eval(results, model, chain, bench, p, ci=None, not_extractable=0.0, n=40, stderr=0.01,
+               protocol="paper", n_samples=1):
     """An evaluation file as srlm.grade writes it; its interval Wilson's over n problems unless given."""
     path = Path(layout.Layout(str(results)).eval_json(model, chain, bench))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,8 +232,8 @@ def test_delta_interval_uses_both_intervals():
 def test_vs_paper_marks_only_differences_beyond_both_noises(tmp_path):
     spec = small_spec()
     inst = "qwen2.5-0.5b-instruct"  # paper: 6.2, 31.4, 6.3, 5.0, 45.5
-    # Ours with the Wilson interval srlm.grade writes (one sample a problem); Δ's interval is Newcombe's from ours
-    # and the paper's Wilson interval over as many problems. Marked where it excludes 0.
+    # Ours with the Wilson interval srlm.grade writes (one sample a problem); Δ's interval is Newcombe's from
+    # ours and the paper's Wilson interval over as many problems. Marked where it excludes 0.
     write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, n=675)
     write_eval(tmp_path, inst, "base", "math500", 0.250, n=500)
     write_eval(tmp_path, inst, "base", "minerva", 0.020, n=272)
@@ -257,10 +256,15 @@ def test_vs_paper_at_zero_is_not_degenerate(tmp_path):
     write_eval(tmp_path, base, "kd-lora", "amc23", 0.0, n=40)
     write_eval(tmp_path, base, "kd", "amc23", 0.0, n=40)
     md = tables.render_vs_paper(spec, declared(spec, tmp_path))
-    assert vs_paper_cells(md, "Qwen2.5-0.5B+KD (Lora)")[10:13] == ["0.0 [0.0, 8.8]", "0.0", "+0.0 [-8.8, +8.8]"]
+    lora = vs_paper_cells(md, "Qwen2.5-0.5B+KD (Lora)")
+    assert lora[10:13] == ["0.0 [0.0, 8.8]", "0.0", "+0.0 [-8.8, +8.8]"]
     # 0 of 40 against 3 of 40 printed: within the noise of 40 problems
     assert vs_paper_cells(md, "Qwen2.5-0.5B+KD")[10:13] == ["0.0 [0.0, 8.8]", "7.5", "-7.5 [-19.9, +2.5]"]
     assert "0 of 2 compared cells" in md
+
+
+def _instruct_cells(spec, results):
+    return vs_paper_cells(tables.render_vs_paper(spec, declared(spec, results)), "Qwen2.5-0.5B-Instruct")
 
 
 def test_vs_paper_band_grows_with_fewer_problems(tmp_path):
@@ -269,28 +273,26 @@ def test_vs_paper_band_grows_with_fewer_problems(tmp_path):
     inst = "qwen2.5-0.5b-instruct"
     write_eval(tmp_path / "big", inst, "base", "math500", 0.250, n=5000)
     write_eval(tmp_path / "small", inst, "base", "math500", 0.250, n=40)
-    big = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "big")), "Qwen2.5-0.5B-Instruct")[6]
-    small = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "small")), "Qwen2.5-0.5B-Instruct")[6]
+    big, small = (_instruct_cells(spec, tmp_path / d)[6] for d in ("big", "small"))
     assert big.endswith("✗") and not small.endswith("✗"), (big, small)
 
 
 def test_vs_paper_delta_uses_our_interval(tmp_path):
-    """Several samples a problem: the interval grade wrote (wider than Wilson over n when the problems disagree)
-    is what Δ's interval is built from, not a binomial guess."""
+    """Several samples a problem: the interval grade wrote (wider than Wilson over n when the problems
+    disagree) is what Δ's interval is built from, not a binomial guess."""
     spec = small_spec()
     inst = "qwen2.5-0.5b-instruct"
     write_eval(tmp_path / "narrow", inst, "base", "math500", 0.250, n=500, n_samples=4, ci=(0.23, 0.27))
     write_eval(tmp_path / "wide", inst, "base", "math500", 0.250, n=500, n_samples=4, ci=(0.15, 0.37))
-    narrow = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "narrow")), "Qwen2.5-0.5B-Instruct")
-    wide = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "wide")), "Qwen2.5-0.5B-Instruct")
+    narrow, wide = (_instruct_cells(spec, tmp_path / d) for d in ("narrow", "wide"))
     assert narrow[4] == "25.0 [23.0, 27.0]" and narrow[6].endswith("✗")
     assert wide[4] == "25.0 [15.0, 37.0]" and not wide[6].endswith("✗")
 
 
 def test_our_numbers_say_how_they_were_graded_not_lighteval(tmp_path):
-    """The paper's caption says lighteval evaluated its numbers; ours are graded by math-verify (under lighteval's
-    settings for protocol paper). Our table says so, from the evaluation files; the paper's sentence stays with
-    the paper's numbers."""
+    """The paper's caption says lighteval evaluated its numbers; ours are graded by math-verify (under
+    lighteval's settings for protocol paper). Our table says so, from the evaluation files; the paper's
+    sentence stays with the paper's numbers."""
     spec = small_spec()
     for b in spec["table"]["columns"]:
         write_eval(tmp_path, "qwen2.5-0.5b-instruct", "base", b, 0.3, protocol="paper")
@@ -304,7 +306,8 @@ def test_our_numbers_say_how_they_were_graded_not_lighteval(tmp_path):
     assert 'printed value (the paper: "All results are evaluated by Lighteval framework [40].")' in vs
     assert "graded under evaluation protocol `paper` by math-verify " in vs
     # the paper's own rendering keeps its caption whole (the golden tests above)
-    assert "All results are evaluated by Lighteval framework [40]." in tables.render(spec, tables.Inputs({}), "paper")
+    paper = tables.render(spec, tables.Inputs({}), "paper")
+    assert "All results are evaluated by Lighteval framework [40]." in paper
 
 
 def test_grading_note_follows_the_files_not_config(tmp_path):
@@ -322,7 +325,8 @@ def test_grading_note_follows_the_files_not_config(tmp_path):
 def test_table1_cited_rows_keep_the_papers_evaluation_sentence(tmp_path):
     spec = tables.table_spec(CONFIG, "table1")
     md = tables.render(spec, declared(spec, tmp_path))
-    assert '(cited): the paper\'s numbers for models it cites; not run here (the paper: "All results are ' in md
+    said = '(the paper: "All results are evaluated by Lighteval framework [40].").'
+    assert "(cited): the paper's numbers for models it cites; not run here " + said in md
 
 
 def test_vs_paper_names_a_file_without_noise_fields(tmp_path):

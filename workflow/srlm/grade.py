@@ -49,10 +49,10 @@ def graded_by(protocol: str) -> str:
     mv = f"math-verify {importlib.metadata.version('math-verify')}"
     if protocol == "paper":
         return (
-            f"{mv} with lighteval's extractive-match settings as the paper's reference harness configures them "
-            "(Open-RS [7]: open-r1's MATH query template, no system prompt; the prediction's first expression or "
-            "boxed LaTeX answer against the gold read as LaTeX, as an expression for AMC23 and GSM8K; precision 5), "
-            "called directly, not through lighteval"
+            f"{mv} with lighteval's extractive-match settings as the paper's reference harness configures "
+            "them (Open-RS [7]: open-r1's MATH query template, no system prompt; the prediction's first "
+            "expression or boxed LaTeX answer against the gold read as LaTeX, as an expression for AMC23 and "
+            "GSM8K; precision 5), called directly, not through lighteval"
         )
     return f"{mv} on the answer between <answer> and </answer> (R1 system prompt; srlm.grading)"
 
@@ -74,7 +74,6 @@ def summarize(details: list[dict], n_samples: int) -> dict:
         "pass_at_1": float(per_problem.mean()),
         "stderr": stderr,
         "ci95": list(interval.pass_at_1(per_problem.tolist(), n_samples)),
-        "ci_method": "wilson" if n_samples == 1 else "wilson, effective count (clustered samples)",
         "not_extractable_rate": float(np.mean([d["extracted"] is None for d in details])),
         "stopped_rate": float(np.mean([d["finish_reason"] == "stop" for d in details])),
         "completion_tokens_mean": float(tokens.mean()),

@@ -1,13 +1,13 @@
 """The paper's Tables 1–3 as Markdown, from config rows and our evaluation JSONs.
 
-Layout (sections, labels, row order, columns, caption) comes from the table's config slice; the caption's sentence
-on how the numbers were evaluated is the paper's (`paper_evaluation`) only beside the paper's numbers: beside ours
-it says how ours were graded, from the evaluation files (`graded_by`, srlm.grade). Marks on our rows are computed
-from the run's outputs: ‡ when the health check of a training stage along the chain says
-"collapsed" (health.json, srlm.health), † when the row's mean share of non-extractable answers exceeds the
-threshold (config `marks`). The "paper" source renders the paper's printed numbers and marks from config (the
-golden tests compare it with the paper). Only the files the rule declares are read (INPUTS.json, a
-`layout.Layout.inputs` mapping); a run without a declared file shows "-".
+Layout (sections, labels, row order, columns, caption) comes from the table's config slice; the caption's
+sentence on how the numbers were evaluated is the paper's (`paper_evaluation`), printed only beside the
+paper's numbers: beside ours it says how ours were graded, from the evaluation files (`graded_by`,
+srlm.grade). Marks on our rows are computed from the run's outputs: ‡ when the health check of a training
+stage along the chain says "collapsed" (health.json, srlm.health), † when the row's mean share of
+non-extractable answers exceeds the threshold (config `marks`). The "paper" source renders the paper's printed
+numbers and marks from config (the golden tests compare it with the paper). Only the files the rule declares
+are read (INPUTS.json, a `layout.Layout.inputs` mapping); a run without a declared file shows "-".
 
     python -m srlm.tables --spec SPEC.json --inputs INPUTS.json --out results/table2.md \
         --vs-paper results/table2_vs_paper.md
@@ -269,8 +269,8 @@ def paper_ci(p: float, n: int) -> tuple[float, float]:
 
 
 def delta_ci(ours: float, ours_ci: tuple[float, float], paper: float, n: int) -> tuple[float, float]:
-    """95% interval of ours − paper (fractions): Newcombe's hybrid score interval from our evaluation's interval
-    and the paper's Wilson interval (srlm.interval.difference). Right at 0: two cells at 0/40 give ±8.8 pp."""
+    """95% interval of ours − paper (fractions): Newcombe's hybrid score interval from our evaluation's
+    interval and the paper's Wilson interval (srlm.interval.difference). At 0/40 twice: ±8.8 pp."""
     return interval.difference(ours, ours_ci, paper, paper_ci(paper, n))
 
 
@@ -281,8 +281,8 @@ def _n_problems(inputs: Inputs, row: dict, bench: str) -> int:
 
 
 def ours_grading(spec: dict, inputs: Inputs) -> str:
-    """How our numbers in this table were graded, from their evaluation files (never from config: a table tells
-    what produced its numbers): protocol, grader and version, samples per problem, interval."""
+    """How our numbers in this table were graded, from their evaluation files (never from config: a table
+    tells what produced its numbers): protocol, grader and version, samples per problem."""
     how, samples = {}, set()
     for _, row in iter_rows(spec["table"]):
         if row.get("cited"):
@@ -303,8 +303,8 @@ def ours_grading(spec: dict, inputs: Inputs) -> str:
 
 
 def render_vs_paper(spec: dict, inputs: Inputs) -> str:
-    """Ours with its 95% interval beside the paper's value and the difference Δ with its 95% interval (`delta_ci`:
-    the sampling noise of both numbers); ✗ where that interval excludes 0."""
+    """Ours with its 95% interval beside the paper's value and the difference Δ with its 95% interval
+    (`delta_ci`: the sampling noise of both numbers); ✗ where that interval excludes 0."""
     table, cols = spec["table"], spec["table"]["columns"]
     header = [table["header"]]
     for c in cols:
@@ -337,20 +337,20 @@ def render_vs_paper(spec: dict, inputs: Inputs) -> str:
     lines += _md_table(header, [":--"] + ["--:"] * (3 * len(cols)) + [":-:"], body)
     lines += [
         "",
-        f"- {ours_grading(spec, inputs)} Our interval: Wilson's, on the effective count where several samples "
-        "share a problem (docs/fidelity.md §5).",
+        f"- {ours_grading(spec, inputs)} Our interval: Wilson's, on the effective count where several "
+        "samples share a problem (docs/fidelity.md §5).",
         "- Paper: the printed value" + (f" (the paper: \"{said}\")" if said else "") + ". Δ = ours − paper "
         "(percentage points).",
         (
-            "- Both numbers are samples: the bracket is the 95% interval of their difference, Newcombe's hybrid "
-            "score interval from our interval and the paper's Wilson interval (the paper's value as one sample "
-            "per problem over the benchmark's n problems; the paper does not say how many it scored). It stays "
-            "wide where both sit at 0."
+            "- Both numbers are samples: the bracket is the 95% interval of their difference, Newcombe's "
+            "hybrid score interval from our interval and the paper's Wilson interval (the paper's value as "
+            "one sample per problem over the benchmark's n problems; the paper does not say how many it "
+            "scored). It stays wide where both sit at 0."
         ),
         (
-            f"- ✗: the interval of the difference excludes 0 — {marked} of {compared} compared cells. Unmarked "
-            "cells agree within sampling noise; were both runs of the same model, about 1 cell in 20 would be "
-            "marked by chance."
+            f"- ✗: the interval of the difference excludes 0 — {marked} of {compared} compared cells. "
+            "Unmarked cells agree within sampling noise; were both runs of the same model, about 1 cell in "
+            "20 would be marked by chance."
         ),
         (
             f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "

@@ -1,8 +1,8 @@
-"""Cleaning of training questions, shared by GSM8K (srlm.data.gsm8k) and the KD rows (srlm.data.distill): exact
-and normalized deduplication, and n-gram decontamination against the benchmark problems.
+"""Cleaning of training questions, shared by GSM8K (srlm.data.gsm8k) and the KD rows (srlm.data.distill):
+exact and normalized deduplication, and n-gram decontamination against the benchmark problems.
 
-Settings: config `data.gsm8k.clean` (`dedup`: bool; `decontaminate`: {ngram, threshold}, or null = off). Rows are
-dicts with "id" and "question"; what each step dropped is logged by id.
+Settings: config `data.gsm8k.clean` (`dedup`: bool; `decontaminate`: {ngram, threshold}, or null = off).
+Rows are dicts with "id" and "question"; what each step dropped is logged by id.
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ def clean(rows: list[dict], settings: dict | None, bench_files: list[str] = ()) 
     dc = settings.get("decontaminate")
     if dc is None:
         if bench_files:
-            raise ValueError("benchmark files given (--bench) but decontamination is off (clean.decontaminate null)")
+            raise ValueError("benchmark files given (--bench) but decontamination is off (null)")
         return rows, report
     if not bench_files:
-        raise DataError("decontamination is on (clean.decontaminate) but no benchmark file was given (--bench)")
+        raise DataError("decontamination is on (clean.decontaminate) but no benchmark file given (--bench)")
     n, threshold = int(dc["ngram"]), float(dc["threshold"])
     bench = {str(f): read_jsonl(f) for f in bench_files}
     for f, brows in bench.items():

@@ -4,10 +4,10 @@ math-verifies against the gold.
 
 The completion is "<think>{the trace's <think> content}</think>\\n<answer>{gold}</answer>": the text
 the teacher wrote after </think> is dropped, and the answer tag holds the gold string (equal to the boxed
-answer by the check above, without the LaTeX/units a boxed value may carry). The kept rows are then deduplicated
-and decontaminated against the benchmarks like GSM8K's train split (params "clean" = config data.gsm8k.clean's
-dedup and decontaminate; --bench; srlm.data.clean). kd_report.json beside the output counts kept rows, each drop
-reason and what cleaning dropped.
+answer by the check above, without the LaTeX/units a boxed value may carry). The kept rows are then
+deduplicated and decontaminated against the benchmarks like GSM8K's train split (params "clean" = config
+data.gsm8k.clean's dedup and decontaminate; --bench; srlm.data.clean). kd_report.json beside the output counts
+kept rows, each drop reason and what cleaning dropped.
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
 @cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", required=True,
-                    help='JSON: {"data": <config data.kd>, "system_prompt": str, "clean": {"dedup", "decontaminate"}}')
+    ap.add_argument(
+        "--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str, "clean": ...}'
+    )
     ap.add_argument("--out", required=True, help="train.jsonl; kd_report.json is written beside it")
     ap.add_argument(
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"

@@ -6,8 +6,8 @@ sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and cleaning.json (w
 srlm.data.prep_report adds token-length statistics to it as prep_report.json).
 
 Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
-against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean), malformed-row
-handling.
+against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
+malformed-row handling.
 """
 
 from __future__ import annotations
