@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from srlm.data import benchmarks, gsm8k, prep_report
+from srlm.data import benchmarks, clean, gsm8k, prep_report
 from srlm.data.io import write_jsonl
 from srlm.data.synthetic import benchmark_rows, camel_rows, gsm8k_rows
 
@@ -27,7 +27,7 @@ def test_dedup_exact_and_normalized_keeps_first():
     rows = _rows(
         ["How many apples?", "How many pears?", "How many apples?", "how  many APPLES ?!", "How many"]
     )
-    kept, log = gsm8k.dedup(rows)
+    kept, log = clean.dedup(rows)
     assert [r["id"] for r in kept] == ["r0", "r1", "r4"]
     assert log == [{"id": "r2", "duplicate_of": "r0", "kind": "exact"},
                    {"id": "r3", "duplicate_of": "r0", "kind": "normalized"}]  # fmt: skip
@@ -47,7 +47,7 @@ def _bench_sets(n=200):
 @pytest.mark.parametrize("ngram", [10, 13])
 def test_disjoint_synthetic_sets_are_not_flagged(ngram):
     train = _rows(r["question"] for r in gsm8k_rows(1000, 0))
-    kept, log = gsm8k.decontaminate(train, _bench_sets(), ngram, threshold=1e-9)  # any shared n-gram
+    kept, log = clean.decontaminate(train, _bench_sets(), ngram, threshold=1e-9)  # any shared n-gram
     assert log == [] and len(kept) == 1000
 
 
@@ -61,7 +61,7 @@ def test_planted_overlaps_are_found():
         {"id": "recased", "question": "  " + b_math["problem"].upper().replace(". ", " .  ")},  # case/space
         {"id": "edited", "question": " ".join(words[:-3] + ["what", "remains?"])},       # tail changed
     ]  # fmt: skip
-    kept, log = gsm8k.decontaminate(train[:50] + planted + train[50:], bench, 13, 0.5)
+    kept, log = clean.decontaminate(train[:50] + planted + train[50:], bench, 13, 0.5)
     assert {e["id"]: e["benchmark"] for e in log} == {
         "copy": f"math500:{b_math['id']}",
         "recased": f"math500:{b_math['id']}",
@@ -168,3 +168,38 @@ def test_cli_with_bench_and_tokenizer_is_deterministic(tmp_path):
     tl = rep["token_lengths"]
     assert tl["n"] == 30 and 0 < tl["p50"] <= tl["p90"] <= tl["p95"] <= tl["p99"] <= tl["max"]
     assert tl["max_length"] == 120 and 0 < tl["over_max_length"] < 30
+
+
+def _planted_local(tmp_path):
+    """Local GSM8K files whose train split holds a benchmark problem verbatim, and that benchmark file."""
+    bench = tmp_path / "bench.jsonl"
+    write_jsonl(bench, _bench_sets(20)["math500"])
+    plant = json.loads(bench.read_text().splitlines()[3])["problem"]
+    d = _local_dir(tmp_path, [json.dumps(r) for r in gsm8k_rows(30, 0)]
+                   + [json.dumps({"question": plant, "answer": "x\n#### 3"})])  # fmt: skip
+    return d, bench
+
+
+@pytest.mark.parametrize("dc", [{"ngram": 13, "threshold": 0.5}, None], ids=["on", "null"])
+def test_decontaminate_null_turns_it_off(tmp_path, dc):
+    """config data.gsm8k.clean.decontaminate: null means off (schema and config say so): the planted benchmark
+    problem stays, and the report says the step did not run."""
+    d, bench = _planted_local(tmp_path)
+    data = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": dc}}
+    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, tmp_path / "o", [str(bench)] if dc else [])
+    if dc:
+        assert (rep["contaminated"], rep["rows_out"]) == (1, 30)
+        assert rep["decontamination"]["benchmarks"] == [str(bench)]
+    else:
+        assert (rep["contaminated"], rep["decontamination"], rep["rows_out"]) == (None, None, 31)
+
+
+def test_benchmark_files_must_match_the_setting(tmp_path):
+    """The rule passes benchmark files exactly when decontamination is on; a mismatch is refused."""
+    d, bench = _planted_local(tmp_path)
+    off = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": None}}
+    with pytest.raises(ValueError, match="decontamination is off"):
+        gsm8k.prepare({"data": off, "system_prompt": SYS}, tmp_path / "o", [str(bench)])
+    on = {**off, "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}
+    with pytest.raises(gsm8k.DataError, match="no benchmark file given"):
+        gsm8k.prepare({"data": on, "system_prompt": SYS}, tmp_path / "o", [])

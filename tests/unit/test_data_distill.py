@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from srlm.data import distill
 from srlm.data.synthetic import camel_rows
 
@@ -64,3 +65,51 @@ def test_synthetic_camel_rows(tmp_path):
     # the generator's wrong and broken traces are exactly the dropped ones
     assert 0 < rep["dropped"] == flagged_bad < 60 and rep["flag_disagrees"] == 0
     assert rep["dropped_by_reason"]["wrong_answer"] > 0
+
+
+def _bench(path):
+    """A normalized benchmark file (what prepare_benchmark writes) of synthetic MATH-500 problems."""
+    from srlm.data import benchmarks
+    from srlm.data.synthetic import benchmark_rows
+
+    rows = [benchmarks.normalize(r, "math500", i) for i, r in enumerate(benchmark_rows("math500", 20, 0))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, rows
+
+
+def test_kd_rows_are_deduplicated_and_decontaminated(tmp_path):
+    """KD rows from the hub get GSM8K's cleaning: repeated problems keep their first usable trace, and a
+    benchmark problem (here verbatim, re-cased) is dropped; kd_report.json counts both."""
+    bench, brows = _bench(tmp_path / "math500.jsonl")
+    leak = brows[5]["problem"]
+    right = "<think>3 plus 4 is 7.</think>\nSo \\boxed{7}."
+    rows = [
+        _camel(right),                                          # kd-0 kept
+        _camel(right, problem="What is 3 + 4?"),                # kd-1 exact duplicate of kd-0
+        _camel(right, problem="what is 3+4 ?"),                 # kd-2 normalized duplicate
+        _camel("<think>x</think> \\boxed{8}", problem="Sum?"),  # kd-3 wrong: dropped before cleaning
+        _camel(right, problem=leak.upper()),                    # kd-4 a benchmark problem
+        _camel(right, problem="Another 3 + 4, asked differently: what is it?"),  # kd-5 kept
+    ]  # fmt: skip
+    src = tmp_path / "camel.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS,
+              "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
+    out = tmp_path / "kd" / "train.jsonl"
+    distill.main(["--params", json.dumps(params), "--out", str(out), "--bench", str(bench)])
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["kd-0", "kd-5"]
+    rep = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
+    counts = (rep["rows_in"], rep["converted"], rep["duplicates"], rep["contaminated"], rep["kept"])
+    assert counts == (6, 5, 2, 1, 2)
+    assert [(d["id"], d["duplicate_of"], d["kind"]) for d in rep["duplicate_rows"]] == [
+        ("kd-1", "kd-0", "exact"), ("kd-2", "kd-0", "normalized")]  # fmt: skip
+    leaked = f"{bench}:{brows[5]['id']}"
+    assert rep["contaminated_rows"] == [{"id": "kd-4", "overlap": 1.0, "benchmark": leaked}]
+    assert rep["decontamination"] == {"ngram": 13, "threshold": 0.5, "benchmarks": [str(bench)]}
+    assert rep["dropped_by_reason"] == {"wrong_answer": 1}
+    # decontaminate null: off, as for GSM8K (no --bench); dedup alone still runs
+    off = {**params, "clean": {"dedup": True, "decontaminate": None}}
+    rep = distill.prepare(off, tmp_path / "off" / "train.jsonl")
+    assert (rep["duplicates"], rep["contaminated"], rep["decontamination"], rep["kept"]) == (2, None, None, 3)
+    with pytest.raises(ValueError, match="decontamination is off"):
+        distill.prepare(off, tmp_path / "x" / "train.jsonl", [str(bench)])

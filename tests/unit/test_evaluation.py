@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from srlm import completions, grade, grading, prompts
+from srlm import completions, grade, grading, interval, prompts
 from srlm.generation import Sampling
 from srlm.generation import hf as generation_hf
 
@@ -118,7 +118,7 @@ def _generate(model_dir: Path, bench: Path, out: Path, params: dict) -> tuple[di
 
 
 def _grade(comp: Path, bench: Path, tmp_path: Path, **over) -> tuple[dict, list[dict]]:
-    params = {"timeout_s": 5.0, "bootstrap_resamples": 200, "seed": 0, "gold_format": "gsm8k", **over}
+    params = {"timeout_s": 5.0, "gold_format": "gsm8k", **over}
     out, det = tmp_path / "toy.json", tmp_path / "toy.details.jsonl"
     assert grade.main(["--completions", str(comp), "--bench", str(bench), "--params", json.dumps(params),
                        "--out", str(out), "--details", str(det), "--label", "tiny/sft/toy"]) == 0  # fmt: skip
@@ -165,6 +165,8 @@ def test_grading_job(sampled, bench, tmp_path):
     # the tiny model was trained on these answers: some right, and not everything right (sampling at T 0.6)
     assert 0 < summary["pass_at_1"] < 1
     assert summary["completion_tokens_total"] == sum(s["tokens"] for r in rows for s in r["samples"])
+    assert summary["ci95"] == list(interval.pass_at_1(per, 3)) and summary["graded_by"].startswith("math-verify ")
+    assert "<answer>" in summary["graded_by"] and "lighteval" not in summary["graded_by"]
 
 
 def test_grading_refuses_completions_of_another_benchmark(sampled, tmp_path):
@@ -273,6 +275,9 @@ def test_paper_protocol_grading(sampled, bench, tmp_path):
     completions.write(paper, {**settings, "protocol": "paper"}, rows)
     summary, details = _grade(paper, bench, tmp_path)
     assert summary["protocol"] == "paper"
+    # the tables cite this: what graded the numbers, never "lighteval ran"
+    assert "lighteval's extractive-match settings" in summary["graded_by"]
+    assert "not through lighteval" in summary["graded_by"]
     gold = dict((f"p{i}", a) for i, (_, a) in enumerate(PROBLEMS))
     texts = {(r["id"], j): s["text"] for r in rows for j, s in enumerate(r["samples"])}
     for d in details:
@@ -299,14 +304,45 @@ def test_summarize_hand_made():
         _d("c", 0, False, None, 30),
         _d("c", 1, False),
     ]
-    s = grade.summarize(details, n_samples=2, bootstrap_resamples=2000, seed=0)
+    s = grade.summarize(details, n_samples=2)
     assert s["pass_at_1"] == pytest.approx(0.5)  # per problem 1, 0.5, 0
     assert s["stderr"] == pytest.approx(0.5 / math.sqrt(3))  # sample std of (1, .5, 0) is 0.5
+    # p(1-p)/stderr² = 0.25 / (0.25/3) = 3 problems' worth (within [3, 6]): Wilson at n = 3
+    assert s["ci95"] == pytest.approx(list(interval.wilson(0.5, 3)))
     lo, hi = s["ci95"]
-    assert 0.0 <= lo < 0.5 < hi <= 1.0
-    assert s["ci95"] == grade.summarize(details, 2, 2000, 0)["ci95"]  # seeded
+    assert 0.0 < lo < 0.5 < hi < 1.0
     assert s["not_extractable_rate"] == pytest.approx(2 / 6) and s["stopped_rate"] == pytest.approx(5 / 6)
     assert (s["completion_tokens_total"], s["completion_tokens_mean"]) == (90, 15.0)
-    assert grade.summarize(details[:2], 2, 100, 0)["stderr"] == 0.0  # one problem
+    one = grade.summarize(details[:2], 2)  # one problem, both right: no noise estimate, yet an interval
+    assert one["stderr"] == 0.0 and one["ci95"] == pytest.approx(list(interval.wilson(1.0, 1)))
+    assert one["ci95"][0] < 0.25
     with pytest.raises(ValueError, match="expected 3 samples"):
-        grade.summarize(details, n_samples=3, bootstrap_resamples=10, seed=0)
+        grade.summarize(details, n_samples=3)
+
+
+def test_summarize_interval_does_not_collapse_at_0_or_n():
+    """A cell at 0/40 (AMC23 in docs/real-weights.md) showed [0.0, 0.0]; Wilson's bound is z²/(n+z²) = 8.8%."""
+    zeros = [_d(f"p{i}", 0, False) for i in range(40)]
+    lo, hi = grade.summarize(zeros, 1)["ci95"]
+    assert lo == 0.0 and hi == pytest.approx(0.0876, abs=5e-5)
+    ones = [_d(f"p{i}", 0, True) for i in range(40)]
+    lo, hi = grade.summarize(ones, 1)["ci95"]
+    assert hi == 1.0 and lo == pytest.approx(1 - 0.0876, abs=5e-5)
+    # 4 samples a problem, all wrong: 160 samples, but the problems are the unit: the same 8.8%, not 2.3%
+    clustered = [_d(f"p{i}", j, False) for i in range(40) for j in range(4)]
+    assert grade.summarize(clustered, 4)["ci95"] == pytest.approx([0.0, 0.0876], abs=5e-5)
+
+
+def test_summarize_clustered_samples():
+    """Several samples a problem: the interval is as wide as the problems make it. Samples of a problem that
+    all agree are worth one sample each (design effect m); samples that vary within problems are worth more."""
+    # 10 of 40 problems right in all 4 samples, the rest wrong in all 4: 40 problems' worth of evidence
+    agree = [_d(f"p{i}", j, i < 10) for i in range(40) for j in range(4)]
+    s = grade.summarize(agree, 4)
+    assert s["pass_at_1"] == 0.25 and s["ci95"] == pytest.approx(list(interval.wilson(0.25, 40)))
+    # every problem right in exactly 1 of its 4 samples: no spread between problems, all 160 samples count
+    spread = [_d(f"p{i}", j, j == 0) for i in range(40) for j in range(4)]
+    s2 = grade.summarize(spread, 4)
+    assert s2["pass_at_1"] == 0.25 and s2["ci95"] == pytest.approx(list(interval.wilson(0.25, 160)))
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(s2["ci95"]) < 0.6 * width(s["ci95"])

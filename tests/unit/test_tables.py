@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from srlm import layout, tables
+from srlm import grade, interval, layout, tables
+
+# What srlm.grade writes for each protocol (its own text, with the installed math-verify's version).
+GRADED_BY = {"paper": grade.graded_by("paper"), "r1": grade.graded_by("r1")}
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -80,10 +83,12 @@ def declared(spec, results) -> tables.Inputs:
     return tables.Inputs(layout.Layout(str(results)).inputs(cells, ["evals", "health"]))
 
 
-def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable=0.0, n=40, stderr=0.01):
+def write_eval(results, model, chain, bench, p, ci=None, not_extractable=0.0, n=40, stderr=0.01,
+               protocol="paper", n_samples=1):
+    """An evaluation file as srlm.grade writes it; its interval Wilson's over n problems unless given."""
     path = Path(layout.Layout(str(results)).eval_json(model, chain, bench))
     path.parent.mkdir(parents=True, exist_ok=True)
-    lo, hi = ci
+    lo, hi = interval.wilson(p, n) if ci is None else ci
     path.write_text(
         json.dumps(
             {
@@ -91,11 +96,13 @@ def write_eval(results, model, chain, bench, p, ci=(None, None), not_extractable
                 "chain": chain,
                 "benchmark": bench,
                 "backend": "transformers",
+                "protocol": protocol,
+                "graded_by": GRADED_BY[protocol],
                 "n_problems": n,
-                "n_samples": 1,
+                "n_samples": n_samples,
                 "pass_at_1": p,
                 "stderr": stderr,
-                "ci95": [p - 0.02 if lo is None else lo, p + 0.02 if hi is None else hi],
+                "ci95": [lo, hi],
                 "not_extractable_rate": not_extractable,
                 "completion_tokens_mean": 10.0,
                 "completion_tokens_total": 400,
@@ -200,56 +207,126 @@ def vs_paper_cells(md: str, label: str) -> list[str]:
     return [c.strip() for c in row.strip("|").split("|")]
 
 
-def test_paper_stderr_is_binomial():
-    assert tables.paper_stderr(0.5, 100) == pytest.approx(0.05)
-    assert tables.paper_stderr(0.314, 500) == pytest.approx((0.314 * 0.686 / 500) ** 0.5)
-    assert tables.paper_stderr(0.0, 40) == 0.0
+def test_paper_interval_is_wilson_and_does_not_collapse():
+    assert tables.paper_ci(0.5, 100) == interval.wilson(0.5, 100)
+    lo, hi = tables.paper_ci(0.0, 40)  # the paper's 0.0 on AMC23 (KD (Lora)): up to 3.5 of 40 problems
+    assert lo == 0.0 and hi == pytest.approx(0.0876, abs=1e-4)
 
 
-def test_differs_uses_the_noise_of_both_numbers():
-    # Paper 50% over 100 problems (s = 5 pp), ours with s = 5 pp: band 1.96 × 7.07 = 13.9 pp.
-    out, band = tables.differs(0.62, 0.05, 0.50, 100)
-    assert band == pytest.approx(1.959964 * (0.05**2 + 0.05**2) ** 0.5) and not out
-    # The same 12 pp outside our own CI (1.96 × 5 = 9.8 pp) but inside the combined band: not a difference.
-    assert 0.12 > 1.96 * 0.05
-    assert tables.differs(0.64, 0.05, 0.50, 100)[0]  # 14 pp > 13.9 pp
-    # More problems, less paper noise: a 5 pp gap on 5000 problems with a tight estimate of ours is real.
-    assert tables.differs(0.55, 0.005, 0.50, 5000)[0]
-    # Exactly equal numbers never differ, even with no noise at all.
-    assert not tables.differs(0.0, 0.0, 0.0, 40)[0]
+def test_delta_interval_uses_both_intervals():
+    # Two cells at 0/40: the old band 1.96·√(0 + 0) was 0 and marked any gap; this one spans ±8.8 pp.
+    lo, hi = tables.delta_ci(0.0, interval.wilson(0.0, 40), 0.0, 40)
+    assert (lo, hi) == pytest.approx((-0.0876, 0.0876), abs=1e-4)
+    # Newcombe's method 10 from the two intervals: ours 62/100, paper 50% over 100
+    ours = interval.wilson(0.62, 100)
+    lo, hi = tables.delta_ci(0.62, ours, 0.50, 100)
+    assert (lo, hi) == pytest.approx(interval.difference(0.62, ours, 0.50, interval.wilson(0.50, 100)))
+    assert lo < 0 < hi  # 12 pp on 100 problems each: within noise
+    # a wider interval of ours (several samples, few problems' worth) widens the difference's interval
+    wide = tables.delta_ci(0.62, (0.40, 0.80), 0.50, 100)
+    assert wide[0] < lo and wide[1] > hi
+    # more problems, less noise: 5 pp on 5000 problems is real
+    assert tables.delta_ci(0.55, interval.wilson(0.55, 5000), 0.50, 5000)[0] > 0
 
 
 def test_vs_paper_marks_only_differences_beyond_both_noises(tmp_path):
     spec = small_spec()
     inst = "qwen2.5-0.5b-instruct"  # paper: 6.2, 31.4, 6.3, 5.0, 45.5
-    # OB (675 problems): 6.0 vs 6.2, band 1.96 × √(.062·.938/675 + .009²) = 2.5 pp: not marked.
-    # MATH500 (500): 25.0 vs 31.4, band 1.96 × √(.314·.686/500 + .019²) = 5.5 pp < 6.4: marked.
-    # MINERVA (272): 2.0 vs 6.3, band 1.96 × √(.063·.937/272 + .0085²) = 3.3 pp < 4.3: marked.
-    # AMC23 (40): 15.0 vs 5.0, band 1.96 × √(.05·.95/40 + .0565²) = 13.0 pp > 10.0: not marked.
-    write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, ci=(0.050, 0.070), n=675, stderr=0.009)
-    write_eval(tmp_path, inst, "base", "math500", 0.250, ci=(0.212, 0.288), n=500, stderr=0.019)
-    write_eval(tmp_path, inst, "base", "minerva", 0.020, ci=(0.005, 0.035), n=272, stderr=0.0085)
-    write_eval(tmp_path, inst, "base", "amc23", 0.150, ci=(0.040, 0.260), n=40, stderr=0.0565)
+    # Ours with the Wilson interval srlm.grade writes (one sample a problem); Δ's interval is Newcombe's from
+    # ours and the paper's Wilson interval over as many problems. Marked where it excludes 0.
+    write_eval(tmp_path, inst, "base", "olympiadbench", 0.060, n=675)
+    write_eval(tmp_path, inst, "base", "math500", 0.250, n=500)
+    write_eval(tmp_path, inst, "base", "minerva", 0.020, n=272)
+    write_eval(tmp_path, inst, "base", "amc23", 0.150, n=40)
     md = tables.render_vs_paper(spec, declared(spec, tmp_path))
     cells = vs_paper_cells(md, "Qwen2.5-0.5B-Instruct")
-    assert cells[1:4] == ["6.0 [5.0, 7.0]", "6.2", "-0.2 ± 2.5"]
-    assert cells[4:7] == ["25.0 [21.2, 28.8]", "31.4", "-6.4 ± 5.5 ✗"]
-    assert cells[7:10] == ["2.0 [0.5, 3.5]", "6.3", "-4.3 ± 3.3 ✗"]
-    assert cells[10:13] == ["15.0 [4.0, 26.0]", "5.0", "+10.0 ± 13.0"]
+    assert cells[1:4] == ["6.0 [4.4, 8.1]", "6.2", "-0.2 [-2.8, +2.4]"]
+    assert cells[4:7] == ["25.0 [21.4, 29.0]", "31.4", "-6.4 [-11.9, -0.8] ✗"]
+    assert cells[7:10] == ["2.0 [0.9, 4.5]", "6.3", "-4.3 [-8.0, -0.9] ✗"]
+    assert cells[10:13] == ["15.0 [7.1, 29.1]", "5.0", "+10.0 [-4.0, +24.5]"]
     assert cells[13:16] == ["-", "45.5", "-"]  # not evaluated: not compared
     assert "2 of 4 compared cells" in md
-    assert "s_paper = √(p(1−p)/n)" in md
+    assert "Newcombe's hybrid score interval" in md
+
+
+def test_vs_paper_at_zero_is_not_degenerate(tmp_path):
+    """0/40 on AMC23 showed [0.0, 0.0], and against the paper's 0.0 a band of ±0: any gap was 'real'."""
+    spec = tables.table_spec(CONFIG, "table2")  # paper: base+KD (Lora) AMC23 0.0, base+KD AMC23 7.5
+    base = "qwen2.5-0.5b"
+    write_eval(tmp_path, base, "kd-lora", "amc23", 0.0, n=40)
+    write_eval(tmp_path, base, "kd", "amc23", 0.0, n=40)
+    md = tables.render_vs_paper(spec, declared(spec, tmp_path))
+    lora = vs_paper_cells(md, "Qwen2.5-0.5B+KD (Lora)")
+    assert lora[10:13] == ["0.0 [0.0, 8.8]", "0.0", "+0.0 [-8.8, +8.8]"]
+    # 0 of 40 against 3 of 40 printed: within the noise of 40 problems
+    assert vs_paper_cells(md, "Qwen2.5-0.5B+KD")[10:13] == ["0.0 [0.0, 8.8]", "7.5", "-7.5 [-19.9, +2.5]"]
+    assert "0 of 2 compared cells" in md
+
+
+def _instruct_cells(spec, results):
+    return vs_paper_cells(tables.render_vs_paper(spec, declared(spec, results)), "Qwen2.5-0.5B-Instruct")
 
 
 def test_vs_paper_band_grows_with_fewer_problems(tmp_path):
-    """The same gap and the same stderr of ours: marked on a large benchmark, not on a small one."""
+    """The same gap: marked on a large benchmark, not on a small one."""
     spec = small_spec()
     inst = "qwen2.5-0.5b-instruct"
-    write_eval(tmp_path / "big", inst, "base", "math500", 0.250, n=5000, stderr=0.006)
-    write_eval(tmp_path / "small", inst, "base", "math500", 0.250, n=40, stderr=0.006)
-    big = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "big")), "Qwen2.5-0.5B-Instruct")[6]
-    small = vs_paper_cells(tables.render_vs_paper(spec, declared(spec, tmp_path / "small")), "Qwen2.5-0.5B-Instruct")[6]
+    write_eval(tmp_path / "big", inst, "base", "math500", 0.250, n=5000)
+    write_eval(tmp_path / "small", inst, "base", "math500", 0.250, n=40)
+    big, small = (_instruct_cells(spec, tmp_path / d)[6] for d in ("big", "small"))
     assert big.endswith("✗") and not small.endswith("✗"), (big, small)
+
+
+def test_vs_paper_delta_uses_our_interval(tmp_path):
+    """Several samples a problem: the interval grade wrote (wider than Wilson over n when the problems
+    disagree) is what Δ's interval is built from, not a binomial guess."""
+    spec = small_spec()
+    inst = "qwen2.5-0.5b-instruct"
+    write_eval(tmp_path / "narrow", inst, "base", "math500", 0.250, n=500, n_samples=4, ci=(0.23, 0.27))
+    write_eval(tmp_path / "wide", inst, "base", "math500", 0.250, n=500, n_samples=4, ci=(0.15, 0.37))
+    narrow, wide = (_instruct_cells(spec, tmp_path / d) for d in ("narrow", "wide"))
+    assert narrow[4] == "25.0 [23.0, 27.0]" and narrow[6].endswith("✗")
+    assert wide[4] == "25.0 [15.0, 37.0]" and not wide[6].endswith("✗")
+
+
+def test_our_numbers_say_how_they_were_graded_not_lighteval(tmp_path):
+    """The paper's caption says lighteval evaluated its numbers; ours are graded by math-verify (under
+    lighteval's settings for protocol paper). Our table says so, from the evaluation files; the paper's
+    sentence stays with the paper's numbers."""
+    spec = small_spec()
+    for b in spec["table"]["columns"]:
+        write_eval(tmp_path, "qwen2.5-0.5b-instruct", "base", b, 0.3, protocol="paper")
+    ours = tables.render(spec, declared(spec, tmp_path))
+    head = ours.split("\n", 1)[0]
+    assert "Lighteval framework" not in ours and "evaluated by Lighteval" not in ours
+    assert "graded under evaluation protocol `paper` by math-verify " in head
+    assert "lighteval's extractive-match settings" in head and "not through lighteval" in head
+    assert "over 1 sample per problem" in head and "table3_vs_paper.md" in head
+    vs = tables.render_vs_paper(spec, declared(spec, tmp_path))
+    assert 'printed value (the paper: "All results are evaluated by Lighteval framework [40].")' in vs
+    assert "graded under evaluation protocol `paper` by math-verify " in vs
+    # the paper's own rendering keeps its caption whole (the golden tests above)
+    paper = tables.render(spec, tables.Inputs({}), "paper")
+    assert "All results are evaluated by Lighteval framework [40]." in paper
+
+
+def test_grading_note_follows_the_files_not_config(tmp_path):
+    spec = small_spec()
+    for b in spec["table"]["columns"]:
+        write_eval(tmp_path, "qwen2.5-0.5b-instruct", "base", b, 0.3, protocol="r1", n_samples=4)
+    head = tables.render(spec, declared(spec, tmp_path)).split("\n", 1)[0]
+    assert "over 4 samples per problem, graded under evaluation protocol `r1` by math-verify " in head
+    assert "<answer>" in head and "protocol `paper`" not in head
+    # nothing evaluated yet: nothing claimed
+    empty = tables.render(spec, declared(spec, tmp_path / "none")).split("\n", 1)[0]
+    assert "Ours: not evaluated yet." in empty and "math-verify" not in empty
+
+
+def test_table1_cited_rows_keep_the_papers_evaluation_sentence(tmp_path):
+    spec = tables.table_spec(CONFIG, "table1")
+    md = tables.render(spec, declared(spec, tmp_path))
+    said = '(the paper: "All results are evaluated by Lighteval framework [40].").'
+    assert "(cited): the paper's numbers for models it cites; not run here " + said in md
 
 
 def test_vs_paper_names_a_file_without_noise_fields(tmp_path):

@@ -149,11 +149,13 @@ def bench(content: bytes, fmt: str = "math500") -> tuple[str, dict[str, bytes], 
 
 def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", bench_file=None):
     data = {"source": "local", "local_dir": "gsm8k", "clean": {"on_malformed": on_malformed}}
-    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), "--out-dir", "out"]
     files = {"gsm8k/train.jsonl": train, "gsm8k/test.jsonl": test}
-    if bench_file is not None:
+    argv = []
+    if bench_file is not None:  # benchmark files come exactly when decontamination is on
+        data["clean"]["decontaminate"] = {"ngram": 13, "threshold": 0.5}
         files["bench.jsonl"] = bench_file
         argv += ["--bench", "bench.jsonl"]
+    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), "--out-dir", "out", *argv]
     return "srlm.data.gsm8k", files, argv
 
 

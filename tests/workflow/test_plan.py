@@ -88,6 +88,27 @@ def test_graphs_render_with_dot(fmt, tmp_path):
             assert rule in svg
 
 
+@pytest.mark.parametrize("off", [False, True], ids=["decontaminate", "decontaminate-null"])
+def test_decontamination_switch_reaches_both_training_sets(off, tmp_path):
+    """data.gsm8k.clean.decontaminate: null turns decontamination off: GSM8K and KD preparation get no
+    benchmark files (and need no benchmark job); set, both get all five."""
+    configs = ("config.yaml",)
+    if off:
+        (tmp_path / "off.yaml").write_text(yaml.safe_dump({"data": {"gsm8k": {"clean": {"decontaminate": None}}}}))
+        configs += (str(tmp_path / "off.yaml"),)
+    out = snakemake("-n", "-p", "results/data/gsm8k/sft.jsonl", "results/data/kd/train.jsonl",
+                    "--configfile", *configs).stdout  # fmt: skip
+    counts = job_counts(out)
+    assert (counts["prepare_gsm8k"], counts["prepare_kd"]) == (1, 1)
+    assert counts["prepare_benchmark"] == (0 if off else 5)
+    gsm8k = next(x for x in out.splitlines() if "python -m srlm.data.gsm8k" in x)
+    kd = next(x for x in out.splitlines() if "python -m srlm.data.distill" in x)
+    for command in (gsm8k, kd):
+        assert ("results/data/bench/" in command) is not off, command
+        assert command.count("results/data/bench/") == (0 if off else 5)
+    assert ('"decontaminate": null' in kd) is off  # a params change: switching prepares the KD rows again
+
+
 BAD = [
     ({"stages": {"rl": {"learning_rate": "1e-5"}}}, "stages.rl.learning_rate"),
     ({"stages": {"rl": {"lr": 1.0e-5}}}, "stages.rl.lr: unknown key"),
@@ -174,6 +195,14 @@ def test_report_only_changes_plan_no_gpu_job(built, overlay, expected):
     counts = rules(replan(built, overlay))
     assert not [r for r in counts if r in GPU], counts
     assert counts == expected
+
+
+def test_decontamination_off_prepares_both_training_sets_again(built):
+    """Switching data.gsm8k.clean.decontaminate to null is a params change of GSM8K and KD preparation (their
+    inputs shrink too): both rerun, and everything trained on them; no benchmark is prepared again."""
+    counts = rules(replan(built, {"data": {"gsm8k": {"clean": {"decontaminate": None}}}}))
+    assert (counts["prepare_gsm8k"], counts["prepare_kd"], counts["prepare_benchmark"]) == (1, 1, 0)
+    assert counts["report_gsm8k"] == 1 and training(counts) == 18
 
 
 def test_rl_learning_rate_reruns_only_chains_ending_in_rl(built):

@@ -88,15 +88,32 @@ def _kd_generates():
     return config["data"]["kd"]["source"] == "generate"
 
 
+def get_decontamination_benchmarks(wildcards):
+    """The benchmark files that training data is decontaminated against: every benchmark while config
+    data.gsm8k.clean.decontaminate is set, none when it is null (off; the scripts refuse a mismatch)."""
+    on = config["data"]["gsm8k"]["clean"]["decontaminate"] is not None
+    return [L.bench(b) for b in BENCHMARKS] if on else []
+
+
 def get_kd_problems(wildcards):
-    """Regenerated traces answer the GSM8K train questions; the other sources need no input."""
-    return [L.gsm8k("train")] if _kd_generates() else []
+    """Regenerated traces answer the GSM8K train questions (cleaned there); the other sources' rows are cleaned
+    in srlm.data.distill, against the benchmarks while decontamination is on."""
+    return [L.gsm8k("train")] if _kd_generates() else get_decontamination_benchmarks(wildcards)
 
 
 def get_kd_command(wildcards):
     if _kd_generates():
         return f"python -m srlm.data.generate --problems {L.gsm8k('train')}"
-    return "python -m srlm.data.distill"
+    return " ".join(["python -m srlm.data.distill --bench", *get_decontamination_benchmarks(wildcards)])
+
+
+def get_kd_params(wildcards):
+    """config data.kd and the system prompt; for rows from the hub, a file or the synthetic generator also the
+    cleaning of data.gsm8k.clean (dedup, decontaminate), so changing it prepares them again."""
+    params = {"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"]}
+    if not _kd_generates():
+        params["clean"] = {k: config["data"]["gsm8k"]["clean"][k] for k in ("dedup", "decontaminate")}
+    return arg(params)
 
 
 def get_kd_gpus(wildcards):

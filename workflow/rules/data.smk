@@ -11,9 +11,10 @@ rule fetch_model:
         "python -m srlm.fetch --params {params.spec} --out {output} > {log} 2>&1"
 
 
+# --bench lists the benchmarks to decontaminate against; none (config data.gsm8k.clean.decontaminate: null) = off.
 rule prepare_gsm8k:
     input:
-        bench=expand(L.bench("{benchmark}"), benchmark=BENCHMARKS),
+        bench=get_decontamination_benchmarks,
     output:
         train=L.gsm8k("train"),
         test=L.gsm8k("test"),
@@ -66,7 +67,7 @@ rule prepare_kd:
     log:
         "logs/prepare_kd.log",
     params:
-        spec=arg({"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"]}),
+        spec=get_kd_params,
         command=get_kd_command,
     resources:
         gpu=get_kd_gpus,

@@ -3,13 +3,15 @@
     python -m srlm.grade --completions C.jsonl --bench B.jsonl --params JSON --out B.json --details B.details.jsonl
 
 Grading happens here only, the same way whatever engine sampled: the protocol recorded in the completions file
-decides the grader (srlm.prompts). pass@1 = mean over samples per problem, then over problems; stderr and a 95%
-percentile-bootstrap CI of that mean over problems; the share of samples with no extractable answer.
+decides the grader (srlm.prompts). pass@1 = mean over samples per problem, then over problems; its stderr over
+problems and its 95% interval (srlm.interval: Wilson, on the effective count where several samples share a
+problem); the share of samples with no extractable answer; `graded_by`, what graded it, for the tables' notes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import math
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srlm import completions, grading
+from srlm import completions, grading, interval
 from srlm.data.io import read_jsonl, write_json, write_jsonl
 
 # How the paper's harness reads each benchmark's gold (Open-RS: latex_gold for MATH-500, Minerva, OlympiadBench;
@@ -31,8 +33,6 @@ class Params:
     """Rule params: config `evaluation.grading` plus the benchmark's gold format."""
 
     timeout_s: float
-    bootstrap_resamples: int
-    seed: int
     gold_format: str
 
 
@@ -44,7 +44,20 @@ def grader(protocol: str, gold_format: str, timeout_s: float):
     return lambda text, gold: grading.grade(text, gold, timeout_s)
 
 
-def summarize(details: list[dict], n_samples: int, bootstrap_resamples: int, seed: int) -> dict:
+def graded_by(protocol: str) -> str:
+    """How samples of this protocol are graded, in words, with the grader's version (the tables cite it)."""
+    mv = f"math-verify {importlib.metadata.version('math-verify')}"
+    if protocol == "paper":
+        return (
+            f"{mv} with lighteval's extractive-match settings as the paper's reference harness configures "
+            "them (Open-RS [7]: open-r1's MATH query template, no system prompt; the prediction's first "
+            "expression or boxed LaTeX answer against the gold read as LaTeX, as an expression for AMC23 and "
+            "GSM8K; precision 5), called directly, not through lighteval"
+        )
+    return f"{mv} on the answer between <answer> and </answer> (R1 system prompt; srlm.grading)"
+
+
+def summarize(details: list[dict], n_samples: int) -> dict:
     by_id: dict[str, list[bool]] = {}
     for d in details:
         by_id.setdefault(d["id"], []).append(bool(d["correct"]))
@@ -54,15 +67,13 @@ def summarize(details: list[dict], n_samples: int, bootstrap_resamples: int, see
     per_problem = np.array([np.mean(v) for v in by_id.values()], dtype=float)
     n = len(per_problem)
     stderr = float(per_problem.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
-    rng = np.random.default_rng(seed)
-    boot = per_problem[rng.integers(0, n, size=(bootstrap_resamples, n))].mean(axis=1)
     tokens = np.array([d["completion_tokens"] for d in details], dtype=float)
     return {
         "n_problems": n,
         "n_samples": n_samples,
         "pass_at_1": float(per_problem.mean()),
         "stderr": stderr,
-        "ci95": np.percentile(boot, [2.5, 97.5]).tolist(),
+        "ci95": list(interval.pass_at_1(per_problem.tolist(), n_samples)),
         "not_extractable_rate": float(np.mean([d["extracted"] is None for d in details])),
         "stopped_rate": float(np.mean([d["finish_reason"] == "stop" for d in details])),
         "completion_tokens_mean": float(tokens.mean()),
@@ -89,7 +100,8 @@ def grade(completions_path: Path, bench: Path, p: Params) -> tuple[dict, list[di
     n = settings["sampling"]["n"]
     summary = {
         "protocol": settings["protocol"],
-        **summarize(details, n, p.bootstrap_resamples, p.seed),
+        "graded_by": graded_by(settings["protocol"]),
+        **summarize(details, n),
         "engine": settings["engine_used"],
         "generation": settings["sampling"],
         "timing": settings["timing"],

@@ -1,11 +1,13 @@
 """The paper's Tables 1–3 as Markdown, from config rows and our evaluation JSONs.
 
-Layout (sections, labels, row order, columns, caption) comes from the table's config slice; marks on our rows
-are computed from the run's outputs: ‡ when the health check of a training stage along the chain says
-"collapsed" (health.json, srlm.health), † when the row's mean share of non-extractable answers exceeds the
-threshold (config `marks`). The "paper" source renders the paper's printed numbers and marks from config (the
-golden tests compare it with the paper). Only the files the rule declares are read (INPUTS.json, a
-`layout.Layout.inputs` mapping); a run without a declared file shows "-".
+Layout (sections, labels, row order, columns, caption) comes from the table's config slice; the caption's
+sentence on how the numbers were evaluated is the paper's (`paper_evaluation`), printed only beside the
+paper's numbers: beside ours it says how ours were graded, from the evaluation files (`graded_by`,
+srlm.grade). Marks on our rows are computed from the run's outputs: ‡ when the health check of a training
+stage along the chain says "collapsed" (health.json, srlm.health), † when the row's mean share of
+non-extractable answers exceeds the threshold (config `marks`). The "paper" source renders the paper's printed
+numbers and marks from config (the golden tests compare it with the paper). Only the files the rule declares
+are read (INPUTS.json, a `layout.Layout.inputs` mapping); a run without a declared file shows "-".
 
     python -m srlm.tables --spec SPEC.json --inputs INPUTS.json --out results/table2.md \
         --vs-paper results/table2_vs_paper.md
@@ -18,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srlm import layout
+from srlm import interval, layout
 
 DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
 
@@ -221,7 +223,10 @@ def render(spec: dict, inputs: Inputs, source: str = "ours") -> str:
                 cells = [f"**{c}**" if c != "-" and float(c) == best[j] else c for j, c in enumerate(cells)]
             body.append([_label(r, source == "ours")] + cells)
     header = [table["header"]] + [spec["benchmarks"][c]["label"] for c in cols]
-    lines = [f"**{table['title']}** {table['caption']}", ""]
+    evaluated = table.get("paper_evaluation")
+    if source == "ours":
+        evaluated = ours_grading(spec, inputs) + f" With 95% intervals: {spec['name']}_vs_paper.md."
+    lines = [" ".join(x for x in (f"**{table['title']}**", table["caption"], evaluated) if x), ""]
     lines += _md_table(header, [":--"] + ["--:"] * len(cols), body)
     notes = _notes(sections, spec, source)
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
@@ -238,7 +243,9 @@ def _notes(sections, spec, source: str) -> list[str]:
         "rows keep their numbers."
     ]
     if any(r.cited for r in rows):
-        notes.append(f"{CITED}: the paper's numbers for models it cites; not run here.")
+        said = spec["table"].get("paper_evaluation")
+        notes.append(f"{CITED}: the paper's numbers for models it cites; not run here"
+                     + (f" (the paper: \"{said}\")." if said else "."))  # fmt: skip
     for r in rows:
         notes += r.notes
         if r.missing:
@@ -255,38 +262,54 @@ def _ci(r: Row, j: int) -> str:
     return f"{r.values[j]:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-# z of a two-sided 95% test: a difference is marked when it exceeds Z95 combined standard errors.
-Z95 = 1.959964
-
-
-def paper_stderr(p: float, n: int) -> float:
-    """Sampling noise of a printed pass@1 `p` (a fraction): one sample per problem over `n` problems, binomial.
+def paper_ci(p: float, n: int) -> tuple[float, float]:
+    """95% interval of a printed pass@1 `p` (a fraction): Wilson, one sample per problem over `n` problems.
     The paper does not say how many samples it scored; its reference harness scores one (docs/fidelity.md)."""
-    return (p * (1 - p) / n) ** 0.5
+    return interval.wilson(p, n)
 
 
-def differs(ours: float, ours_stderr: float, paper: float, n: int) -> tuple[bool, float]:
-    """(whether |ours - paper| exceeds the 95% band of the difference, that band's half-width), all fractions.
-    Both numbers are noisy: the band is Z95 × sqrt(paper_stderr² + ours_stderr²)."""
-    band = Z95 * (paper_stderr(paper, n) ** 2 + ours_stderr**2) ** 0.5
-    return abs(ours - paper) > band, band
+def delta_ci(ours: float, ours_ci: tuple[float, float], paper: float, n: int) -> tuple[float, float]:
+    """95% interval of ours − paper (fractions): Newcombe's hybrid score interval from our evaluation's
+    interval and the paper's Wilson interval (srlm.interval.difference). At 0/40 twice: ±8.8 pp."""
+    return interval.difference(ours, ours_ci, paper, paper_ci(paper, n))
 
 
-def _noise(inputs: Inputs, row: dict, bench: str) -> tuple[float, int]:
-    """(stderr of our pass@1, problem count) of one evaluated cell."""
+def _n_problems(inputs: Inputs, row: dict, bench: str) -> int:
+    """The problem count of one evaluated cell (the paper's value is taken over as many)."""
     path = inputs.path("evals", row["model"], row["chain"], bench)
-    ev = inputs.read("evals", row["model"], row["chain"], bench)
-    return _field(ev, "stderr", path), _field(ev, "n_problems", path)
+    return _field(inputs.read("evals", row["model"], row["chain"], bench), "n_problems", path)
+
+
+def ours_grading(spec: dict, inputs: Inputs) -> str:
+    """How our numbers in this table were graded, from their evaluation files (never from config: a table
+    tells what produced its numbers): protocol, grader and version, samples per problem."""
+    how, samples = {}, set()
+    for _, row in iter_rows(spec["table"]):
+        if row.get("cited"):
+            continue
+        for bench in spec["table"]["columns"]:
+            ev = inputs.read("evals", row["model"], row["chain"], bench)
+            if ev is None:
+                continue
+            path = inputs.path("evals", row["model"], row["chain"], bench)
+            how[_field(ev, "protocol", path)] = _field(ev, "graded_by", path)
+            samples.add(_field(ev, "n_samples", path))
+    if not how:
+        return "Ours: not evaluated yet."
+    lo, hi = min(samples), max(samples)
+    count = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    graded = "; ".join(f"under evaluation protocol `{p}` by {g}" for p, g in sorted(how.items()))
+    return f"Ours: pass@1 × 100 over {count} sample{'s' if hi > 1 else ''} per problem, graded {graded}."
 
 
 def render_vs_paper(spec: dict, inputs: Inputs) -> str:
-    """Ours with its 95% CI beside the paper's value and the difference Δ ± the 95% band of that difference;
-    ✗ where Δ exceeds the band (the sampling noise of both numbers, `differs`)."""
+    """Ours with its 95% interval beside the paper's value and the difference Δ with its 95% interval
+    (`delta_ci`: the sampling noise of both numbers); ✗ where that interval excludes 0."""
     table, cols = spec["table"], spec["table"]["columns"]
     header = [table["header"]]
     for c in cols:
         name = spec["benchmarks"][c]["label"]
-        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ ± 95%"]
+        header += [f"{name} ours [95% CI]", f"{name} paper", f"{name} Δ [95% CI]"]
     header.append("marks ours / paper")
     body, compared, marked = [], 0, 0
     configs = (r for _, r in iter_rows(table))  # build() yields the rows in this order
@@ -300,33 +323,34 @@ def render_vs_paper(spec: dict, inputs: Inputs) -> str:
                 delta = "-"
                 if o is not None and p is not None and not ours.cited:
                     compared += 1
-                    stderr, n = _noise(inputs, row, bench)
-                    out, band = differs(o / 100, stderr, p / 100, n)
-                    delta = f"{round(o, 1) - p:+.1f} ± {100 * band:.1f}"
-                    if out:
+                    lo, hi = delta_ci(o / 100, tuple(c / 100 for c in ours.cis[j]), p / 100,
+                                      _n_problems(inputs, row, bench))  # fmt: skip
+                    delta = f"{round(o, 1) - p:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                    if lo > 0 or hi < 0:
                         marked += 1
                         delta += " ✗"
                 cells += ["-" if ours.cited else _ci(ours, j), fmt(p), delta]
             cells.append(f"{' '.join(ours.marks) or '–'} / {' '.join(paper.marks) or '–'}")
             body.append(cells)
+    said = table.get("paper_evaluation")
     lines = [f"**{table['title']}** Ours vs. the paper.", ""]
     lines += _md_table(header, [":--"] + ["--:"] * (3 * len(cols)) + [":-:"], body)
     lines += [
         "",
+        f"- {ours_grading(spec, inputs)} Our interval: Wilson's, on the effective count where several "
+        "samples share a problem (docs/fidelity.md §5).",
+        "- Paper: the printed value" + (f" (the paper: \"{said}\")" if said else "") + ". Δ = ours − paper "
+        "(percentage points).",
         (
-            "- Ours: pass@1 × 100 with its 95% bootstrap confidence interval; paper: the printed value; "
-            "Δ = ours − paper (percentage points)."
+            "- Both numbers are samples: the bracket is the 95% interval of their difference, Newcombe's "
+            "hybrid score interval from our interval and the paper's Wilson interval (the paper's value as "
+            "one sample per problem over the benchmark's n problems; the paper does not say how many it "
+            "scored). It stays wide where both sit at 0."
         ),
         (
-            "- Both numbers are samples: ± is the 95% band of their difference, 1.96 × √(s_paper² + s_ours²), "
-            "with s_paper = √(p(1−p)/n) (the paper's value as one sample per problem over the benchmark's n "
-            "problems; the paper does not say how many it scored) and s_ours our standard error over problems "
-            "and samples."
-        ),
-        (
-            f"- ✗: the difference exceeds that band — {marked} of {compared} compared cells. Unmarked cells "
-            "agree within sampling noise; were both runs of the same model, about 1 cell in 20 would be marked "
-            "by chance."
+            f"- ✗: the interval of the difference excludes 0 — {marked} of {compared} compared cells. "
+            "Unmarked cells agree within sampling noise; were both runs of the same model, about 1 cell in "
+            "20 would be marked by chance."
         ),
         (
             f"- Marks: {DAGGER} answers not extractable, {DDAGGER} training collapsed (ours computed, paper's "

@@ -4,8 +4,10 @@ math-verifies against the gold.
 
 The completion is "<think>{the trace's <think> content}</think>\\n<answer>{gold}</answer>": the text
 the teacher wrote after </think> is dropped, and the answer tag holds the gold string (equal to the boxed
-answer by the check above, without the LaTeX/units a boxed value may carry). kd_report.json beside the
-output counts kept rows and each drop reason.
+answer by the check above, without the LaTeX/units a boxed value may carry). The kept rows are then
+deduplicated and decontaminated against the benchmarks like GSM8K's train split (params "clean" = config
+data.gsm8k.clean's dedup and decontaminate; --bench; srlm.data.clean). kd_report.json beside the output counts
+kept rows, each drop reason and what cleaning dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from srlm.data.clean import clean as clean_rows
 from srlm.data.io import DataError, cli, format_completion, sft_row, write_json, write_jsonl
 from srlm.grading import last_boxed, verify
 
@@ -74,11 +77,12 @@ def load_raw(data: dict) -> list[dict]:
     raise ValueError(f"data.kd.source: unknown source {src!r} (hub|synthetic|local)")
 
 
-def prepare(params: dict, out: str | Path) -> dict:
+def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
+    """Convert, then clean (params "clean": {dedup, decontaminate}, absent = off) against `bench_files`."""
     data, system_prompt = params["data"], params["system_prompt"]
     raw = load_raw(data)
     kept, reasons = [], Counter()
-    dropped = []
+    dropped, questions = [], []
     for i, row in enumerate(raw):
         sft, why = convert(row, i, system_prompt)
         if sft is None:
@@ -86,10 +90,17 @@ def prepare(params: dict, out: str | Path) -> dict:
             dropped.append({"index": i, "reason": why})
         else:
             kept.append(sft)
+            questions.append({"id": sft["id"], "question": row["problem"].strip()})
+    converted = len(kept)
+    clean_ids, cleaning = clean_rows(questions, params.get("clean"), bench_files)
+    clean_ids = {q["id"] for q in clean_ids}
+    kept = [r for r in kept if r["id"] in clean_ids]
     gone = {d["index"] for d in dropped}
     report = {
         "source": data["source"],
         "rows_in": len(raw),
+        "converted": converted,
+        **cleaning,
         "kept": len(kept),
         "dropped": len(dropped),
         "dropped_by_reason": dict(sorted(reasons.items())),
@@ -102,7 +113,8 @@ def prepare(params: dict, out: str | Path) -> dict:
         ),
     }
     if not kept:
-        raise DataError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)})")
+        counts = {k: report[k] for k in ("converted", "duplicates", "contaminated")}
+        raise DataError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)}; {counts})")
     write_jsonl(out, kept)
     write_json(Path(out).with_name("kd_report.json"), report)
     return report
@@ -111,11 +123,16 @@ def prepare(params: dict, out: str | Path) -> dict:
 @cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str}')
+    ap.add_argument(
+        "--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str, "clean": ...}'
+    )
     ap.add_argument("--out", required=True, help="train.jsonl; kd_report.json is written beside it")
+    ap.add_argument(
+        "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
+    )
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.out)
-    print(json.dumps({k: v for k, v in rep.items() if k != "dropped_rows"}))
+    rep = prepare(json.loads(a.params), a.out, a.bench)
+    print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 
 if __name__ == "__main__":

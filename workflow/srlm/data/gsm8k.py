@@ -6,7 +6,8 @@ sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and cleaning.json (w
 srlm.data.prep_report adds token-length statistics to it as prep_report.json).
 
 Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
-against benchmark files (--bench), malformed-row handling.
+against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
+malformed-row handling.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
+from srlm.data.clean import clean as clean_rows
 from srlm.data.io import (
     DataError,
     cli,
     format_completion,
     messages,
-    read_jsonl,
     read_jsonl_numbered,
     sft_row,
     write_json,
@@ -106,61 +106,6 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
     raise ValueError(f"data.gsm8k.source: unknown source {src!r} (hub|local|synthetic)")
 
 
-# ---------------------------------------------------------------- cleaning (phase 2, all optional)
-
-
-def norm_text(text: str) -> str:
-    """Key for near-exact duplicates: case, punctuation and whitespace ignored."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-def dedup(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Keep the first of each question; log the rest as exact or normalized duplicates."""
-    exact, normal, kept, log = {}, {}, [], []
-    for r in rows:
-        q, k = r["question"], norm_text(r["question"])
-        if q in exact:
-            log.append({"id": r["id"], "duplicate_of": exact[q], "kind": "exact"})
-        elif k in normal:
-            log.append({"id": r["id"], "duplicate_of": normal[k], "kind": "normalized"})
-        else:
-            exact[q], normal[k] = r["id"], r["id"]
-            kept.append(r)
-    return kept, log
-
-
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    """Word n-grams of the normalized text; a text shorter than n is one gram (so it can still match)."""
-    words = norm_text(text).split()
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def decontaminate(rows: list[dict], bench: dict[str, list[dict]], n: int, threshold: float):
-    """Drop rows whose question shares >= threshold of its n-grams with the benchmark problems.
-
-    bench maps a file name to its rows ({"id","problem",...}). Each dropped row is logged with the
-    fraction and the benchmark problem that shares the most n-grams with it.
-    """
-    index: dict[tuple[str, ...], list[str]] = {}
-    for name, brows in bench.items():
-        for b in brows:
-            for g in ngrams(b["problem"], n):
-                index.setdefault(g, []).append(f"{name}:{b['id']}")
-    kept, log = [], []
-    for r in rows:
-        grams = ngrams(r["question"], n)
-        hits = [g for g in grams if g in index]
-        frac = len(hits) / len(grams) if grams else 0.0
-        if hits and frac >= threshold:
-            best = Counter(x for g in hits for x in dict.fromkeys(index[g])).most_common(1)[0][0]
-            log.append({"id": r["id"], "overlap": round(frac, 4), "benchmark": best})
-        else:
-            kept.append(r)
-    return kept, log
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -187,21 +132,9 @@ def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> d
         splits[split] = rows
     train = splits["train"]
     report = {"source": data["source"], "rows_in": len(raw["train"]), "test_rows_in": len(raw["test"]),
-              "malformed": len(malformed), "malformed_rows": malformed,
-              "duplicates": None, "contaminated": None}  # fmt: skip
-    if clean.get("dedup", False):
-        train, log = dedup(train)
-        report.update(duplicates=len(log), duplicate_rows=log)
-    if bench_files:
-        dc = clean.get("decontaminate") or {}
-        n, threshold = int(dc.get("ngram", 13)), float(dc.get("threshold", 0.5))
-        bench = {str(f): read_jsonl(f) for f in bench_files}
-        for f, rows in bench.items():
-            if not rows:  # decontaminating against nothing would silently keep every row
-                raise DataError(f"{f}: no rows (empty benchmark file): nothing to decontaminate against")
-        train, log = decontaminate(train, bench, n, threshold)
-        report.update(decontamination={"ngram": n, "threshold": threshold, "benchmarks": sorted(bench)},
-                      contaminated=len(log), contaminated_rows=log)  # fmt: skip
+              "malformed": len(malformed), "malformed_rows": malformed}  # fmt: skip
+    train, cleaning = clean_rows(train, clean, bench_files)
+    report.update(cleaning)
     if not train:  # the SFT/RL sets would be empty: fail here, naming why, not in the tokenizer or a trainer
         counts = {k: report.get(k) for k in ("rows_in", "malformed", "duplicates", "contaminated")}
         raise DataError(f"GSM8K ({data['source']}): no train rows left after cleaning ({counts})")
