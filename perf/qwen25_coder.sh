@@ -7,7 +7,7 @@
 # SHA256SUMS and filed under /tmp/qc/parts (kept while the machine stays warm: chain the calls without pauses).
 # The call that brings the last part joins and checks the whole tar, installs the wheels into /tmp/qc/site,
 # copies the workflow to /tmp/qc/work and starts snakemake there in its own process session (setsid): it runs on
-# between calls, so no job is cut at a call's end. Every call then waits for it until QC_CALL_S (default 570) s
+# between calls, so no job is cut at a call's end. Every call then waits for it until QC_CALL_S (default 560) s
 # after its own start, and brings back what is done; later calls carry nothing and wait again, until
 # status.txt says `snakemake rc=`.
 # What comes back under $OUT: run.log, status.txt, snakemake.log, results.tgz (tables, cost, figures, evals,
@@ -25,8 +25,11 @@ OUT=${OUT:-$S/out}
 PY=${QC_PYTHON:-python3}
 R=results/qwen25-coder
 mkdir -p "$S/parts" "$OUT"
-exec > >(tee -a "$OUT/run.log") 2>&1
 status() { echo "$*" | tee "$OUT/status.txt"; }
+
+# The body's output goes to the call's output and run.log through a pipe, not `exec > >(tee ...)`: the
+# process substitution's descriptor would be inherited by the detached snakemake and keep the call open.
+main() {
 
 # 1. File the carried part (a folder left by an earlier call is filed again: the same bytes) and check it.
 for f in .carry/qc/*/qc.tar.part-[0-9][0-9]; do
@@ -86,16 +89,22 @@ transformers.__version__, 'trl', trl.__version__, 'snakemake', snakemake.__versi
   date +%s > "$S/snakemake.start"
   # --scheduler greedy: pulp is not carried. Two GPU jobs at a time (QC_GPU_JOBS): one job's start-up,
   # compilation and grading overlap the other's GPU work.
-  # shellcheck disable=SC2086
-  (cd "$S/work" && setsid nohup bash -c "'$PY' -m snakemake ${QC_TARGETS:-} --configfile config/qwen25-coder.yaml \
-device.yaml --cores 16 --resources gpu=${QC_GPU_JOBS:-2} --scheduler greedy --keep-going --rerun-incomplete \
-${QC_SNAKEMAKE_ARGS:-} > '$S/snakemake.log' 2>&1; echo \$? > '$S/snakemake.rc'" < /dev/null > /dev/null 2>&1 &
-   echo $! > "$S/snakemake.pid")
+  # Its own session (start_new_session: setsid), every descriptor but /dev/null closed (close_fds), so that it
+  # outlives this call and holds nothing of the call's output open.
+  cmd="'$PY' -m snakemake ${QC_TARGETS:-} --configfile config/qwen25-coder.yaml device.yaml --cores 16 \
+--resources gpu=${QC_GPU_JOBS:-2} --scheduler greedy --keep-going --rerun-incomplete ${QC_SNAKEMAKE_ARGS:-} \
+> '$S/snakemake.log' 2>&1; echo \$? > '$S/snakemake.rc'"
+  "$PY" - "$S/work" "$cmd" > "$S/snakemake.pid" <<'PY'
+import subprocess, sys
+null = subprocess.DEVNULL
+print(subprocess.Popen(["bash", "-c", sys.argv[2]], cwd=sys.argv[1], start_new_session=True, close_fds=True,
+                       stdin=null, stdout=null, stderr=null).pid)
+PY
   echo "snakemake started (pid $(cat "$S/snakemake.pid"))"
 fi
 
 # 5. Wait for it until this call's deadline, a progress line a minute.
-deadline=$(( T0 + ${QC_CALL_S:-570} ))
+deadline=$(( T0 + ${QC_CALL_S:-560} ))
 last=0
 sleep 2
 while running && [ "$(date +%s)" -lt "$deadline" ]; do
@@ -130,5 +139,9 @@ if [ -d "$R/evals" ]; then
   fi
 fi
 ls -la "$OUT"
-[ -f "$S/snakemake.rc" ] && exit "$(cat "$S/snakemake.rc")"
-exit 0
+[ -f "$S/snakemake.rc" ] && return "$(cat "$S/snakemake.rc")"
+return 0
+}
+
+main 2>&1 | tee -a "$OUT/run.log"
+exit "${PIPESTATUS[0]}"
