@@ -84,6 +84,8 @@ BAD_CONFIGS = [
     (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
         {"model": "qwen2.5-0.5b", "chain": "kd+ppo", "paper": [None] * 5}]}]}}}),
      "tables.table3.sections.0.rows.0.chain: 'kd+ppo' names undefined stage 'ppo'"),
+    # a results folder Snakemake would read as a pattern (spaces and shell syntax are fine: test_injection.py)
+    (overlay({"results": "out/{model}"}), "results: 'out/{model}' does not match"),
     # files that are not a YAML mapping
     ("stages:\n  rl: {learning_rate: 1.0e-5\n", "bad.yaml:3:1: YAML syntax error"),
     ("stages:\n\trl: {}\n", "bad.yaml:2:1: YAML syntax error"),

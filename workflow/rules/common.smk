@@ -46,6 +46,12 @@ def arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+# Shell safety (docs/security.md): every field of a `shell:` command is either `{x:q}` (Snakemake quotes it) or a
+# param quoted here, in Python (arg(), the --deepspeed flag, the KD command, generate's triples), so no config
+# value (results path, model key, file name) is ever read by the shell as code. tests/unit/test_shell_quoting.py
+# holds every rule to it.
+
+
 # Planning speed (docs/performance.md, Planning): the config is fixed for the run, so what the input and param
 # functions build from it depends on a few wildcard values, far fewer than the jobs (1,000 evaluations share
 # 50 (model, benchmark) params). The `@cache`d helpers below take those values and build each answer once.
@@ -95,7 +101,7 @@ def get_kd_problems(wildcards):
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return f"python -m srlm.data.generate --problems {L.gsm8k('train')}"
+        return f"python -m srlm.data.generate --problems {shlex.quote(L.gsm8k('train'))}"
     return "python -m srlm.data.distill"
 
 
@@ -239,7 +245,7 @@ def _health_params(stage):
 def get_deepspeed(wildcards):
     """DeepSpeed config for full-weight stages (LoRA stages train too few weights for ZeRO to pay)."""
     ds = config["launch"]["deepspeed"]
-    return f"--deepspeed {ds}" if ds and not get_stage(wildcards)["lora"] else ""
+    return f"--deepspeed {shlex.quote(ds)}" if ds and not get_stage(wildcards)["lora"] else ""
 
 
 @cache

@@ -28,11 +28,11 @@ rule train_sft:
     conda:
         "../../envs/train.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.sft --params {params.spec} "
-        "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
-        "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
+        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.sft --params {params.spec} "
+        "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"
 
 
 rule train_grpo:
@@ -60,11 +60,11 @@ rule train_grpo:
     conda:
         "../../envs/train.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.grpo --params {params.spec} "
-        "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
-        "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
+        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.grpo --params {params.spec} "
+        "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"
 
 
 # The ‡ of the tables: did the run collapse? A cheap judgment over the run's metrics, so its thresholds
@@ -83,5 +83,5 @@ rule check_health:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.health --metrics {input} --params {params.spec} --out {output} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "python -m srlm.health --metrics {input:q} --params {params.spec} --out {output:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"
