@@ -84,6 +84,47 @@ BAD_CONFIGS = [
     (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
         {"model": "qwen2.5-0.5b", "chain": "kd+ppo", "paper": [None] * 5}]}]}}}),
      "tables.table3.sections.0.rows.0.chain: 'kd+ppo' names undefined stage 'ppo'"),
+    # numbers a job would refuse (or misread) only on the compute node: integers given as floats, NaN and
+    # infinities (they pass every minimum and maximum), values outside what the libraries accept
+    (overlay({"stages": {"sft": {"per_device_train_batch_size": 2.0}}}),
+     "stages.sft.per_device_train_batch_size: 2.0 is not of type 'integer'"),
+    (overlay({"gpus": {"train": 8.0}}), "gpus.train: 8.0 is not of type 'integer'"),
+    (overlay({"evaluation": {"batch_size": 16.0}}), "evaluation.batch_size: 16.0 is not an integer"),
+    (overlay({"evaluation": {"generation": {"n_samples": 4.0}}}), "evaluation.generation.n_samples: 4.0 is not"),
+    (overlay({"health": {"min_rise": float("nan")}}), "health.min_rise: nan is not a finite number"),
+    (overlay({"marks": {"not_extractable_threshold": float("nan")}}), "marks.not_extractable_threshold: nan is"),
+    (overlay({"evaluation": {"generation": {"temperature": float("inf")}}}),
+     "evaluation.generation.temperature: inf is not a finite number"),
+    (overlay({"stages": {"sft": {"num_train_epochs": float("inf")}}}), "stages.sft.num_train_epochs: inf is not"),
+    (overlay({"stages": {"sft": {"seed": -1}}}), "stages.sft.seed: -1 is less than the minimum of 0"),
+    (overlay({"evaluation": {"grading": {"seed": 2**40}}}), "evaluation.grading.seed: 1099511627776 is greater"),
+    (overlay({"stages": {"sft": {"lr_scheduler_type": "cosine_warmup"}}}),
+     "stages.sft.lr_scheduler_type: 'cosine_warmup' is not one of"),
+    (overlay({"stages": {"sft-lora": {"lora": {"target_modules": []}}}}),
+     f"{LORA}.target_modules: [] should be non-empty"),
+    (overlay({"evaluation": {"grading": {"bootstrap_resamples": 10**10}}}),
+     "evaluation.grading.bootstrap_resamples: 10000000000 is greater than the maximum of 100000"),
+    (overlay({"gpus": {"evaluate": 1000}}), "gpus.evaluate: 1000 is greater than the maximum of 64"),
+    (overlay({"evaluation": {"gpu_memory_utilization": 0}}), "evaluation.gpu_memory_utilization: 0 is less than"),
+    # names a file system cannot hold, and tables that name what is not there or say one thing twice
+    (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x"}}}),
+     "models: 'mmmm"),
+    (overlay({"stages": {"s" * 65: {"label": "S"}}}), "is too long"),
+    (overlay({"targets": ["table9"]}), "targets.0: 'table9' is not a table of `tables` (table1, table2, table3)"),
+    (overlay({"models": {"qwen3-0.6b": {"label": "Qwen2.5-0.5B"}}}),
+     "models.qwen3-0.6b.label: 'Qwen2.5-0.5B' is also the label of models.qwen2.5-0.5b"),
+    (overlay({"stages": {"kd": {"label": "SFT"}}}), "stages.kd.label: 'SFT' is also the label of stages.sft"),
+    (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5},
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5}]}]}}}),
+     "tables.table3.sections.0.rows.1: the same model and chain as tables.table3.sections.0.rows.0"),
+    (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5},
+        {"model": "qwen2.5-0.5b", "chain": "kd", "label": "Qwen2.5-0.5B+SFT", "paper": [None] * 5}]}]}}}),
+     "tables.table3.sections.0.rows.1: label 'Qwen2.5-0.5B+SFT' is also that of row 0 of its section"),
+    # a key given twice in one file: YAML keeps the last one, silently
+    ("stages:\n  sft: {seed: 1}\n  rl: {seed: 2}\n  sft: {seed: 3}\n",
+     "bad.yaml:4:3: YAML error: key 'sft' given twice (first at line 2)"),
     # a results folder Snakemake would read as a pattern (spaces and shell syntax are fine: test_injection.py)
     (overlay({"results": "out/{model}"}), "results: 'out/{model}' does not match"),
     # files that are not a YAML mapping
@@ -123,9 +164,16 @@ def test_snakemake_stops_before_any_job(tmp_path):
     missing.write_text(overlay({"models": {"qwen2.5-0.5b": {"source": "local", "local_path": "no/such/m"}}}))
     broken = tmp_path / "broken.yaml"
     broken.write_text("stages:\n  rl: {learning_rate: 1.0e-5\n")
-    cases = ((missing, "models.qwen2.5-0.5b.local_path: no folder"), (broken, "not valid JSON or YAML"))
+    twice = tmp_path / "twice.yaml"  # Snakemake's loader keeps the last; the Snakefile re-reads its files
+    twice.write_text("stages:\n  sft: {seed: 1}\n  sft: {seed: 2}\n")
+    undefined = tmp_path / "undefined.yaml"  # was InputFunctionException ... KeyError, with a traceback
+    undefined.write_text("targets: [table9]\n")
+    cases = ((missing, "models.qwen2.5-0.5b.local_path: no folder"), (broken, "not valid JSON or YAML"),
+             (twice, "twice.yaml:3:3: YAML error: key 'sft' given twice (first at line 2)"),
+             (undefined, "targets.0: 'table9' is not a table of `tables`"))  # fmt: skip
     for path, message in cases:
-        proc = snakemake("-n", "results/table2.md", "--configfile", str(path), check=False)
+        target = [] if path == undefined else ["results/table2.md"]  # rule all: the config's targets
+        proc = snakemake("-n", *target, "--configfile", str(path), check=False)
         text = proc.stdout + proc.stderr
         assert proc.returncode != 0 and message in text, text[-3000:]
         assert "Job stats" not in text and "Traceback" not in text and 'File "' not in text, text[-3000:]

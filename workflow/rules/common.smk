@@ -11,7 +11,7 @@ from srlm import layout, pages
 from srlm.cleanup import remove_checkpoints
 from srlm.tables import cost_spec, report_spec, table_spec
 
-cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
+cfg.check(config, workflow.configfiles)  # stops before any job is planned, naming the bad key (no traceback)
 
 L = layout.Layout.of(config)
 MODELS = config["models"]
