@@ -244,6 +244,21 @@ BAD_DATA = {
                                "no train rows left after cleaning"),
     "gsm8k-empty-decontamination-benchmark": (gsm8k(lines(GOOD_TRAIN), bench_file=b""),
                                               "bench.jsonl: no rows (empty benchmark file)"),
+    # golds no response can ever match, and a valid JSON string that is no text (a lone surrogate)
+    "bench-fullwidth-gold": (bench(lines('{"problem": "P", "answer": "\uff11\uff12", "unique_id": "a"}')),
+                             "b.jsonl:1 (id a): gold answer '\uff11\uff12' cannot be graded: digits other than 0-9"),
+    "bench-nan-gold": (bench(lines(MATH, '{"problem": "P", "answer": "NaN", "unique_id": "b"}')),
+                       "b.jsonl:2 (id b): gold answer 'NaN' cannot be graded: NaN"),
+    "bench-amc-nan-gold": (bench(lines('{"problem": "P", "answer": NaN, "id": 3}'), "amc23"),
+                           "b.jsonl:1 (id 3): gold answer 'nan' cannot be graded: not a number"),
+    "bench-gsm8k-fullwidth-gold": (bench(lines(json.dumps({"question": "Q", "answer": "#### \uff15"})), "gsm8k"),
+                                   "b.jsonl:1 (id 0): cannot read the gold answer: final answer"),
+    "gsm8k-fullwidth-final-answer": (gsm8k(lines(GOOD_TRAIN, json.dumps({"question": Q, "answer": "#### \uff15"}))),
+                                     "gsm8k/train.jsonl:2: final answer '\uff15' is not a number"),
+    "bench-lone-surrogate": (bench(lines(MATH, '{"problem": "P \\ud800", "answer": "1", "unique_id": "b"}')),
+                             "b.jsonl:2: a lone surrogate \\ud800 in a string"),
+    "gsm8k-lone-surrogate": (gsm8k(lines(GOOD_TRAIN, '{"question": "Q \\udfff", "answer": "#### 1"}')),
+                             "gsm8k/train.jsonl:2: a lone surrogate \\udfff"),
     # one KD case: srlm.data.distill imports math-verify (seconds); the reading is the shared srlm.data.io's
     "kd-not-utf8": (kd(lines(b'{"problem": "\xc3\x28"}')), "kd.jsonl:1: not UTF-8"),
 }  # fmt: skip
@@ -265,6 +280,7 @@ def test_broken_data_file_named(case, tmp_path):
     err = proc.stderr.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err, err  # one line, no traceback
     assert not list(tmp_path.glob("out*")), "a failed step wrote an output"
+    assert not list(tmp_path.rglob("*.tmp")), "a failed step left a temporary file"
 
 
 def test_malformed_rows_dropped_are_counted(tmp_path):
