@@ -7,13 +7,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
-from srlm import layout, pages
+from srlm import checksums, layout, pages
 from srlm.cleanup import remove_checkpoints
 from srlm.tables import cost_spec, report_spec, table_spec
 
 cfg.check(config, workflow.configfiles)  # stops before any job is planned, naming the bad key (no traceback)
 
 L = layout.Layout.of(config)
+# A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
+# be treated as up to date: stop before planning, naming the file (a stat per file; jobs re-hash what they read).
+_damaged = checksums.damaged_models(Path(L.results) / "models")
+if _damaged:
+    sys.exit("damaged model folders:\n  " + "\n  ".join(_damaged))
 MODELS = config["models"]
 STAGES = config["stages"]
 BENCHMARKS = config["benchmarks"]

@@ -8,7 +8,8 @@ rule fetch_model:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.fetch --params {params.spec} --out {output:q} > {log:q} 2>&1"
+        "(python -m srlm.fetch --params {params.spec} --out {output:q} "
+        "&& python -m srlm.checksums write {output:q}) > {log:q} 2>&1"
 
 
 rule prepare_gsm8k:
@@ -48,8 +49,9 @@ rule report_gsm8k:
     conda:
         "../../envs/data.yaml"
     shell:
+        "(python -m srlm.checksums verify {input.tokenizer:q} && "
         "python -m srlm.data.prep_report --cleaning {input.cleaning:q} --sft {input.sft:q} "
-        "--tokenizer {input.tokenizer:q} --max-length {params.max_length:q} --out {output:q} > {log:q} 2>&1"
+        "--tokenizer {input.tokenizer:q} --max-length {params.max_length:q} --out {output:q}) > {log:q} 2>&1"
 
 
 if get_kd_gpus(None) == 0:  # only a vLLM teacher started inside the job needs a GPU node

@@ -28,7 +28,8 @@ rule generate:
         "../../envs/eval.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
-        "python -m srlm.completions --model-dir {input.model:q} {params.each} > {log:q} 2>&1"
+        "(python -m srlm.checksums verify {input.model:q} && "
+        "python -m srlm.completions --model-dir {input.model:q} {params.each}) > {log:q} 2>&1"
 
 
 rule grade:
