@@ -207,6 +207,18 @@ def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", be
     return "srlm.data.gsm8k", files, argv
 
 
+SETTINGS = json.dumps({"settings": {"protocol": "r1", "sampling": {"n": 1}, "engine_used": "x", "timing": {}}})
+COMPLETION = json.dumps({"id": "a", "samples": [{"text": "<answer>2</answer>", "tokens": 3, "finish_reason": "stop"}]})
+
+
+def grade(content: bytes):
+    params = {"timeout_s": 5.0, "bootstrap_resamples": 10, "seed": 0, "gold_format": "math500"}
+    argv = ["--completions", "c.jsonl", "--bench", "b.jsonl", "--params", json.dumps(params),
+            "--out", "out.json", "--details", "out.details.jsonl"]  # fmt: skip
+    bench_rows = lines(json.dumps({"id": "a", "problem": "1 + 1?", "answer": "2"}))
+    return "srlm.grade", {"c.jsonl": content, "b.jsonl": bench_rows}, argv
+
+
 def kd(content: bytes):
     argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
             "--out", "out.jsonl"]  # fmt: skip
@@ -259,6 +271,11 @@ BAD_DATA = {
                              "b.jsonl:2: a lone surrogate \\ud800 in a string"),
     "gsm8k-lone-surrogate": (gsm8k(lines(GOOD_TRAIN, '{"question": "Q \\udfff", "answer": "#### 1"}')),
                              "gsm8k/train.jsonl:2: a lone surrogate \\udfff"),
+    # the grading job: a completions file cut short, or one whose rows are not completions
+    "grade-truncated-completions": (grade(lines(SETTINGS, COMPLETION, '{"id": "b", "samp')),
+                                    "c.jsonl:3: invalid JSON"),
+    "grade-row-without-samples": (grade(lines(SETTINGS, '{"id": "a"}')), "c.jsonl:2: not a completions row"),
+    "grade-not-completions": (grade(lines(COMPLETION)), "c.jsonl:1: not a completions file"),
     # one KD case: srlm.data.distill imports math-verify (seconds); the reading is the shared srlm.data.io's
     "kd-not-utf8": (kd(lines(b'{"problem": "\xc3\x28"}')), "kd.jsonl:1: not UTF-8"),
 }  # fmt: skip
@@ -294,3 +311,17 @@ def test_malformed_rows_dropped_are_counted(tmp_path):
     assert report["rows_in"] == 3 and report["malformed"] == 1 and report["rows_out"] == 2
     assert report["malformed_rows"] == ["gsm8k/train.jsonl:2: no '####' line in answer: 'no final line'"]
 
+
+def test_failed_grading_keeps_the_previous_result(tmp_path):
+    """Every entry point writes to a temporary file and renames it: a run that fails (here a completions file
+    cut short) leaves the previous evaluation as it was. (Inside a Snakemake run, Snakemake itself removes a
+    rerun job's outputs before it starts: docs/security.md.)"""
+    module, files, argv = grade(lines(SETTINGS, COMPLETION))
+    assert run_cli(module, files, argv, tmp_path).returncode == 0
+    before = (tmp_path / "out.json").read_bytes()
+    assert json.loads(before)["pass_at_1"] == 1.0
+    module, files, argv = grade(lines(SETTINGS, COMPLETION[:-5]))
+    proc = run_cli(module, files, argv, tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: c.jsonl:2: invalid JSON"), proc.stderr
+    assert (tmp_path / "out.json").read_bytes() == before
+    assert not list(tmp_path.rglob("*.tmp"))

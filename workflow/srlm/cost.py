@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srlm import layout
+from srlm.data.io import cli
 from srlm.tables import Inputs, iter_rows, load_spec, row_label
 
 EVAL_RULE = "generate"  # the GPU job of an evaluation; grading is a CPU rule and costs no GPU time
@@ -194,6 +195,7 @@ def render(spec: dict, inputs: Inputs) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages (inline JSON or a file)")

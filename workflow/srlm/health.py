@@ -31,7 +31,7 @@ import json
 import math
 from pathlib import Path
 
-from srlm.data.io import read_metrics  # not srlm.train: a cheap rule must not import transformers
+from srlm.data.io import cli, read_metrics  # not srlm.train: a cheap rule must not import transformers
 
 
 def _finite(x) -> bool:
@@ -99,6 +99,7 @@ def _name(key: str) -> str:
     return key.split("/")[1] if key.count("/") == 2 else key
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--metrics", type=Path, required=True, help="a training run's metrics.jsonl")

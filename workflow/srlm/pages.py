@@ -16,6 +16,8 @@ import html
 import re
 from pathlib import Path
 
+from srlm.data.io import cli
+
 CSS = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.2em; color: #222; }
 table { border-collapse: collapse; margin: 0.8em 0; }
@@ -66,6 +68,7 @@ def subcategory(wildcards) -> str:
     return "Cost" if "scope" in w else "Tables"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("md", nargs="+", type=Path, help="Markdown files; each gets an .html beside it")

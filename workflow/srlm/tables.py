@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srlm import layout
+from srlm.data.io import cli
 
 DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
 
@@ -336,6 +337,7 @@ def render_vs_paper(spec: dict, inputs: Inputs) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON (inline or a file): name, table, models, ...")

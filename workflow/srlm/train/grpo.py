@@ -15,6 +15,7 @@ import importlib.util
 import os
 
 from srlm import decode, rewards
+from srlm.data.io import cli
 from srlm.train import common, packed, speed
 
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
@@ -181,6 +182,7 @@ def vllm_choice(stage: dict) -> bool:
     return False
 
 
+@cli
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
