@@ -131,6 +131,9 @@ BAD_CONFIGS = [
     ("stages:\n  rl: {learning_rate: 1.0e-5\n", "bad.yaml:3:1: YAML syntax error"),
     ("stages:\n\trl: {}\n", "bad.yaml:2:1: YAML syntax error"),
     ("- a list\n", "bad.yaml: expected a mapping of config keys, got list"),
+    # a template Snakemake would evaluate as Python when loading the file (the Snakefile's re-read stops the
+    # run after the fact; `python -m srlm.config` catches it before any code runs)
+    ("__use_yte__: true\nresults: ?f'out'\n", "bad.yaml: __use_yte__: this workflow's config files are plain YAML"),
 ]  # fmt: skip
 
 

@@ -244,6 +244,11 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}{line}: {kind}: {problem}{ctx}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    if "__use_yte__" in data:  # Snakemake's loader evaluates such a file's ?-expressions as Python (YTE)
+        raise ConfigError(
+            f"{path}: __use_yte__: this workflow's config files are plain YAML; with this key Snakemake runs the "
+            f"file's YTE expressions (Python code) as it loads it, before any check (docs/security.md)"
+        )
     return data
 
 
