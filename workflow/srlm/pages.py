@@ -16,7 +16,7 @@ import html
 import re
 from pathlib import Path
 
-from srlm.data.io import cli
+from srlm.data.io import cli, write_text
 
 CSS = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.2em; color: #222; }
@@ -44,7 +44,7 @@ def write_html(md_path: Path) -> Path:
     """`x.md` -> `x.html` beside it."""
     md_path = Path(md_path)
     out = md_path.with_suffix(".html")
-    out.write_text(html_page(md_path.read_text(), md_path.stem))
+    write_text(out, html_page(md_path.read_text(), md_path.stem))
     return out
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srlm import layout
-from srlm.data.io import cli
+from srlm.data.io import cli, write_text
 
 DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
 
@@ -348,10 +348,10 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     spec, inputs = a.spec, Inputs(a.inputs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(render(spec, inputs, a.source))
+    write_text(a.out, render(spec, inputs, a.source))
     if a.vs_paper:
         a.vs_paper.parent.mkdir(parents=True, exist_ok=True)
-        a.vs_paper.write_text(render_vs_paper(spec, inputs))
+        write_text(a.vs_paper, render_vs_paper(spec, inputs))
 
 
 if __name__ == "__main__":

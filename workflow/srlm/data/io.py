@@ -89,6 +89,12 @@ def cli(main: Callable) -> Callable:
     return wrapped
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """`text` as the whole of `path`, written to a temporary file then renamed: a failure leaves the previous
+    file as it was."""
+    _write_atomic(path, text)
+
+
 def _write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
