@@ -105,6 +105,8 @@ BAD_CONFIGS = [
     (overlay({"evaluation": {"grading": {"bootstrap_resamples": 10**10}}}),
      "evaluation.grading.bootstrap_resamples: 10000000000 is greater than the maximum of 100000"),
     (overlay({"gpus": {"evaluate": 1000}}), "gpus.evaluate: 1000 is greater than the maximum of 64"),
+    (overlay({"evaluation": {"generation": {"n_samples": 10**6}}}),
+     "evaluation.generation.n_samples: 1000000 is greater than the maximum of 1024"),
     (overlay({"evaluation": {"gpu_memory_utilization": 0}}), "evaluation.gpu_memory_utilization: 0 is less than"),
     # names a file system cannot hold, and tables that name what is not there or say one thing twice
     (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x"}}}),
