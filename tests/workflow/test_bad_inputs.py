@@ -112,6 +112,7 @@ BAD_CONFIGS = [
     (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x"}}}),
      "models: 'mmmm"),
     (overlay({"stages": {"s" * 65: {"label": "S"}}}), "is too long"),
+    (overlay({"targets": ["table" + "9" * 300]}), "targets.0: 'table999"),
     (overlay({"targets": ["table9"]}), "targets.0: 'table9' is not a table of `tables` (table1, table2, table3)"),
     (overlay({"models": {"qwen3-0.6b": {"label": "Qwen2.5-0.5B"}}}),
      "models.qwen3-0.6b.label: 'Qwen2.5-0.5B' is also the label of models.qwen2.5-0.5b"),
