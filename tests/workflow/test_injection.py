@@ -23,6 +23,7 @@ from tests.conftest import REPO, copy_workflow, snakemake
 
 RESULTS = "r $(touch M_results);`touch M_results2`"
 DEEPSPEED = "ds$(touch M_ds)/z`touch M_ds2`;.json"
+BENCH = "m500 $(touch M_bench)'`touch M_bench2`.jsonl"
 # Params quoted in Python (workflow/rules/common.smk: arg() and the flags built with shlex.quote).
 PRE_QUOTED = {"params.spec", "params.inputs", "params.each", "params.deepspeed", "params.command"}
 
@@ -49,12 +50,16 @@ def hostile_workflow(tmp_path: Path) -> Path:
     ds = wf / DEEPSPEED
     ds.parent.mkdir(parents=True)
     ds.write_text((REPO / "envs" / "deepspeed" / "zero2.json").read_text())
+    bench = wf / BENCH  # a data file whose name is shell syntax (it reaches the job inside a JSON param)
+    bench.write_text("".join(json.dumps({"problem": f"What is {i} + 1?", "answer": str(i + 1), "unique_id": str(i)})
+                             + "\n" for i in range(4)))  # fmt: skip
     (wf / "hostile.yaml").write_text(
         yaml.safe_dump(
             {
                 "results": RESULTS,
                 "launch": {"deepspeed": DEEPSPEED},
                 "prompt": {"system": "It's $(touch M_prompt) `touch M_prompt2`"},
+                "benchmarks": {"math500": {"source": "local", "local_path": BENCH}},
                 # the KD command line (regenerated traces) only appears for this source; planned, not run
                 "data": {"kd": {"source": "generate"}},
             }
@@ -108,5 +113,5 @@ def test_cheap_jobs_run_under_hostile_values(tmp_path):
     target = f"{RESULTS}/evals/qwen2.5-0.5b/base/math500.json"
     snakemake(target, f"{RESULTS}/data/gsm8k/train.jsonl", "--cores", "2",
               "--configfile", "config/demo.yaml", "hostile.yaml", cwd=wf)  # fmt: skip
-    assert (wf / target).is_file()
+    assert json.loads((wf / target).read_text())["n_problems"] == 4  # the benchmark file with the odd name
     assert markers(tmp_path) == []
