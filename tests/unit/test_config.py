@@ -74,3 +74,12 @@ def test_yaml_errors_name_file_and_line(tmp_path):
     bad.write_text("models:\n  qwen2.5-0.5b:\n    source: local\n   label: x\n")
     with pytest.raises(cfg.ConfigError, match=r"bad\.yaml:4:\d+: YAML syntax error"):
         cfg.load_yaml(bad)
+
+
+def test_scheduler_names_are_transformers_own():
+    """The schema's lr_scheduler_type names are values transformers accepts (caught here, not on the GPU node)."""
+    from transformers import SchedulerType
+
+    names = cfg._validator().schema["properties"]["stages"]["additionalProperties"]["properties"]["lr_scheduler_type"]
+    assert set(names["enum"]) <= {s.value for s in SchedulerType}
+    assert {st["lr_scheduler_type"] for st in CONFIG["stages"].values()} <= set(names["enum"])

@@ -84,10 +84,59 @@ BAD_CONFIGS = [
     (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
         {"model": "qwen2.5-0.5b", "chain": "kd+ppo", "paper": [None] * 5}]}]}}}),
      "tables.table3.sections.0.rows.0.chain: 'kd+ppo' names undefined stage 'ppo'"),
+    # numbers a job would refuse (or misread) only on the compute node: integers given as floats, NaN and
+    # infinities (they pass every minimum and maximum), values outside what the libraries accept
+    (overlay({"stages": {"sft": {"per_device_train_batch_size": 2.0}}}),
+     "stages.sft.per_device_train_batch_size: 2.0 is not of type 'integer'"),
+    (overlay({"gpus": {"train": 8.0}}), "gpus.train: 8.0 is not of type 'integer'"),
+    (overlay({"evaluation": {"batch_size": 16.0}}), "evaluation.batch_size: 16.0 is not an integer"),
+    (overlay({"evaluation": {"generation": {"n_samples": 4.0}}}), "evaluation.generation.n_samples: 4.0 is not"),
+    (overlay({"health": {"min_rise": float("nan")}}), "health.min_rise: nan is not a finite number"),
+    (overlay({"marks": {"not_extractable_threshold": float("nan")}}), "marks.not_extractable_threshold: nan is"),
+    (overlay({"evaluation": {"generation": {"temperature": float("inf")}}}),
+     "evaluation.generation.temperature: inf is not a finite number"),
+    (overlay({"stages": {"sft": {"num_train_epochs": float("inf")}}}), "stages.sft.num_train_epochs: inf is not"),
+    (overlay({"stages": {"sft": {"seed": -1}}}), "stages.sft.seed: -1 is less than the minimum of 0"),
+    (overlay({"evaluation": {"grading": {"seed": 2**40}}}), "evaluation.grading.seed: 1099511627776 is greater"),
+    (overlay({"stages": {"sft": {"lr_scheduler_type": "cosine_warmup"}}}),
+     "stages.sft.lr_scheduler_type: 'cosine_warmup' is not one of"),
+    (overlay({"stages": {"sft-lora": {"lora": {"target_modules": []}}}}),
+     f"{LORA}.target_modules: [] should be non-empty"),
+    (overlay({"evaluation": {"grading": {"bootstrap_resamples": 10**10}}}),
+     "evaluation.grading.bootstrap_resamples: 10000000000 is greater than the maximum of 100000"),
+    (overlay({"gpus": {"evaluate": 1000}}), "gpus.evaluate: 1000 is greater than the maximum of 64"),
+    (overlay({"evaluation": {"generation": {"n_samples": 10**6}}}),
+     "evaluation.generation.n_samples: 1000000 is greater than the maximum of 1024"),
+    (overlay({"evaluation": {"gpu_memory_utilization": 0}}), "evaluation.gpu_memory_utilization: 0 is less than"),
+    # names a file system cannot hold, and tables that name what is not there or say one thing twice
+    (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x"}}}),
+     "models: 'mmmm"),
+    (overlay({"stages": {"s" * 65: {"label": "S"}}}), "is too long"),
+    (overlay({"targets": ["table" + "9" * 300]}), "targets.0: 'table999"),
+    (overlay({"targets": ["table9"]}), "targets.0: 'table9' is not a table of `tables` (table1, table2, table3)"),
+    (overlay({"models": {"qwen3-0.6b": {"label": "Qwen2.5-0.5B"}}}),
+     "models.qwen3-0.6b.label: 'Qwen2.5-0.5B' is also the label of models.qwen2.5-0.5b"),
+    (overlay({"stages": {"kd": {"label": "SFT"}}}), "stages.kd.label: 'SFT' is also the label of stages.sft"),
+    (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5},
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5}]}]}}}),
+     "tables.table3.sections.0.rows.1: the same model and chain as tables.table3.sections.0.rows.0"),
+    (overlay({"tables": {"table3": {"sections": [{"title": "x", "rows": [
+        {"model": "qwen2.5-0.5b", "chain": "sft", "paper": [None] * 5},
+        {"model": "qwen2.5-0.5b", "chain": "kd", "label": "Qwen2.5-0.5B+SFT", "paper": [None] * 5}]}]}}}),
+     "tables.table3.sections.0.rows.1: label 'Qwen2.5-0.5B+SFT' is also that of row 0 of its section"),
+    # a key given twice in one file: YAML keeps the last one, silently
+    ("stages:\n  sft: {seed: 1}\n  rl: {seed: 2}\n  sft: {seed: 3}\n",
+     "bad.yaml:4:3: YAML error: key 'sft' given twice (first at line 2)"),
+    # a results folder Snakemake would read as a pattern (spaces and shell syntax are fine: test_injection.py)
+    (overlay({"results": "out/{model}"}), "results: 'out/{model}' does not match"),
     # files that are not a YAML mapping
     ("stages:\n  rl: {learning_rate: 1.0e-5\n", "bad.yaml:3:1: YAML syntax error"),
     ("stages:\n\trl: {}\n", "bad.yaml:2:1: YAML syntax error"),
     ("- a list\n", "bad.yaml: expected a mapping of config keys, got list"),
+    # a template Snakemake would evaluate as Python when loading the file (the Snakefile's re-read stops the
+    # run after the fact; `python -m srlm.config` catches it before any code runs)
+    ("__use_yte__: true\nresults: ?f'out'\n", "bad.yaml: __use_yte__: this workflow's config files are plain YAML"),
 ]  # fmt: skip
 
 
@@ -121,9 +170,16 @@ def test_snakemake_stops_before_any_job(tmp_path):
     missing.write_text(overlay({"models": {"qwen2.5-0.5b": {"source": "local", "local_path": "no/such/m"}}}))
     broken = tmp_path / "broken.yaml"
     broken.write_text("stages:\n  rl: {learning_rate: 1.0e-5\n")
-    cases = ((missing, "models.qwen2.5-0.5b.local_path: no folder"), (broken, "not valid JSON or YAML"))
+    twice = tmp_path / "twice.yaml"  # Snakemake's loader keeps the last; the Snakefile re-reads its files
+    twice.write_text("stages:\n  sft: {seed: 1}\n  sft: {seed: 2}\n")
+    undefined = tmp_path / "undefined.yaml"  # was InputFunctionException ... KeyError, with a traceback
+    undefined.write_text("targets: [table9]\n")
+    cases = ((missing, "models.qwen2.5-0.5b.local_path: no folder"), (broken, "not valid JSON or YAML"),
+             (twice, "twice.yaml:3:3: YAML error: key 'sft' given twice (first at line 2)"),
+             (undefined, "targets.0: 'table9' is not a table of `tables`"))  # fmt: skip
     for path, message in cases:
-        proc = snakemake("-n", "results/table2.md", "--configfile", str(path), check=False)
+        target = [] if path == undefined else ["results/table2.md"]  # rule all: the config's targets
+        proc = snakemake("-n", *target, "--configfile", str(path), check=False)
         text = proc.stdout + proc.stderr
         assert proc.returncode != 0 and message in text, text[-3000:]
         assert "Job stats" not in text and "Traceback" not in text and 'File "' not in text, text[-3000:]
@@ -157,6 +213,18 @@ def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", be
         argv += ["--bench", "bench.jsonl"]
     argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), "--out-dir", "out", *argv]
     return "srlm.data.gsm8k", files, argv
+
+
+SETTINGS = json.dumps({"settings": {"protocol": "r1", "sampling": {"n": 1}, "engine_used": "x", "timing": {}}})
+COMPLETION = json.dumps({"id": "a", "samples": [{"text": "<answer>2</answer>", "tokens": 3, "finish_reason": "stop"}]})
+
+
+def grade(content: bytes):
+    params = {"timeout_s": 5.0, "bootstrap_resamples": 10, "seed": 0, "gold_format": "math500"}
+    argv = ["--completions", "c.jsonl", "--bench", "b.jsonl", "--params", json.dumps(params),
+            "--out", "out.json", "--details", "out.details.jsonl"]  # fmt: skip
+    bench_rows = lines(json.dumps({"id": "a", "problem": "1 + 1?", "answer": "2"}))
+    return "srlm.grade", {"c.jsonl": content, "b.jsonl": bench_rows}, argv
 
 
 def kd(content: bytes):
@@ -196,6 +264,26 @@ BAD_DATA = {
                                "no train rows left after cleaning"),
     "gsm8k-empty-decontamination-benchmark": (gsm8k(lines(GOOD_TRAIN), bench_file=b""),
                                               "bench.jsonl: no rows (empty benchmark file)"),
+    # golds no response can ever match, and a valid JSON string that is no text (a lone surrogate)
+    "bench-fullwidth-gold": (bench(lines('{"problem": "P", "answer": "\uff11\uff12", "unique_id": "a"}')),
+                             "b.jsonl:1 (id a): gold answer '\uff11\uff12' cannot be graded: digits other than 0-9"),
+    "bench-nan-gold": (bench(lines(MATH, '{"problem": "P", "answer": "NaN", "unique_id": "b"}')),
+                       "b.jsonl:2 (id b): gold answer 'NaN' cannot be graded: NaN"),
+    "bench-amc-nan-gold": (bench(lines('{"problem": "P", "answer": NaN, "id": 3}'), "amc23"),
+                           "b.jsonl:1 (id 3): gold answer 'nan' cannot be graded: not a number"),
+    "bench-gsm8k-fullwidth-gold": (bench(lines(json.dumps({"question": "Q", "answer": "#### \uff15"})), "gsm8k"),
+                                   "b.jsonl:1 (id 0): cannot read the gold answer: final answer"),
+    "gsm8k-fullwidth-final-answer": (gsm8k(lines(GOOD_TRAIN, json.dumps({"question": Q, "answer": "#### \uff15"}))),
+                                     "gsm8k/train.jsonl:2: final answer '\uff15' is not a number"),
+    "bench-lone-surrogate": (bench(lines(MATH, '{"problem": "P \\ud800", "answer": "1", "unique_id": "b"}')),
+                             "b.jsonl:2: a lone surrogate \\ud800 in a string"),
+    "gsm8k-lone-surrogate": (gsm8k(lines(GOOD_TRAIN, '{"question": "Q \\udfff", "answer": "#### 1"}')),
+                             "gsm8k/train.jsonl:2: a lone surrogate \\udfff"),
+    # the grading job: a completions file cut short, or one whose rows are not completions
+    "grade-truncated-completions": (grade(lines(SETTINGS, COMPLETION, '{"id": "b", "samp')),
+                                    "c.jsonl:3: invalid JSON"),
+    "grade-row-without-samples": (grade(lines(SETTINGS, '{"id": "a"}')), "c.jsonl:2: not a completions row"),
+    "grade-not-completions": (grade(lines(COMPLETION)), "c.jsonl:1: not a completions file"),
     # one KD case: srlm.data.distill imports math-verify (seconds); the reading is the shared srlm.data.io's
     "kd-not-utf8": (kd(lines(b'{"problem": "\xc3\x28"}')), "kd.jsonl:1: not UTF-8"),
 }  # fmt: skip
@@ -217,6 +305,7 @@ def test_broken_data_file_named(case, tmp_path):
     err = proc.stderr.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err, err  # one line, no traceback
     assert not list(tmp_path.glob("out*")), "a failed step wrote an output"
+    assert not list(tmp_path.rglob("*.tmp")), "a failed step left a temporary file"
 
 
 def test_malformed_rows_dropped_are_counted(tmp_path):
@@ -230,3 +319,17 @@ def test_malformed_rows_dropped_are_counted(tmp_path):
     assert report["rows_in"] == 3 and report["malformed"] == 1 and report["rows_out"] == 2
     assert report["malformed_rows"] == ["gsm8k/train.jsonl:2: no '####' line in answer: 'no final line'"]
 
+
+def test_failed_grading_keeps_the_previous_result(tmp_path):
+    """Every entry point writes to a temporary file and renames it: a run that fails (here a completions file
+    cut short) leaves the previous evaluation as it was. (Inside a Snakemake run, Snakemake itself removes a
+    rerun job's outputs before it starts: docs/security.md.)"""
+    module, files, argv = grade(lines(SETTINGS, COMPLETION))
+    assert run_cli(module, files, argv, tmp_path).returncode == 0
+    before = (tmp_path / "out.json").read_bytes()
+    assert json.loads(before)["pass_at_1"] == 1.0
+    module, files, argv = grade(lines(SETTINGS, COMPLETION[:-5]))
+    proc = run_cli(module, files, argv, tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: c.jsonl:2: invalid JSON"), proc.stderr
+    assert (tmp_path / "out.json").read_bytes() == before
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -183,6 +183,8 @@ CHEAP = [
     ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3}),
     # A stage's display label: every report names rows by it (cost: each table's page and the joint one).
     ({"stages": {"kd": {"label": "Distil"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
+    # A model's display label (renaming a model): the rows that name it, wherever they are shown.
+    ({"models": {"qwen2.5-0.5b": {"label": "Qwen 0.5B"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
     # A table's label: that table, its cost page and figures, and the joint cost page.
     ({"tables": {"table2": {"title": "Table 2 (ours)"}}}, {"render_table": 1, "render_cost": 2, "render_figures": 1}),
     # A statistic of the data report only.
@@ -190,7 +192,8 @@ CHEAP = [
 ]
 
 
-@pytest.mark.parametrize("overlay,expected", CHEAP, ids=["health", "marks", "stage-label", "table-label", "prep-report"])
+@pytest.mark.parametrize("overlay,expected", CHEAP,
+                         ids=["health", "marks", "stage-label", "model-label", "table-label", "prep-report"])
 def test_report_only_changes_plan_no_gpu_job(built, overlay, expected):
     counts = rules(replan(built, overlay))
     assert not [r for r in counts if r in GPU], counts
@@ -244,3 +247,13 @@ def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):
     assert (counts["train_sft"], counts["train_grpo"]) == (2, 2)  # sft, and sft+rl from it, per model
     assert counts["generate"] == 4 * 5
     assert {w["chain"] for r, w in jobs if r in GPU} == {"sft", "sft+rl"}
+
+
+def test_redefined_model_reruns_everything_made_from_it(built):
+    """A model key that now names other weights (hub_id): its download, every training and evaluation of it, and
+    every table, cost page and figure folder showing it; the other base model's runs stay."""
+    jobs = replan(built, {"models": {"qwen2.5-0.5b": {"hub_id": "Qwen/Qwen2.5-Math-1.5B"}}})
+    counts = rules(jobs)
+    assert counts["fetch_model"] == 1 and counts["render_table"] == 3 and counts["render_cost"] == 4
+    trained = {w["model"] for r, w in jobs if r in GPU}
+    assert trained == {"qwen2.5-0.5b"} and training(counts) == 9

@@ -7,13 +7,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
-from srlm import layout, pages
+from srlm import checksums, layout, pages
 from srlm.cleanup import remove_checkpoints
 from srlm.tables import cost_spec, report_spec, table_spec
 
-cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
+cfg.check(config, workflow.configfiles)  # stops before any job is planned, naming the bad key (no traceback)
 
 L = layout.Layout.of(config)
+# A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
+# be treated as up to date: stop before planning, naming the file (a stat per file; jobs re-hash what they read).
+_damaged = checksums.damaged_models(Path(L.results) / "models")
+if _damaged:
+    sys.exit("damaged model folders:\n  " + "\n  ".join(_damaged))
 MODELS = config["models"]
 STAGES = config["stages"]
 BENCHMARKS = config["benchmarks"]
@@ -44,6 +49,12 @@ wildcard_constraints:
 def arg(obj):
     """A config slice as one shell-quoted JSON argument: the rule's params, hence its rerun trigger."""
     return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+# Shell safety (docs/security.md): every field of a `shell:` command is either `{x:q}` (Snakemake quotes it) or a
+# param quoted here, in Python (arg(), the --deepspeed flag, the KD command, generate's triples), so no config
+# value (results path, model key, file name) is ever read by the shell as code. tests/unit/test_shell_quoting.py
+# holds every rule to it.
 
 
 # Planning speed (docs/performance.md, Planning): the config is fixed for the run, so what the input and param
@@ -103,8 +114,8 @@ def get_kd_problems(wildcards):
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return f"python -m srlm.data.generate --problems {L.gsm8k('train')}"
-    return " ".join(["python -m srlm.data.distill --bench", *get_decontamination_benchmarks(wildcards)])
+        return f"python -m srlm.data.generate --problems {shlex.quote(L.gsm8k('train'))}"
+    return shlex.join(["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)])
 
 
 def get_kd_params(wildcards):
@@ -256,7 +267,7 @@ def _health_params(stage):
 def get_deepspeed(wildcards):
     """DeepSpeed config for full-weight stages (LoRA stages train too few weights for ZeRO to pay)."""
     ds = config["launch"]["deepspeed"]
-    return f"--deepspeed {ds}" if ds and not get_stage(wildcards)["lora"] else ""
+    return f"--deepspeed {shlex.quote(ds)}" if ds and not get_stage(wildcards)["lora"] else ""
 
 
 @cache

@@ -8,7 +8,8 @@ rule fetch_model:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.fetch --params {params.spec} --out {output} > {log} 2>&1"
+        "(python -m srlm.fetch --params {params.spec} --out {output:q} "
+        "&& python -m srlm.checksums write {output:q}) > {log:q} 2>&1"
 
 
 # --bench lists the benchmarks to decontaminate against; none (config data.gsm8k.clean.decontaminate: null) = off.
@@ -29,8 +30,8 @@ rule prepare_gsm8k:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.data.gsm8k --params {params.spec} --out-dir {params.out_dir} "
-        "--bench {input.bench} > {log} 2>&1"
+        "python -m srlm.data.gsm8k --params {params.spec} --out-dir {params.out_dir:q} "
+        "--bench {input.bench:q} > {log:q} 2>&1"
 
 
 # The data report: what cleaning did plus token-length statistics of the SFT rows (report-only settings, so a
@@ -49,8 +50,9 @@ rule report_gsm8k:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.data.prep_report --cleaning {input.cleaning} --sft {input.sft} "
-        "--tokenizer {input.tokenizer} --max-length {params.max_length} --out {output} > {log} 2>&1"
+        "(python -m srlm.checksums verify {input.tokenizer:q} && "
+        "python -m srlm.data.prep_report --cleaning {input.cleaning:q} --sft {input.sft:q} "
+        "--tokenizer {input.tokenizer:q} --max-length {params.max_length:q} --out {output:q}) > {log:q} 2>&1"
 
 
 if get_kd_gpus(None) == 0:  # only a vLLM teacher started inside the job needs a GPU node
@@ -74,7 +76,7 @@ rule prepare_kd:
     conda:
         "../../envs/distill.yaml"
     shell:
-        "{params.command} --params {params.spec} --out {output} > {log} 2>&1"
+        "{params.command} --params {params.spec} --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_benchmark:
@@ -87,4 +89,4 @@ rule prepare_benchmark:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.data.benchmarks --params {params.spec} --out {output} > {log} 2>&1"
+        "python -m srlm.data.benchmarks --params {params.spec} --out {output:q} > {log:q} 2>&1"

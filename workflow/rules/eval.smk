@@ -27,8 +27,9 @@ rule generate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.completions --model-dir {input.model} {params.each} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
+        "(python -m srlm.checksums verify {input.model:q} && "
+        "python -m srlm.completions --model-dir {input.model:q} {params.each}) > {log:q} 2>&1"
 
 
 rule grade:
@@ -45,6 +46,6 @@ rule grade:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.grade --completions {input.completions} --bench {input.bench} --params {params.spec} "
-        "--out {output.result} --details {output.details} "
-        "--label {wildcards.model}/{wildcards.chain}/{wildcards.benchmark} > {log} 2>&1"
+        "python -m srlm.grade --completions {input.completions:q} --bench {input.bench:q} --params {params.spec} "
+        "--out {output.result:q} --details {output.details:q} "
+        "--label {wildcards.model:q}/{wildcards.chain:q}/{wildcards.benchmark:q} > {log:q} 2>&1"

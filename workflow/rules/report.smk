@@ -28,8 +28,8 @@ rule render_table:
     conda:
         "../../envs/data.yaml"
     shell:
-        "(python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table} "
-        "--vs-paper {output.vs_paper} && python -m srlm.pages {output.table} {output.vs_paper}) > {log} 2>&1"
+        "(python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table:q} "
+        "--vs-paper {output.vs_paper:q} && python -m srlm.pages {output.table:q} {output.vs_paper:q}) > {log:q} 2>&1"
 
 
 # One cost page per table and one for all tables of config `targets` (scope "all", each job once).
@@ -52,8 +52,8 @@ rule render_cost:
     conda:
         "../../envs/data.yaml"
     shell:
-        "(python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output.md} "
-        "&& python -m srlm.pages {output.md}) > {log} 2>&1"
+        "(python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output.md:q} "
+        "&& python -m srlm.pages {output.md:q}) > {log:q} 2>&1"
 
 
 # Per table: its accuracy bars and the training curves of every run behind its rows.
@@ -76,4 +76,4 @@ rule render_figures:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.figures --spec {params.spec} --inputs {params.inputs} --out-dir {output} > {log} 2>&1"
+        "python -m srlm.figures --spec {params.spec} --inputs {params.inputs} --out-dir {output:q} > {log:q} 2>&1"

@@ -1,6 +1,8 @@
 # One job = one stage of one chain, on one node; `srlm.launch` starts one process per GPU of the allocation.
 # Checkpoints live in work/ (not an output, so a requeued job finds them and resumes). Training jobs write what
-# ran (weights, metrics.jsonl, train_summary.json); check_health judges it on a CPU.
+# ran (weights, metrics.jsonl, train_summary.json); check_health judges it on a CPU. Every job that reads a model
+# folder verifies its checksum manifest first, and every job that writes one writes the manifest last
+# (srlm.checksums).
 
 
 rule train_sft:
@@ -28,11 +30,13 @@ rule train_sft:
     conda:
         "../../envs/train.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.sft --params {params.spec} "
-        "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
-        "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
+        "(python -m srlm.checksums verify {input.model:q} && "
+        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.sft --params {params.spec} "
+        "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
+        "&& python -m srlm.checksums write {output.model:q}) > {log:q} 2>&1"
 
 
 rule train_grpo:
@@ -60,11 +64,13 @@ rule train_grpo:
     conda:
         "../../envs/train.yaml"
     shell:
-        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads}; "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.grpo --params {params.spec} "
-        "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
-        "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
+        "(python -m srlm.checksums verify {input.model:q} && "
+        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.grpo --params {params.spec} "
+        "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
+        "&& python -m srlm.checksums write {output.model:q}) > {log:q} 2>&1"
 
 
 # The ‡ of the tables: did the run collapse? A cheap judgment over the run's metrics, so its thresholds
@@ -83,5 +89,5 @@ rule check_health:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m srlm.health --metrics {input} --params {params.spec} --out {output} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
+        "python -m srlm.health --metrics {input:q} --params {params.spec} --out {output:q} "
+        "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from srlm import prompts
-from srlm.data.io import read_jsonl, write_jsonl
+from srlm.data.io import DataError, cli, read_jsonl, read_jsonl_numbered, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,22 @@ def write(path: Path, settings: dict, rows: list[dict]) -> None:
 
 
 def read(path: Path) -> tuple[dict, list[dict]]:
-    """(settings, rows) of a completions file."""
-    lines = read_jsonl(path)
-    if not lines or "settings" not in lines[0]:
-        raise ValueError(f"{path}:1: not a completions file (first line must be {{'settings': ...}})")
-    return lines[0]["settings"], lines[1:]
+    """(settings, rows) of a completions file; DataError naming file:line for what grading could not use."""
+    lines = read_jsonl_numbered(path)
+    if not lines or not isinstance(lines[0][1].get("settings"), dict):
+        raise DataError(f"{path}:1: not a completions file (first line must be {{'settings': ...}})")
+    settings = lines[0][1]["settings"]
+    for key in ("protocol", "sampling", "engine_used", "timing"):
+        if key not in settings:
+            raise DataError(f"{path}:1: settings lack {key!r}")
+    for lineno, row in lines[1:]:
+        samples = row.get("samples")
+        if "id" not in row or not isinstance(samples, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("text"), str) and {"tokens", "finish_reason"} <= s.keys()
+            for s in samples
+        ):
+            raise DataError(f"{path}:{lineno}: not a completions row (id, samples of text/tokens/finish_reason)")
+    return settings, [row for _, row in lines[1:]]
 
 
 def load_engine(model_dir: Path, p: Params):
@@ -134,6 +145,7 @@ def sample(engine, rows: list[dict], p: Params, start_s: float = 0.0) -> tuple[d
     return settings, out_rows
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m srlm.completions", description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", type=Path, required=True)

@@ -6,6 +6,7 @@ The chain syntax ("kd-lora+rl", "base") and the file layout belong to srlm.layou
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from functools import cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from srlm import layout
+from srlm.tables import row_label
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -46,6 +48,8 @@ def _describe(err, config: dict) -> str:
             pass
         return f"{where}: {err.instance!r} is a string, expected {err.validator_value}{hint}"
     if err.validator in ("oneOf", "anyOf") and err.context:
+        if isinstance(err.instance, float) and any(e.validator_value == "integer" for e in err.context):
+            return f"{where}: {err.instance!r} is not an integer"
         # Report the branch whose type fits (lora: {r: 0} -> lora.r), not "lora is not of type 'null'".
         depth = len(err.absolute_path)
         wrong_type = {e.relative_schema_path[0] for e in err.context
@@ -77,13 +81,31 @@ def _validator():
 
     # libyaml's loader where PyYAML has it: the pure-Python one spends ~0.2 s of every Snakemake start here.
     schema = yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return jsonschema.Draft202012Validator(schema)
+    # JSON Schema's `integer` accepts 2.0 (a float with no fraction); a float batch size or sample count fails
+    # only inside the job, so here an integer is a Python int (never a bool).
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
+
+
+def _non_finite(node, parts=()) -> list[str]:
+    """NaN and ±inf anywhere: they pass every minimum and maximum (a NaN threshold removes every mark, an
+    infinite temperature samples noise that is graded and tabled)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"{_path(parts)}: {node} is not a finite number"]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _non_finite(v, (*parts, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _non_finite(v, (*parts, i))]
+    return []
 
 
 def validate(config: dict) -> dict:
     """Validate against the schema, then the cross-references; raise ConfigError naming every bad key."""
     errors = sorted(_validator().iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_describe(e, config) for e in errors]
+    problems = _non_finite(config) + [_describe(e, config) for e in errors]
     if not problems:
         problems = _check_references(config) + _check_sources(config) + _check_sizes(config)
     if problems:
@@ -91,9 +113,13 @@ def validate(config: dict) -> dict:
     return config
 
 
-def check(config: dict) -> dict:
-    """validate() for the Snakefile: a bad configuration ends the run with the message alone, no traceback."""
+def check(config: dict, files: list[str | Path] = ()) -> dict:
+    """validate() for the Snakefile: a bad configuration ends the run with the message alone, no traceback.
+    `files`: the config files Snakemake read (workflow.configfiles), re-read here for what its own loader lets
+    through (a key given twice in one file: the last one wins silently)."""
     try:
+        for f in files:
+            load_yaml(f)
         return validate(config)
     except ConfigError as e:
         sys.exit(str(e))
@@ -183,6 +209,24 @@ def _check_sizes(config: dict) -> list[str]:
 
 
 # ---- configuration files, as Snakemake reads them ----------------------------------------------------------
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first at line {first})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
     """A config file's mapping; a syntax error or a non-mapping raises ConfigError naming file and line
     (Snakemake's own message for an overlay that does not parse names neither)."""
@@ -191,16 +235,22 @@ def load_yaml(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         ctx = getattr(e, "context_mark", None)
         ctx = f" ({e.context} at line {ctx.line + 1})" if ctx and e.context else ""
         problem = getattr(e, "problem", None) or e
-        raise ConfigError(f"{path}{line}: YAML syntax error: {problem}{ctx}") from None
+        kind = "YAML error" if isinstance(e, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigError(f"{path}{line}: {kind}: {problem}{ctx}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    if "__use_yte__" in data:  # Snakemake's loader evaluates such a file's ?-expressions as Python (YTE)
+        raise ConfigError(
+            f"{path}: __use_yte__: this workflow's config files are plain YAML; with this key Snakemake runs the "
+            f"file's YTE expressions (Python code) as it loads it, before any check (docs/security.md)"
+        )
     return data
 
 
@@ -237,9 +287,31 @@ def main(argv: list[str] | None = None) -> None:
     print("configuration is valid")
 
 
+def _duplicate_labels(section: str, entries: dict) -> list[str]:
+    """Two models (stages, benchmarks) with one label make two table rows (columns) that read the same."""
+    first: dict[str, str] = {}
+    return [
+        f"{section}.{key}.label: {e['label']!r} is also the label of {section}.{first[e['label']]}"
+        for key, e in entries.items()
+        if first.setdefault(e["label"], key) != key
+    ]
+
+
+# A chain (stage keys joined by "+") is one folder name: at most this many bytes (file systems allow 255).
+MAX_NAME_BYTES = 200
+
+
 def _check_references(config: dict) -> list[str]:
     problems = []
     models, stages, benches = config["models"], config["stages"], config["benchmarks"]
+    for i, t in enumerate(config["targets"]):
+        if t not in config["tables"]:
+            problems.append(f"targets.{i}: {t!r} is not a table of `tables` ({', '.join(config['tables'])})")
+    for section in ("models", "stages", "benchmarks"):
+        problems += _duplicate_labels(section, config[section])
+    for part in Path(config["results"]).parts:
+        if len(part.encode()) > MAX_NAME_BYTES:
+            problems.append(f"results: folder name {part[:40]!r}... is over {MAX_NAME_BYTES} bytes")
     for key, m in models.items():
         ref = m.get("same_weights_as")
         if ref is not None and (ref not in models or models[ref].get("same_weights_as")):
@@ -251,18 +323,29 @@ def _check_references(config: dict) -> list[str]:
         for i, col in enumerate(table["columns"]):
             if col not in benches:
                 problems.append(f"tables.{name}.columns.{i}: unknown benchmark {col!r}")
+        runs: dict[tuple, str] = {}
         for s, section in enumerate(table["sections"]):
+            labels: dict[str, int] = {}
             for r, row in enumerate(section["rows"]):
                 where = f"tables.{name}.sections.{s}.rows.{r}"
                 if len(row["paper"]) != len(table["columns"]):
                     problems.append(f"{where}.paper: {len(row['paper'])} values for {len(table['columns'])} columns")
-                if row.get("cited"):
-                    continue
-                if row["model"] not in models:
-                    problems.append(f"{where}.model: unknown model {row['model']!r}")
-                for stage in layout.stages(row["chain"]):
-                    if stage not in stages:
+                if not row.get("cited"):
+                    if row["model"] not in models:
+                        problems.append(f"{where}.model: unknown model {row['model']!r}")
+                    undefined = [st for st in layout.stages(row["chain"]) if st not in stages]
+                    for stage in undefined:
                         problems.append(f"{where}.chain: {row['chain']!r} names undefined stage {stage!r}")
+                    if len(row["chain"].encode()) > MAX_NAME_BYTES:
+                        problems.append(f"{where}.chain: over {MAX_NAME_BYTES} bytes (it names a folder)")
+                    seen = runs.setdefault((row["model"], row["chain"]), where)
+                    if seen != where:
+                        problems.append(f"{where}: the same model and chain as {seen}")
+                    if row["model"] not in models or undefined:
+                        continue
+                label = row.get("label") or row_label(row, models, stages)
+                if labels.setdefault(label, r) != r:
+                    problems.append(f"{where}: label {label!r} is also that of row {labels[label]} of its section")
     for key, st in stages.items():
         if st["type"] == "grpo" and st["per_device_train_batch_size"] % st["num_generations"]:
             problems.append(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srlm import layout
+from srlm.data.io import cli, write_text
 from srlm.tables import Inputs, iter_rows, load_spec, row_label
 
 EVAL_RULE = "generate"  # the GPU job of an evaluation; grading is a CPU rule and costs no GPU time
@@ -194,6 +195,7 @@ def render(spec: dict, inputs: Inputs) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages (inline JSON or a file)")
@@ -201,7 +203,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(render(a.spec, Inputs(a.inputs)))
+    write_text(a.out, render(a.spec, Inputs(a.inputs)))
 
 
 if __name__ == "__main__":

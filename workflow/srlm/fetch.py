@@ -19,6 +19,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from srlm.data.io import cli
+
 # What a causal LM needs; skips other formats (pytorch_model.bin, onnx, gguf) that some repos also ship.
 ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "LICENSE*"]
 
@@ -149,6 +151,7 @@ def convert_gguf(path: Path, out: Path, eos_token: str, pad_token: str) -> None:
     tokenizer.save_pretrained(out)
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help="JSON: the model's config entry (source, hub_id, ...)")

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from srlm import layout
-from srlm.data.io import read_metrics
+from srlm.data.io import cli, read_metrics
 from srlm.tables import Inputs, fmt, iter_rows, load_spec, our_row, row_label
 
 # Panels of a GRPO run: title and the metric keys that may hold it (TRL 1.x first, older names after).
@@ -191,6 +191,7 @@ def write_all(spec: dict, inputs: Inputs, out_dir: Path) -> list[Path]:
     return written
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON: tables, models, stages, benchmarks, ... (inline JSON or a file)")

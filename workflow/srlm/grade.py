@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from srlm import completions, grading, interval
-from srlm.data.io import read_jsonl, write_json, write_jsonl
+from srlm.data.io import DataError, cli, read_jsonl, write_json, write_jsonl
 
 # How the paper's harness reads each benchmark's gold (Open-RS: latex_gold for MATH-500, Minerva, OlympiadBench;
 # expr_gold for AMC23). GSM8K is not in its task file: its golds are plain numbers, read as expressions.
@@ -63,7 +63,7 @@ def summarize(details: list[dict], n_samples: int) -> dict:
         by_id.setdefault(d["id"], []).append(bool(d["correct"]))
     bad = {k: len(v) for k, v in by_id.items() if len(v) != n_samples}
     if bad:
-        raise ValueError(f"expected {n_samples} samples per problem, got {dict(list(bad.items())[:5])}")
+        raise DataError(f"expected {n_samples} samples per problem, got {dict(list(bad.items())[:5])}")
     per_problem = np.array([np.mean(v) for v in by_id.values()], dtype=float)
     n = len(per_problem)
     stderr = float(per_problem.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
@@ -87,7 +87,7 @@ def grade(completions_path: Path, bench: Path, p: Params) -> tuple[dict, list[di
     ids = [r["id"] for r in rows]
     if sorted(ids) != sorted(golds):
         missing, extra = sorted(set(golds) - set(ids))[:5], sorted(set(ids) - set(golds))[:5]
-        raise ValueError(f"{completions_path} does not answer {bench}: missing ids {missing}, unknown ids {extra}")
+        raise DataError(f"{completions_path} does not answer {bench}: missing ids {missing}, unknown ids {extra}")
     judge = grader(settings["protocol"], p.gold_format, p.timeout_s)
     details = []
     for r in rows:
@@ -109,6 +109,7 @@ def grade(completions_path: Path, bench: Path, p: Params) -> tuple[dict, list[di
     return summary, details
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m srlm.grade", description=__doc__.splitlines()[0])
     ap.add_argument("--completions", type=Path, required=True)

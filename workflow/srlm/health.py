@@ -31,7 +31,8 @@ import json
 import math
 from pathlib import Path
 
-from srlm.data.io import read_metrics  # not srlm.train: a cheap rule must not import transformers
+# not srlm.train: a cheap rule must not import transformers
+from srlm.data.io import cli, read_metrics, write_text
 
 
 def _finite(x) -> bool:
@@ -99,6 +100,7 @@ def _name(key: str) -> str:
     return key.split("/")[1] if key.count("/") == 2 else key
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--metrics", type=Path, required=True, help="a training run's metrics.jsonl")
@@ -109,7 +111,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     status, reason = assess(read_metrics(a.metrics), a.params["health"], reward_series(a.params["rewards"]))
     result = {"model": a.model_name, "chain": a.chain, "status": status, "reason": reason}
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(a.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 
 

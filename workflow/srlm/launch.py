@@ -22,6 +22,8 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
+from srlm.data.io import cli
+
 MAIN_PORT = "29500"
 
 
@@ -143,6 +145,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+@cli
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse(argv)

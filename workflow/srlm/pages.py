@@ -16,6 +16,8 @@ import html
 import re
 from pathlib import Path
 
+from srlm.data.io import cli, write_text
+
 CSS = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.2em; color: #222; }
 table { border-collapse: collapse; margin: 0.8em 0; }
@@ -42,7 +44,7 @@ def write_html(md_path: Path) -> Path:
     """`x.md` -> `x.html` beside it."""
     md_path = Path(md_path)
     out = md_path.with_suffix(".html")
-    out.write_text(html_page(md_path.read_text(), md_path.stem))
+    write_text(out, html_page(md_path.read_text(), md_path.stem))
     return out
 
 
@@ -66,6 +68,7 @@ def subcategory(wildcards) -> str:
     return "Cost" if "scope" in w else "Tables"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("md", nargs="+", type=Path, help="Markdown files; each gets an .html beside it")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srlm import interval, layout
+from srlm.data.io import cli, write_text
 
 DAGGER, DDAGGER, CITED = "†", "‡", "(cited)"
 
@@ -360,6 +361,7 @@ def render_vs_paper(spec: dict, inputs: Inputs) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spec", type=load_spec, required=True, help="JSON (inline or a file): name, table, models, ...")
@@ -370,10 +372,10 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     spec, inputs = a.spec, Inputs(a.inputs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(render(spec, inputs, a.source))
+    write_text(a.out, render(spec, inputs, a.source))
     if a.vs_paper:
         a.vs_paper.parent.mkdir(parents=True, exist_ok=True)
-        a.vs_paper.write_text(render_vs_paper(spec, inputs))
+        write_text(a.vs_paper, render_vs_paper(spec, inputs))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import unicodedata
 
 from srlm.data.io import DataError, cli, read_jsonl_numbered, write_jsonl
 
@@ -58,6 +59,23 @@ def _gold(row: dict, fmt: str) -> str:
     raise ValueError(f"unknown benchmark format {fmt!r} ({'|'.join(FORMATS)})")
 
 
+_NUMERIC = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_NAN = re.compile(r"[+-]?nan", re.IGNORECASE)
+
+
+def ungradable(answer: str, fmt: str) -> str | None:
+    """Why no response can ever match this gold, or None: a numeric benchmark's gold that is not a plain
+    number, NaN, or digits other than 0-9 (full-width "１２": the grader's parsers read ASCII digits only)."""
+    if fmt in ("amc23", "gsm8k") and not _NUMERIC.fullmatch(answer):
+        return "not a number"
+    if _NAN.fullmatch(answer):
+        return "NaN"
+    odd = sorted({c for c in answer if unicodedata.category(c) == "Nd" and not "0" <= c <= "9"})
+    if odd:
+        return f"digits other than 0-9 ({', '.join(f'U+{ord(c):04X}' for c in odd)})"
+    return None
+
+
 def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dict:
     """{"id", "problem", "answer"} of one raw row; DataError naming the row (`origin`: file:line, else
     "<fmt> row <index>") if problem or answer is empty or of the wrong type."""
@@ -71,6 +89,9 @@ def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dic
         raise DataError(f"{origin} (id {rid}): cannot read the gold answer: {e}") from None
     if not answer:
         raise DataError(f"{origin} (id {rid}): empty or missing gold answer")
+    why = ungradable(answer, fmt)
+    if why:
+        raise DataError(f"{origin} (id {rid}): gold answer {answer!r} cannot be graded: {why}")
     if not isinstance(problem, str) or not problem.strip():
         raise DataError(f"{origin} (id {rid}): empty or missing problem")
     return {"id": rid, "problem": problem.strip(), "answer": answer}

@@ -43,7 +43,7 @@ from pathlib import Path
 import httpx
 
 from srlm.data.distill import convert, gold_answer
-from srlm.data.io import dumps_line, read_jsonl, write_json, write_jsonl
+from srlm.data.io import cli, dumps_line, read_jsonl, write_json, write_jsonl
 
 # camel-ai 0.2.90 SelfImprovingCoTPipeline.REASONING_TEMPLATE (its STaR pipeline, which made gsm8k_distilled),
 # used when data.kd.generate.prompt is null; the camel client reads it from camel itself (a test compares).
@@ -555,6 +555,7 @@ def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out:
     return report
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str}')

@@ -30,7 +30,7 @@ from srlm.data.io import (
 )
 
 _CALC = re.compile(r"<<[^<>]*>>")
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # ASCII digits: the grader cannot read "１２" (\d takes it)
 
 
 class MalformedRow(DataError):

@@ -46,6 +46,12 @@ def read_jsonl_numbered(path: str | Path, *, nonempty: bool = False) -> list[tup
             raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        if "\\u" in line:  # an escape may hide a lone surrogate (valid JSON, yet no text: no UTF-8 for it)
+            try:
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as e:
+                bad = f"\\u{ord(e.object[e.start]):04x}"
+                raise DataError(f"{path}:{lineno}: a lone surrogate {bad} in a string (not a character)") from None
         rows.append((lineno, row))
     if nonempty and not rows:
         raise DataError(f"{path}: no rows (empty file)")
@@ -83,12 +89,21 @@ def cli(main: Callable) -> Callable:
     return wrapped
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """`text` as the whole of `path`, written to a temporary file then renamed: a failure leaves the previous
+    file as it was."""
+    _write_atomic(path, text)
+
+
 def _write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves neither a partial file nor its .tmp
 
 
 # Characters str.splitlines() treats as line breaks that json.dumps(ensure_ascii=False) leaves raw

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from srlm.data.io import read_jsonl, write_json
+from srlm.data.io import cli, read_jsonl, write_json
 
 
 def token_stats(sft_rows: list[dict], tokenizer_dir: str, max_length: int | None) -> dict:
@@ -39,6 +39,7 @@ def token_stats(sft_rows: list[dict], tokenizer_dir: str, max_length: int | None
     return stats
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cleaning", type=Path, required=True, help="cleaning.json of srlm.data.gsm8k")

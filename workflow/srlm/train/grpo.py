@@ -15,6 +15,7 @@ import importlib.util
 import os
 
 from srlm import decode, rewards
+from srlm.data.io import cli
 from srlm.train import common, packed, speed
 
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
@@ -194,6 +195,7 @@ def end_turn_at(model, tokenizer, token: str) -> None:
         model.generation_config.eos_token_id = [*ids, end]
 
 
+@cli
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params

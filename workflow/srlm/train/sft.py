@@ -7,9 +7,11 @@ fine-tuned base model ends its turn.
 
 from __future__ import annotations
 
+from srlm.data.io import cli
 from srlm.train import common, packed, speed
 
 
+@cli
 def main(argv=None) -> None:
     args = common.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
