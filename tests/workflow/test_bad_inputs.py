@@ -97,13 +97,12 @@ BAD_CONFIGS = [
      "evaluation.generation.temperature: inf is not a finite number"),
     (overlay({"stages": {"sft": {"num_train_epochs": float("inf")}}}), "stages.sft.num_train_epochs: inf is not"),
     (overlay({"stages": {"sft": {"seed": -1}}}), "stages.sft.seed: -1 is less than the minimum of 0"),
-    (overlay({"evaluation": {"grading": {"seed": 2**40}}}), "evaluation.grading.seed: 1099511627776 is greater"),
+    (overlay({"evaluation": {"generation": {"seed": 2**40}}}),
+     "evaluation.generation.seed: 1099511627776 is greater"),
     (overlay({"stages": {"sft": {"lr_scheduler_type": "cosine_warmup"}}}),
      "stages.sft.lr_scheduler_type: 'cosine_warmup' is not one of"),
     (overlay({"stages": {"sft-lora": {"lora": {"target_modules": []}}}}),
      f"{LORA}.target_modules: [] should be non-empty"),
-    (overlay({"evaluation": {"grading": {"bootstrap_resamples": 10**10}}}),
-     "evaluation.grading.bootstrap_resamples: 10000000000 is greater than the maximum of 100000"),
     (overlay({"gpus": {"evaluate": 1000}}), "gpus.evaluate: 1000 is greater than the maximum of 64"),
     (overlay({"evaluation": {"generation": {"n_samples": 10**6}}}),
      "evaluation.generation.n_samples: 1000000 is greater than the maximum of 1024"),
@@ -220,7 +219,7 @@ COMPLETION = json.dumps({"id": "a", "samples": [{"text": "<answer>2</answer>", "
 
 
 def grade(content: bytes):
-    params = {"timeout_s": 5.0, "bootstrap_resamples": 10, "seed": 0, "gold_format": "math500"}
+    params = {"timeout_s": 5.0, "gold_format": "math500"}
     argv = ["--completions", "c.jsonl", "--bench", "b.jsonl", "--params", json.dumps(params),
             "--out", "out.json", "--details", "out.details.jsonl"]  # fmt: skip
     bench_rows = lines(json.dumps({"id": "a", "problem": "1 + 1?", "answer": "2"}))
