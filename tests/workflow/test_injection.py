@@ -76,11 +76,19 @@ def test_hostile_values_stay_one_argument_and_run_nothing(tmp_path):
     wf = hostile_workflow(tmp_path)
     configs = ("--configfile", "config/demo.yaml", "hostile.yaml")
     out = snakemake("-n", "-p", *configs, cwd=wf).stdout  # rule all: the demo's Table 2, cost, figures
+    # KD rows of the other sources are decontaminated against the benchmark files: their paths (under the hostile
+    # `results`) follow --bench on the KD command line.
+    (wf / "kd.yaml").write_text(yaml.safe_dump({"data": {"kd": {"source": "synthetic"}}}))
+    out += snakemake("-n", "-p", f"{RESULTS}/data/kd/train.jsonl", *configs, "kd.yaml", cwd=wf).stdout
     commands = [line.removeprefix("Shell command: ") for line in out.splitlines()
                 if line.startswith("Shell command: ") and line != "Shell command: None"]  # fmt: skip
     rules = set(re.findall(r"^(?:local)?rule (\w+):$", out, flags=re.M))
     assert {"fetch_model", "prepare_kd", "train_sft", "train_grpo", "generate", "grade", "render_table"} <= rules
     assert len(commands) > 40, out[-3000:]
+    distill = [shlex.split(c) for c in commands if "srlm.data.distill" in c]
+    assert distill and distill[0].count("--bench") == 1
+    benches = distill[0][distill[0].index("--bench") + 1:distill[0].index("--params")]
+    assert len(benches) == 5 and all(b.startswith(RESULTS + "/data/bench/") for b in benches), distill
     deepspeed_seen = 0
     for cmd in commands:
         for token in shlex.split(cmd):
