@@ -1,0 +1,47 @@
+"""What a new user reads must match what the workflow does: the committed rule graph and `make graphs`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, copy_workflow, snakemake
+
+
+def test_committed_rulegraph_names_every_rule():
+    """images/rulegraph.svg (README) is drawn by `make graphs`; a rule added or renamed without redrawing it fails
+    here instead of leaving a stale picture."""
+    rules = set(snakemake("--list-rules").stdout.split())
+    drawn = set(re.findall(r">([a-z_0-9]+)</text>", (REPO / "images/rulegraph.svg").read_text()))
+    assert "generate" in rules and "all" in rules
+    assert drawn == rules, f"redraw with `make graphs`: missing {rules - drawn}, gone {drawn - rules}"
+
+
+def test_make_graphs_without_graphviz_fails_cleanly_and_keeps_the_picture(tmp_path):
+    """No `dot` on PATH: `make graphs` says what to install and leaves the committed picture intact (it used to
+    truncate it to 0 bytes through the shell redirection of a failing pipe)."""
+    (tmp_path / "work").mkdir()
+    work = copy_workflow(tmp_path / "work")
+    shutil.copy2(REPO / "Makefile", work / "Makefile")
+    (work / "images").mkdir()
+    picture = work / "images/rulegraph.svg"
+    shutil.copy2(REPO / "images/rulegraph.svg", picture)
+    before = picture.read_bytes()
+    bin_dir = tmp_path / "bin"  # the commands the recipe may call, without graphviz
+    bin_dir.mkdir()
+    for tool in ("sh", "mkdir", "mv", "rm"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    venv = Path(sys.prefix)
+    env = {**os.environ, "PATH": str(bin_dir)}
+    proc = subprocess.run(
+        [shutil.which("make"), "--assume-old", f"{venv}/.installed", f"VENV={venv}", "graphs"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shutil.which("dot", path=f"{venv}/bin{os.pathsep}{bin_dir}") is None
+    assert proc.returncode != 0
+    assert "graphviz" in proc.stderr and "not installed" in proc.stderr, proc.stderr
+    assert picture.read_bytes() == before
