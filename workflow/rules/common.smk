@@ -220,10 +220,14 @@ def _train_params(model, stage):
             **({} if config["launch"]["compile"] else {"compile": False}),
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
-            # Only when set: the default (none) leaves the params, hence finished trainings, as they were.
-            **({"report_to": config["launch"]["report_to"]} if config["launch"]["report_to"] else {}),
         }
     )
+
+
+# Training loggers (launch.report_to) reach the jobs as a command-line value, not through params: which loggers
+# watch a run does not change its weights, so switching them reruns no training (only runs trained afterwards log).
+# The shell commands name this variable, and Snakemake's code trigger sees their text, not its value.
+REPORT_TO = shlex.quote(",".join(config["launch"]["report_to"]))
 
 
 def get_health_params(wildcards):
