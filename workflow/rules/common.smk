@@ -13,6 +13,19 @@ from srlm.tables import cost_spec, report_spec, table_spec
 
 cfg.check(config)  # stops before any job is planned, naming the bad key (no traceback)
 
+# Every job's shell starts with these exports (bash's strict mode kept: it is Snakemake's default prefix), also
+# on a cluster node, where the job parses this file again:
+# - PYTHONPATH: jobs import this checkout's srlm package whatever environment runs them; the conda envs that
+#   --sdm conda builds do not install it, as their files cannot name the checkout (envs/lock.sh says why).
+# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.common). Not a param: which
+#   loggers watch a run does not change its weights, so switching them reruns no training; the trainings that
+#   run afterwards log to them.
+_exports = {
+    "PYTHONPATH": shlex.quote(str(Path(workflow.basedir) / "workflow")) + "${PYTHONPATH:+:$PYTHONPATH}",
+    "SRLM_REPORT_TO": shlex.quote(",".join(config["launch"]["report_to"])),
+}
+shell.prefix("set -euo pipefail; " + "".join(f"export {k}={v}; " for k, v in _exports.items()).replace("{", "{{").replace("}", "}}"))
+
 L = layout.Layout.of(config)
 MODELS = config["models"]
 STAGES = config["stages"]
@@ -222,12 +235,6 @@ def _train_params(model, stage):
             "node_gpus": config["gpus"]["train"],
         }
     )
-
-
-# Training loggers (launch.report_to) reach the jobs as a command-line value, not through params: which loggers
-# watch a run does not change its weights, so switching them reruns no training (only runs trained afterwards log).
-# The shell commands name this variable, and Snakemake's code trigger sees their text, not its value.
-REPORT_TO = shlex.quote(",".join(config["launch"]["report_to"]))
 
 
 def get_health_params(wildcards):

@@ -32,7 +32,7 @@ rule train_sft:
         "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.sft --params {params.spec} "
         "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
         "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} --report-to {REPORT_TO} > {log} 2>&1"
+        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
 
 
 rule train_grpo:
@@ -64,7 +64,7 @@ rule train_grpo:
         "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp} -- -m srlm.train.grpo --params {params.spec} "
         "--model {input.model} --data {input.data} --work-dir {params.work} --out {output.model} "
         "--summary {output.summary} --metrics {output.metrics} "
-        "--model-name {wildcards.model} --chain {wildcards.chain} --report-to {REPORT_TO} > {log} 2>&1"
+        "--model-name {wildcards.model} --chain {wildcards.chain} > {log} 2>&1"
 
 
 # The ‡ of the tables: did the run collapse? A cheap judgment over the run's metrics, so its thresholds

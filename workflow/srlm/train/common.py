@@ -39,9 +39,10 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--chain", default="")
     ap.add_argument(
         "--report-to",
-        default="",
-        help="comma-separated transformers integrations (config launch.report_to); not in --params: which "
-        "loggers watch a run does not change its weights, so switching them must not retrain",
+        default=os.environ.get("SRLM_REPORT_TO", ""),
+        help="comma-separated transformers integrations (default: $SRLM_REPORT_TO, config launch.report_to, which "
+        "the workflow exports to every job); not in --params: loggers do not change the weights, so switching "
+        "them must not retrain",
     )
     args = ap.parse_args(argv)
     args.started = time.time()  # the attempt starts here: loading the model is part of its GPU time
