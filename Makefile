@@ -32,6 +32,9 @@ test-distill: .venv-distill/.installed
 # tests (tests/vllm, docs/vllm.md). Its own venv: ~3 GB, kept out of the demo's.
 .venv-vllm/.installed: envs/requirements-vllm.txt envs/excludes-vllm.txt envs/install.sh pyproject.toml
 	envs/install.sh .venv-vllm envs/requirements-vllm.txt envs/excludes-vllm.txt
+	@# lighteval 0.13 imports all its tasks at start, and tiny_benchmarks then downloads tinyBenchmarks.pkl from
+	@# GitHub: offline (CI, compute nodes) that aborts every lighteval command. An empty file stops the download.
+	touch "$$(.venv-vllm/bin/python -c 'import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec("lighteval").origin).parent / "tasks/tasks/tinyBenchmarks.pkl")')"
 	touch $@
 
 test-vllm: .venv-vllm/.installed
