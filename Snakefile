@@ -29,6 +29,7 @@ localrules:
     render_table,
     render_cost,
     render_figures,
+    render_config,
 
 
 rule all:

@@ -154,18 +154,24 @@ def test_built_copy_has_nothing_to_do(built):
     assert rules(replan(built)) == {}
 
 
+# The report's configuration page shows every setting, so it follows every change.
+CONFIG_PAGE = {"render_config": 1}
 # One change each: only cheap rules rerun (no training, no generation), and only those whose output it changes.
 CHEAP = [
     # A ‡ threshold: every run is judged again; tables and figures show the marks; cost does not.
-    ({"health": {"min_rise": 0.3}}, {"check_health": 18, "render_table": 3, "render_figures": 3}),
+    ({"health": {"min_rise": 0.3}}, {"check_health": 18, "render_table": 3, "render_figures": 3, **CONFIG_PAGE}),
     # The † threshold: tables and figures only.
-    ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3}),
+    ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3, **CONFIG_PAGE}),
     # A stage's display label: every report names rows by it (cost: each table's page and the joint one).
-    ({"stages": {"kd": {"label": "Distil"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
+    (
+        {"stages": {"kd": {"label": "Distil"}}},
+        {"render_table": 3, "render_cost": 4, "render_figures": 3, **CONFIG_PAGE},
+    ),
     # A table's label: that table, its cost page and figures, and the joint cost page.
+    # (The configuration page leaves `tables` to the tables.)
     ({"tables": {"table2": {"title": "Table 2 (ours)"}}}, {"render_table": 1, "render_cost": 2, "render_figures": 1}),
     # A statistic of the data report only.
-    ({"data": {"gsm8k": {"clean": {"max_length": 4096}}}}, {"report_gsm8k": 1}),
+    ({"data": {"gsm8k": {"clean": {"max_length": 4096}}}}, {"report_gsm8k": 1, **CONFIG_PAGE}),
 ]
 
 
@@ -218,6 +224,7 @@ def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):
 
 
 def test_report_to_retrains_nothing(built):
-    """launch.report_to picks who watches a run, not what it learns: switching it plans no job at all (the jobs
-    get it as $SRLM_REPORT_TO; tests/unit/test_train.py checks that a training reads it)."""
-    assert rules(replan(built, {"launch": {"report_to": ["tensorboard"]}})) == {}
+    """launch.report_to picks who watches a run, not what it learns: switching it plans no training (the jobs
+    get it as $SRLM_REPORT_TO; tests/unit/test_train.py checks that a training reads it): only the report's
+    configuration page is redrawn."""
+    assert rules(replan(built, {"launch": {"report_to": ["tensorboard"]}})) == CONFIG_PAGE

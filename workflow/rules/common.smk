@@ -77,9 +77,10 @@ def scope_cells(wildcards):
 
 
 def get_all_targets():
-    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost."""
+    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost; the
+    configuration page of the report."""
     per_table = [[L.table(t), L.cost(t), L.figures(t)] for t in config["targets"]]
-    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report")]
+    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report"), L.config_page()]
 
 
 def scope_tables(scope):
@@ -308,6 +309,7 @@ def get_cost_spec(wildcards):
 
 
 get_report_category, get_report_subcategory = pages.category, pages.subcategory
+get_report_labels = pages.labeller(config)
 
 
 onsuccess:

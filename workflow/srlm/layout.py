@@ -134,6 +134,10 @@ class Layout:
     def figures(self, table: str) -> str:
         return f"{self.results}/figures/{table}"
 
+    def config_page(self) -> str:
+        """The configuration a run used, as the report's Configuration page (srlm.pages)."""
+        return f"{self.results}/config.html"
+
     def html(self, md: str) -> str:
         """The HTML page srlm.pages writes beside a Markdown table (what the report shows)."""
         return md.removesuffix(".md") + ".html"
