@@ -52,3 +52,19 @@ def test_snakemake_lint_is_clean():
     proc = snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "good condition" in proc.stdout + proc.stderr
+
+
+def test_real_data_overlay_without_the_data_says_where_to_get_it(tmp_path):
+    """README step 2 in a clone without ../shared/data: the run stops before planning, names each missing file
+    and points to docs/data.md (in the repository), which says where the files come from and their format."""
+    (tmp_path / "clone").mkdir()
+    work = copy_workflow(tmp_path / "clone")
+    proc = snakemake("--configfile", "config/smollm2.yaml", "--cores", "16", "--resources", "gpu=2", "-n",
+                     cwd=work, check=False)  # fmt: skip
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in text
+    assert "benchmarks.math500.local_path: no file '../shared/data/math500/test.jsonl'" in text, text[-2000:]
+    assert "docs/data.md says where to download each one" in text
+    data_doc = (REPO / "docs/data.md").read_text()
+    for fmt in ("gsm8k", "math500", "minerva", "amc23", "olympiadbench"):
+        assert f"(`{fmt}`" in data_doc, fmt  # each format's fields are documented

@@ -112,6 +112,13 @@ _SOURCE_NEEDS = {
 }  # fmt: skip
 
 
+LOCAL_DATA_HINT = (
+    "local data: these are copies of public files (GSM8K, the five benchmarks) that the repository does not "
+    "hold; docs/data.md says where to download each one, its format and where to put it (../shared/data beside "
+    "the checkout, as config/local-data.yaml and config/smollm2.yaml expect; or change the paths above)"
+)
+
+
 def _source_problem(where: str, source: str, value, what) -> str | None:
     need = f"needed when source is {source}"
     if value is None:
@@ -139,13 +146,16 @@ def _check_sources(config: dict) -> list[str]:
     entries = [("models", f"models.{k}", m) for k, m in config["models"].items()]
     entries += [(k, f"data.{k}", config["data"][k]) for k in ("gsm8k", "kd")]
     entries += [("benchmarks", f"benchmarks.{k}", b) for k, b in config["benchmarks"].items()]
-    problems = []
+    problems, local_missing = [], False
     for section, where, entry in entries:
         source = entry["source"]
         for key, what in _SOURCE_NEEDS[section].get(source, {}).items():
             problem = _source_problem(f"{where}.{key}", source, entry.get(key), what)
             if problem:
                 problems.append(problem)
+                local_missing |= source == "local" and section != "models"
+    if local_missing:
+        problems.append(LOCAL_DATA_HINT)
     ds = config["launch"]["deepspeed"]
     if ds is not None and not Path(ds).is_file():
         problems.append(f"launch.deepspeed: no file {ds!r} (relative to the working directory {Path.cwd()})")
