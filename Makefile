@@ -59,5 +59,7 @@ graphs: env
 	dot -Tsvg images/.rulegraph.dot -o images/.rulegraph.svg && mv images/.rulegraph.svg images/rulegraph.svg
 	rm -f images/.rulegraph.dot
 
+# The demo's outputs, logs and timings all live under results/demo (config/demo.yaml `results`); nothing of a real
+# run's (results/*, its logs, .snakemake's metadata) is touched.
 clean-demo:
-	rm -rf results/demo logs benchmarks .snakemake
+	rm -rf results/demo

@@ -68,3 +68,23 @@ def test_real_data_overlay_without_the_data_says_where_to_get_it(tmp_path):
     data_doc = (REPO / "docs/data.md").read_text()
     for fmt in ("gsm8k", "math500", "minerva", "amc23", "olympiadbench"):
         assert f"(`{fmt}`" in data_doc, fmt  # each format's fields are documented
+
+
+def test_demo_logs_live_under_its_results_and_clean_demo_removes_only_them(tmp_path):
+    """Every job of the demo logs and times itself under results/demo, so `make clean-demo` (rm -rf results/demo)
+    removes all of the demo and nothing of a real run: its outputs, logs, timings and Snakemake's metadata."""
+    plan = snakemake("-n", "--configfile", "config/demo.yaml").stdout
+    logs = re.findall(r"^\s*log: (\S+)", plan, re.MULTILINE)
+    timings = re.findall(r"^\s*benchmark: (\S+)", plan, re.MULTILINE)
+    assert len(logs) > 100 and timings
+    assert all(p.startswith("results/demo/logs/") for p in logs), [p for p in logs if "results/demo/" not in p]
+    assert all(p.startswith("results/demo/benchmarks/") for p in timings)
+    real = ["results/table2.md", "results/logs/train_sft/qwen2.5-0.5b/sft.log",
+            "results/benchmarks/train_sft/qwen2.5-0.5b/sft.tsv", ".snakemake/metadata/x", "logs/old.log"]  # fmt: skip
+    for f in [*real, "results/demo/table2.md", "results/demo/logs/grade/x.log"]:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("x")
+    shutil.copy2(REPO / "Makefile", tmp_path / "Makefile")
+    subprocess.run([shutil.which("make"), "clean-demo"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    assert not (tmp_path / "results/demo").exists()
+    assert all((tmp_path / f).is_file() for f in real)

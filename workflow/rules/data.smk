@@ -2,7 +2,7 @@ rule fetch_model:
     output:
         directory(L.model_dir("{model}", layout.BASE)),
     log:
-        "logs/fetch_model/{model}.log",
+        L.log("fetch_model/{model}"),
     params:
         spec=get_fetch_params,
     conda:
@@ -21,7 +21,7 @@ rule prepare_gsm8k:
         rl=L.gsm8k("rl"),
         cleaning=L.gsm8k("cleaning"),
     log:
-        "logs/prepare_gsm8k.log",
+        L.log("prepare_gsm8k"),
     params:
         spec=get_gsm8k_params,
         out_dir=lambda w, output: Path(output.train).parent,
@@ -42,7 +42,7 @@ rule report_gsm8k:
     output:
         L.gsm8k("prep_report"),
     log:
-        "logs/report_gsm8k.log",
+        L.log("report_gsm8k"),
     params:
         max_length=get_gsm8k_report_params,
     conda:
@@ -64,7 +64,7 @@ rule prepare_kd:
     output:
         L.kd_data(),
     log:
-        "logs/prepare_kd.log",
+        L.log("prepare_kd"),
     params:
         spec=arg({"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"]}),
         command=get_kd_command,
@@ -80,7 +80,7 @@ rule prepare_benchmark:
     output:
         L.bench("{benchmark}"),
     log:
-        "logs/prepare_benchmark/{benchmark}.log",
+        L.log("prepare_benchmark/{benchmark}"),
     params:
         spec=get_benchmark_params,
     conda:

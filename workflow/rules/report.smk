@@ -23,7 +23,7 @@ rule render_table:
             labels={"Page": "Ours vs. the paper, with 95% intervals"},
         ),
     log:
-        "logs/render_table/{table}.log",
+        L.log("render_table/{table}"),
     params:
         spec=get_table_spec,
         inputs=get_table_inputs,
@@ -48,7 +48,7 @@ rule render_cost:
             labels=get_report_labels,
         ),
     log:
-        "logs/render_cost/{scope}.log",
+        L.log("render_cost/{scope}"),
     params:
         spec=get_cost_spec,
         inputs=get_cost_inputs,
@@ -73,7 +73,7 @@ rule render_figures:
             labels=get_report_labels,
         ),
     log:
-        "logs/render_figures/{scope}.log",
+        L.log("render_figures/{scope}"),
     params:
         spec=get_report_spec,
         inputs=get_figure_inputs,
@@ -95,7 +95,7 @@ rule render_config:
             labels=get_report_labels,
         ),
     log:
-        "logs/render_config.log",
+        L.log("render_config"),
     params:
         config=arg({k: v for k, v in config.items() if k != "tables"}),
     conda:
