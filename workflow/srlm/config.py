@@ -252,6 +252,14 @@ def _check_references(config: dict) -> list[str]:
         ref = m.get("same_weights_as")
         if ref is not None and (ref not in models or models[ref].get("same_weights_as")):
             problems.append(f"models.{key}.same_weights_as: {ref!r} is not a model with its own weights")
+    from srlm.data.benchmarks import FORMATS
+
+    for key, b in benches.items():
+        if b["format"] not in FORMATS:
+            problems.append(
+                f"benchmarks.{key}.format: unknown format {b['format']!r} (one of {', '.join(FORMATS)}; a new "
+                "layout is an entry of srlm.data.benchmarks.FORMATS, docs/adding.md)"
+            )
     tok = config["data"]["gsm8k"].get("clean", {}).get("tokenizer_model")
     if tok is not None and tok not in models:
         problems.append(f"data.gsm8k.clean.tokenizer_model: unknown model {tok!r}")

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from srlm import config as cfg  # noqa: E402
 from srlm import grading, prompts  # noqa: E402
 from srlm.data.benchmarks import load_raw, normalize  # noqa: E402
-from srlm.grade import GOLD_AS  # noqa: E402
+from srlm.grade import gold_as  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config.yaml"
@@ -66,7 +66,7 @@ class SrlmGrade(SampleLevelComputation):
 
 def metric(protocol: str, gold_format: str) -> SampleLevelMetric:
     if protocol == "paper":
-        gold = LatexExtractionConfig() if GOLD_AS.get(gold_format, "latex") == "latex" else ExprExtractionConfig()
+        gold = LatexExtractionConfig() if gold_as(gold_format) == "latex" else ExprExtractionConfig()
         fn = MultilingualExtractiveMatchMetric(
             gold_extraction_target=(gold,),
             pred_extraction_target=(ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0)),
@@ -105,7 +105,7 @@ def task_config(name: str, bench: dict, protocol: str, max_new_tokens: int) -> L
     def prompt_fn(line: dict, task_name: str) -> Doc:
         # latex golds go through LaTeX extraction: boxed, as the harness reads a solution's \boxed{} answer
         row = normalize(line, fmt, line.get("__index", 0))
-        if protocol == "paper" and GOLD_AS.get(fmt, "latex") == "latex":
+        if protocol == "paper" and gold_as(fmt) == "latex":
             row = {**row, "answer": "\\boxed{" + row["answer"].strip("$") + "}"}
         return doc(row, task_name, protocol)
 
