@@ -88,3 +88,11 @@ def test_demo_logs_live_under_its_results_and_clean_demo_removes_only_them(tmp_p
     subprocess.run([shutil.which("make"), "clean-demo"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
     assert not (tmp_path / "results/demo").exists()
     assert all((tmp_path / f).is_file() for f in real)
+
+
+def test_snakemake_files_are_snakefmt_clean():
+    """`snakefmt --check` (the Snakemake workflow catalog's formatter; settings in pyproject.toml) passes."""
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    proc = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, f"run `snakefmt Snakefile workflow/rules`:\n{proc.stderr[-3000:]}"
