@@ -32,6 +32,9 @@ test-distill: .venv-distill/.installed
 # tests (tests/vllm, docs/vllm.md). Its own venv: ~3 GB, kept out of the demo's.
 .venv-vllm/.installed: envs/requirements-vllm.txt envs/excludes-vllm.txt envs/install.sh pyproject.toml
 	envs/install.sh .venv-vllm envs/requirements-vllm.txt envs/excludes-vllm.txt
+	@# lighteval 0.13 imports all its tasks at start, and tiny_benchmarks then downloads tinyBenchmarks.pkl from
+	@# GitHub: offline (CI, compute nodes) that aborts every lighteval command. An empty file stops the download.
+	touch "$$(.venv-vllm/bin/python -c 'import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec("lighteval").origin).parent / "tasks/tasks/tinyBenchmarks.pkl")')"
 	touch $@
 
 test-vllm: .venv-vllm/.installed
@@ -47,10 +50,16 @@ check-locks: env
 test-slurm: env
 	pytest -q -m slurm tests/slurm
 
+# The committed rule graph (README; tests/workflow/test_plan.py checks it names every rule). Drawn into a temporary
+# file and moved into place only when both snakemake and dot succeeded: a missing dot leaves it as it was.
 graphs: env
+	@command -v dot >/dev/null || { echo "make graphs: graphviz's 'dot' is not installed (apt-get install graphviz, or conda install -c conda-forge graphviz); images/ left as it was" >&2; exit 1; }
 	mkdir -p images
-	snakemake --rulegraph dot | dot -Tsvg > images/rulegraph.svg
-	snakemake results/table3.md --dag dot | dot -Tsvg > images/dag-table3.svg
+	snakemake --rulegraph dot > images/.rulegraph.dot
+	dot -Tsvg images/.rulegraph.dot -o images/.rulegraph.svg && mv images/.rulegraph.svg images/rulegraph.svg
+	rm -f images/.rulegraph.dot
 
+# The demo's outputs, logs and timings all live under results/demo (config/demo.yaml `results`); nothing of a real
+# run's (results/*, its logs, .snakemake's metadata) is touched.
 clean-demo:
-	rm -rf results/demo logs benchmarks .snakemake
+	rm -rf results/demo

@@ -1,16 +1,8 @@
 # srlm-repro: the experiment grid of "Effective Learning for Small Reasoning Models" as one DAG.
 # Usage and layout: README.md. Configuration: config.yaml (+ overlays in config/).
-import os
-
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-# Jobs import this checkout's srlm package (workflow/srlm) whatever environment runs them: the conda envs that
-# --sdm conda builds do not install it, as their files cannot name the checkout (envs/lock.sh says why).
-_pkg = os.path.join(workflow.basedir, "workflow")
-if _pkg not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_pkg, os.environ.get("PYTHONPATH")]))
 
 
 configfile: "config.yaml"
@@ -37,6 +29,7 @@ localrules:
     render_table,
     render_cost,
     render_figures,
+    render_config,
 
 
 rule all:

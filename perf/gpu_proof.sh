@@ -13,17 +13,18 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/cards
 python3 -c "import pyarrow, torch, transformers, trl, deepspeed; print('pyarrow', pyarrow.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__, 'deepspeed', deepspeed.__version__)"
 NGPU=$(nvidia-smi -L | wc -l)
 M=results/gpu/models/qwen2.5-0.5b
-mkdir -p logs/fetch_model logs/train_sft/qwen2.5-0.5b logs/train_grpo/qwen2.5-0.5b
+LOGS=results/gpu/logs  # config/gpu-proof.yaml's results folder holds its job logs
+mkdir -p $LOGS/fetch_model $LOGS/train_sft/qwen2.5-0.5b $LOGS/train_grpo/qwen2.5-0.5b
 sed -n 1p .gpu/commands.sh | bash
 for n in ${GPU_COUNTS:-1 $NGPU}; do  # GPU_COUNTS="2": only the 2-GPU run
   rm -rf "$M/sft" "$M/sft+rl"
   export CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((n - 1)))
   for i in 2 3; do
-    start=$(date +%s); sed -n ${i}p .gpu/commands.sh | bash || { tail -n 40 logs/train_*/qwen2.5-0.5b/*.log; cp -r logs "$OUT/logs"; exit 1; }
+    start=$(date +%s); sed -n ${i}p .gpu/commands.sh | bash || { tail -n 40 $LOGS/train_*/qwen2.5-0.5b/*.log; cp -r $LOGS "$OUT/logs"; exit 1; }
     echo "gpus=$n command=$i wall_s=$(( $(date +%s) - start ))" | tee -a "$OUT/walls.txt"
   done
   for c in sft sft+rl; do cp "$M/$c/train_summary.json" "$OUT/summary-$n-gpu-${c/+/_}.json"; done
-  cp logs/train_sft/qwen2.5-0.5b/sft.log "$OUT/sft-$n-gpu.log"; cp "logs/train_grpo/qwen2.5-0.5b/sft+rl.log" "$OUT/grpo-$n-gpu.log"
+  cp $LOGS/train_sft/qwen2.5-0.5b/sft.log "$OUT/sft-$n-gpu.log"; cp "$LOGS/train_grpo/qwen2.5-0.5b/sft+rl.log" "$OUT/grpo-$n-gpu.log"
   python3 - "$M/sft+rl/model" <<'PY' | tee -a "$OUT/reload.txt"
 import sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer

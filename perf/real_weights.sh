@@ -82,7 +82,7 @@ PY
 fi
 
 files=$(ls -d "$R"/*.md "$R"/*.html "$R/cost" "$R/figures" "$R/data/gsm8k/prep_report.json" "$R"/models/*/*/train_summary.json \
-  "$R"/models/*/*/metrics.jsonl "$R"/models/*/base/model/provenance.json logs benchmarks 2>/dev/null)
+  "$R"/models/*/*/metrics.jsonl "$R"/models/*/base/model/provenance.json "$R/logs" "$R/benchmarks" 2>/dev/null)
 # shellcheck disable=SC2086
 tar czf "$OUT/results.tgz" --exclude='*.details.jsonl' --exclude='*/protocol-r1/*/*.jsonl' $files \
   $(ls -d "$R/evals" "$R/protocol-r1" 2>/dev/null)

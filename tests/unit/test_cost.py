@@ -128,3 +128,11 @@ def test_cli(inputs, tmp_path):
     out = tmp_path / "out" / "cost.md"
     cost.main(["--spec", str(tmp_path / "spec.json"), "--inputs", str(tmp_path / "inputs.json"), "--out", str(out)])
     assert cells(out.read_text(), "T2", "Totals") == ["10.00", "0.20", "10.20"]
+
+
+def test_page_title_names_the_tables_it_covers(inputs):
+    """The demo's cost page covers Table 2 only: its title must not say Tables 1–3."""
+    assert cost.scope_title(["table2"]) == "Table 2"
+    assert cost.scope_title(["table1", "table2", "table3"]) == "Tables 1, 2 and 3"
+    assert cost.scope_title(["t2", "t3"]) == "t2, t3"
+    assert cost.render(spec(), inputs).splitlines()[0] == "# Compute cost of t2, t3"

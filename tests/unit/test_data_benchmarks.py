@@ -1,6 +1,7 @@
 """Benchmark loaders: every shared/data file normalizes, golds match the files, synthetic rows round-trip."""
 
 import json
+from pathlib import Path
 
 import pytest
 from srlm.data import benchmarks
@@ -98,3 +99,27 @@ def test_synthetic_rows_match_formats(fmt, tmp_path):
 def test_unknown_source_named():
     with pytest.raises(ValueError, match="benchmarks.x.source"):
         benchmarks.prepare({"name": "x", "source": "ftp", "format": "gsm8k"})
+
+
+def test_a_new_benchmark_layout_is_config_plus_one_format_entry(monkeypatch):
+    """docs/adding.md: a benchmark whose rows are laid out unlike the five is one FORMATS entry and its config;
+    validation, normalisation and the grader's reading of the gold follow from the entry."""
+    import copy
+
+    import yaml
+    from srlm import config as cfg
+    from srlm import grade
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+    conf = copy.deepcopy(base)
+    conf["benchmarks"]["aime"] = {"label": "AIME", "source": "hub", "hub_id": "x/aime", "hub_split": "train",
+                                  "format": "aime", "generation": {}}  # fmt: skip
+    with pytest.raises(cfg.ConfigError, match="benchmarks.aime.format: unknown format 'aime'"):
+        cfg.validate(copy.deepcopy(conf))
+    entry = benchmarks.Format(lambda row: str(row["Answer"]), id_field="ID", gold_as="expr")
+    monkeypatch.setitem(benchmarks.FORMATS, "aime", entry)
+    cfg.validate(copy.deepcopy(conf))
+    row = benchmarks.normalize({"ID": "2024-I-1", "Problem": "?", "question": "What is 6 times 7?", "Answer": 42},
+                               "aime", 0)  # fmt: skip
+    assert row == {"id": "2024-I-1", "problem": "What is 6 times 7?", "answer": "42"}
+    assert grade.grader("paper", "aime", 5.0)("so it is 42", "42").correct

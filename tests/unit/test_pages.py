@@ -1,5 +1,6 @@
 """Report pages: Markdown tables become HTML tables; the report's landing page renders the config as a table."""
 
+import json
 import re
 from pathlib import Path
 
@@ -46,16 +47,45 @@ def test_report_categories_group_outputs_by_table():
     assert pages.subcategory(Wildcards(fromdict=figs)) == "Training curves"
 
 
-def test_landing_page_renders_the_config_as_a_table():
+def landing_page(config: dict) -> str:
     """workflow.rst as Snakemake renders it (Jinja with its settings, then docutils), warnings as errors."""
 
     class Snakemake:
-        config = CONFIG
+        pass
 
+    Snakemake.config = config
     env = Environment(trim_blocks=True, lstrip_blocks=True)  # snakemake.report's settings
     rst = env.from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=Snakemake)
-    html = publish_parts(rst, writer_name="html", settings_overrides={"halt_level": 2})["html_body"]
-    rows = re.findall(r'<tr><td><tt class="docutils literal">([^<]+)</tt></td>', html)
+    return publish_parts(rst, writer_name="html", settings_overrides={"halt_level": 2})["html_body"]
+
+
+def test_landing_page_is_a_short_description():
+    """The landing page sits beside the rule graph in a column Snakemake centres vertically: it must fit one
+    screen (tests/workflow/test_demo.py checks that in Chromium), so the config has its own page."""
+    html = landing_page(CONFIG)
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert "How a number is made" in text and "more than 50% of a row" in text
+    assert "<table" not in html and "This is the demo" not in text
+    assert len(text.split()) < 330
+    demo = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    assert "This is the demo" in landing_page({**CONFIG, "models": demo["models"]})
+
+
+def test_config_page_has_one_row_per_setting(tmp_path):
+    out = tmp_path / "config.html"
+    pages.main(["--config", json.dumps(CONFIG), "--out", str(out)])
+    rows = dict(re.findall(r"<tr><td><code>([^<]+)</code></td><td><code>([^<]*)</code></td></tr>", out.read_text()))
     assert {"results", "launch.report_to", "evaluation.generation.temperature", "targets"} <= set(rows)
+    assert rows["launch.report_to"] == "[]" and rows["evaluation.generation.temperature"] == "0.6"
     assert "prompt.system" in rows and not any(r.startswith("tables") for r in rows)
     assert len(rows) > 50
+
+
+def test_report_navigation_lists_what_each_result_is():
+    label = pages.labeller(CONFIG)
+    assert label(Wildcards(fromdict={"scope": "table2", "name": "table2_accuracy"})) == {
+        "Figure": "Accuracy per benchmark, ours and the paper's"
+    }
+    curves = label(Wildcards(fromdict={"scope": "table2", "name": "train_qwen2.5-0.5b-instruct_kd-lora+rl"}))
+    assert curves == {"Figure": "Training curves: Qwen2.5-0.5B-Instruct, kd-lora+rl"}
+    assert label(Wildcards(fromdict={"scope": "all"})) == {"Page": "GPU-hours, each job once"}

@@ -133,7 +133,7 @@ def test_kd_generation_with_vllm_serve_survives_sigkill(tmp_path):
     rerun = subprocess.run(snakemake_cmd(target, over), cwd=wf, env=env(), capture_output=True, text=True,
                            timeout=1800, check=False)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    log = (wf / "logs/prepare_kd.log").read_text()
+    log = (wf / "results/demo/logs/prepare_kd.log").read_text()
     assert f"{N} problems, {done_before} finished before, {N - done_before} to do" in log
     ids = [r["id"] for r in records(partial)]
     assert len(ids) == len(set(ids)) == N  # one attempt per problem: no duplicate, none lost

@@ -6,6 +6,7 @@ One session-scoped run of the demo DAG to table2.md in a copy of the workflow; t
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -100,33 +101,69 @@ def test_benchmark_sampling_change_regenerates_whole_chains_in_the_demo(demo):
 # ---------------------------------------------------------------- the report, as a browser shows it
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Opens one result of the report the way its eye button does (the report app's own `results` and `app`).
-VIEW = """<script>window.addEventListener("load", () => setTimeout(() => {{
-  const path = Object.keys(results).find((k) => k.endsWith("{suffix}"));
-  app.setView({{navbarMode: "category", category: "Table 2", content: "{content}",
-               contentPath: results[path].data_uri, resultPath: path}});
+WINDOW = (1400, 1000)
+# Runs `setup` once the report app has loaded, then measures where some elements are, in the window's
+# coordinates: what a user sees in the first viewport, not only what is in the DOM. The measures land in
+# <pre id="srlm-probe"> as JSON: {text or #id: {top, bottom, height, inner_height, table_text} | null}.
+PROBE = """<script>window.addEventListener("load", () => setTimeout(() => {{
+  {setup}
+  setTimeout(() => {{
+    const box = (el) => {{
+      if (!el) return null;
+      const r = el.getBoundingClientRect(), table = el.closest("table");
+      return {{top: r.top, bottom: r.bottom, height: r.height, inner_height: window.innerHeight,
+              table_text: table ? table.textContent : null}};
+    }};
+    const find = (text) => [...document.body.querySelectorAll("*")]
+      .filter((e) => !["SCRIPT", "STYLE"].includes(e.tagName) && e.textContent.includes(text))
+      .sort((a, b) => a.textContent.length - b.textContent.length)[0];
+    const probe = {{}};
+    for (const t of {texts}) probe[t] = box(find(t));
+    for (const id of {ids}) probe["#" + id] = box(document.getElementById(id));
+    probe.cells = [...document.querySelectorAll("td")].map((td) => td.getBoundingClientRect().height);
+    const pre = document.createElement("pre");
+    pre.id = "srlm-probe";
+    pre.textContent = JSON.stringify(probe);
+    document.body.appendChild(pre);
+  }}, 500);
 }}, 100));</script>"""
+# Opens one result of the report the way its eye button does (the report app's own `results` and `app`).
+SHOW = """const path = Object.keys(results).find((k) => k.endsWith("{suffix}"));
+  app.setView({{navbarMode: "category", category: "{category}", content: "{content}",
+               contentPath: results[path].data_uri, resultPath: path}});"""
+# Opens a subcategory's list of results in the navigation.
+LIST = """app.setView({{navbarMode: "subcategory", category: "{category}", subcategory: "{subcategory}"}});"""
 
 
 @pytest.fixture(scope="session")
 def demo_report(demo):
-    """Rule all of the demo (Table 2 with its HTML pages, cost and figures) and `snakemake --report`."""
+    """Rule all of the demo (Table 2 with its HTML pages, cost and figures) and its report: README's (and
+    `make demo`'s) two commands as written."""
     snakemake("--cores", "2", "--configfile", "config/demo.yaml", cwd=demo)
-    snakemake("--report", "report.html", "--configfile", "config/demo.yaml", cwd=demo)
-    return demo / "report.html"
+    snakemake("--report", "results/demo/report.html", "--configfile", "config/demo.yaml", cwd=demo)
+    return demo / "results/demo/report.html"
 
 
-def chromium(report: Path, suffix: str = "", content: str = "", screenshot: Path | None = None) -> str:
-    """The report's DOM after headless Chromium ran its scripts, showing the result whose path ends in
-    `suffix` (none: the landing page); optionally a screenshot of that view."""
-    page = report
-    if suffix:
-        page = report.with_name(f"view-{content}.html")
-        page.write_text(report.read_text() + VIEW.format(suffix=suffix, content=content))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
-    cmd += [f"--screenshot={screenshot}", "--window-size=1400,1000"] if screenshot else ["--dump-dom"]
-    proc = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=300, check=True)
-    return proc.stdout
+def chromium(page: Path, setup: str = "", texts=(), ids=(), screenshot: Path | None = None,
+             window: tuple[int, int] = WINDOW) -> tuple[str, dict]:  # fmt: skip
+    """(DOM after headless Chromium ran the page's scripts and `setup`, the probe's measures); optionally a
+    screenshot of the first viewport."""
+    probed = page.with_name(f"probe-{abs(hash((setup, texts, ids)))}.html")
+    probed.write_text(page.read_text() + PROBE.format(setup=setup, texts=json.dumps(texts), ids=json.dumps(ids)))
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+           f"--window-size={window[0]},{window[1]}"]  # fmt: skip
+    cmd += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    proc = subprocess.run([*cmd, probed.as_uri()], capture_output=True, text=True, timeout=300, check=True)
+    if screenshot:
+        return "", {}
+    probe = re.search(r'<pre id="srlm-probe">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert probe, proc.stdout[-3000:]
+    return proc.stdout, json.loads(html.unescape(probe.group(1)))
+
+
+def in_view(box: dict | None) -> bool:
+    """The element lies wholly within the first viewport."""
+    return box is not None and box["top"] >= 0 and box["bottom"] <= box["inner_height"] and box["height"] > 0
 
 
 def _iframe_page(dom: str) -> str:
@@ -139,18 +176,40 @@ def _iframe_page(dom: str) -> str:
     CHROMIUM is None and not os.environ.get("SRLM_REQUIRE_CHROMIUM"),
     reason="needs Debian's chromium; CI installs it and sets SRLM_REQUIRE_CHROMIUM=1, so there it must run",
 )
-def test_report_shows_description_config_tables_cost_and_figures(demo_report, tmp_path):
-    landing = chromium(demo_report)
-    assert "How a number is made" in landing and "launch.report_to" in landing  # description, config table
-    assert "Table 2" in landing and "All tables" in landing  # one category per table, one for all
-    table = chromium(demo_report, "table2.html", "html")
+def test_report_as_a_browser_shows_it(demo_report, tmp_path):
+    # The landing page: the description and the rule graph in the first viewport (not centred off-screen).
+    intro = ("srlm-repro reproduces", "How a number is made", "On the left.", "This is the demo")
+    _, seen = chromium(demo_report, texts=intro + ("Configuration", "Table 2", "All tables"), ids=("rulegraph",))
+    for key in (*intro, "Configuration", "Table 2", "All tables"):
+        assert in_view(seen[key]), (key, seen[key])
+    graph = seen["#rulegraph"]
+    assert graph and 0 <= graph["top"] < graph["inner_height"] / 2 and graph["height"] > 300, graph
+    # Navigation lists what each result is (its label), not its file path.
+    _, listed = chromium(demo_report, LIST.format(category="Table 2", subcategory="Tables"),
+                         texts=("Our numbers, in the paper's layout", "Ours vs. the paper, with 95% intervals"))  # fmt: skip
+    for label, box in listed.items():
+        if label != "cells":
+            assert in_view(box) and "results/demo" not in box["table_text"], (label, box)
+    # Table 2, its cost page and its figures open in the content pane.
+    dom, _ = chromium(demo_report, SHOW.format(suffix="table2.html", category="Table 2", content="html"))
     for sub in ("Tables", "Cost", "Accuracy", "Training curves"):
-        assert f">{sub}<" in table, sub
-    html = _iframe_page(table)
-    assert "<table>" in html and "Qwen2.5-0.5B-Instruct+RL" in html and "| Method" not in html
-    assert "<table>" in _iframe_page(chromium(demo_report, "cost/table2.html", "html"))
-    figure = chromium(demo_report, "table2_accuracy.png", "img")
-    assert re.search(r'<img src="data:image/png;charset=[^;]+;filename=table2_accuracy.png;base64,', figure)
-    shot = Path(os.environ.get("SRLM_REPORT_SCREENSHOT") or tmp_path / "table2.png")  # docs/report.png
-    chromium(demo_report, "table2.html", "html", screenshot=shot.resolve())
+        assert f">{sub}<" in dom, sub
+    page = _iframe_page(dom)
+    assert "<table>" in page and "Qwen2.5-0.5B-Instruct+RL" in page and "| Method" not in page
+    dom, _ = chromium(demo_report, SHOW.format(suffix="cost/table2.html", category="Table 2", content="html"))
+    assert "<table>" in _iframe_page(dom)
+    dom, _ = chromium(demo_report, SHOW.format(suffix="table2_accuracy.png", category="Table 2", content="img"))
+    assert re.search(r'<img src="data:image/png;charset=[^;]+;filename=table2_accuracy.png;base64,', dom)
+    # The configuration has its own page, one row per setting.
+    dom, _ = chromium(demo_report, SHOW.format(suffix="config.html", category="Configuration", content="html"))
+    assert "<code>launch.report_to</code>" in _iframe_page(dom)
+    # Ours vs. the paper (16 columns) at the width of the report's content pane (the window less the navigation):
+    # no cell wraps to a second line; the table scrolls sideways instead.
+    vs_paper = demo_report.parent / "table2_vs_paper.html"
+    _, cells = chromium(vs_paper, texts=("Qwen2.5-0.5B-Instruct+RL",), window=(WINDOW[0] - 350, WINDOW[1]))
+    one_line = cells["Qwen2.5-0.5B-Instruct+RL"]["height"]
+    assert len(cells["cells"]) > 100 and max(cells["cells"]) <= 1.5 * one_line, (one_line, max(cells["cells"]))
+    # The first viewport as a picture (docs/report.png with SRLM_REPORT_SCREENSHOT=docs/report.png).
+    shot = Path(os.environ.get("SRLM_REPORT_SCREENSHOT") or tmp_path / "report.png")
+    chromium(demo_report, screenshot=shot.resolve())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -175,20 +175,29 @@ def test_built_copy_has_nothing_to_do(built):
     assert rules(replan(built)) == {}
 
 
+# The report's configuration page shows every setting, so it follows every change.
+CONFIG_PAGE = {"render_config": 1}
 # One change each: only cheap rules rerun (no training, no generation), and only those whose output it changes.
 CHEAP = [
     # A ‡ threshold: every run is judged again; tables and figures show the marks; cost does not.
-    ({"health": {"min_rise": 0.3}}, {"check_health": 18, "render_table": 3, "render_figures": 3}),
+    ({"health": {"min_rise": 0.3}}, {"check_health": 18, "render_table": 3, "render_figures": 3, **CONFIG_PAGE}),
     # The † threshold: tables and figures only.
-    ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3}),
+    ({"marks": {"not_extractable_threshold": 0.3}}, {"render_table": 3, "render_figures": 3, **CONFIG_PAGE}),
     # A stage's display label: every report names rows by it (cost: each table's page and the joint one).
-    ({"stages": {"kd": {"label": "Distil"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
+    (
+        {"stages": {"kd": {"label": "Distil"}}},
+        {"render_table": 3, "render_cost": 4, "render_figures": 3, **CONFIG_PAGE},
+    ),
     # A model's display label (renaming a model): the rows that name it, wherever they are shown.
-    ({"models": {"qwen2.5-0.5b": {"label": "Qwen 0.5B"}}}, {"render_table": 3, "render_cost": 4, "render_figures": 3}),
+    (
+        {"models": {"qwen2.5-0.5b": {"label": "Qwen 0.5B"}}},
+        {"render_table": 3, "render_cost": 4, "render_figures": 3, **CONFIG_PAGE},
+    ),
     # A table's label: that table, its cost page and figures, and the joint cost page.
+    # (The configuration page leaves `tables` to the tables.)
     ({"tables": {"table2": {"title": "Table 2 (ours)"}}}, {"render_table": 1, "render_cost": 2, "render_figures": 1}),
     # A statistic of the data report only.
-    ({"data": {"gsm8k": {"clean": {"max_length": 4096}}}}, {"report_gsm8k": 1}),
+    ({"data": {"gsm8k": {"clean": {"max_length": 4096}}}}, {"report_gsm8k": 1, **CONFIG_PAGE}),
 ]
 
 
@@ -257,3 +266,10 @@ def test_redefined_model_reruns_everything_made_from_it(built):
     assert counts["fetch_model"] == 1 and counts["render_table"] == 3 and counts["render_cost"] == 4
     trained = {w["model"] for r, w in jobs if r in GPU}
     assert trained == {"qwen2.5-0.5b"} and training(counts) == 9
+
+
+def test_report_to_retrains_nothing(built):
+    """launch.report_to picks who watches a run, not what it learns: switching it plans no training (the jobs
+    get it as $SRLM_REPORT_TO; tests/unit/test_train.py checks that a training reads it): only the report's
+    configuration page is redrawn."""
+    assert rules(replan(built, {"launch": {"report_to": ["tensorboard"]}})) == CONFIG_PAGE

@@ -13,6 +13,19 @@ from srlm.tables import cost_spec, report_spec, table_spec
 
 cfg.check(config, workflow.configfiles)  # stops before any job is planned, naming the bad key (no traceback)
 
+# Every job's shell starts with these exports (bash's strict mode kept: it is Snakemake's default prefix), also
+# on a cluster node, where the job parses this file again:
+# - PYTHONPATH: jobs import this checkout's srlm package whatever environment runs them; the conda envs that
+#   --sdm conda builds do not install it, as their files cannot name the checkout (envs/lock.sh says why).
+# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.common). Not a param: which
+#   loggers watch a run does not change its weights, so switching them reruns no training; the trainings that
+#   run afterwards log to them.
+_exports = {
+    "PYTHONPATH": shlex.quote(str(Path(workflow.basedir) / "workflow")) + "${PYTHONPATH:+:$PYTHONPATH}",
+    "SRLM_REPORT_TO": shlex.quote(",".join(config["launch"]["report_to"])),
+}
+shell.prefix("set -euo pipefail; " + "".join(f"export {k}={v}; " for k, v in _exports.items()).replace("{", "{{").replace("}", "}}"))
+
 L = layout.Layout.of(config)
 # A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
 # be treated as up to date: stop before planning, naming the file (a stat per file; jobs re-hash what they read).
@@ -75,9 +88,10 @@ def scope_cells(wildcards):
 
 
 def get_all_targets():
-    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost."""
+    """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost; the
+    configuration page of the report."""
     per_table = [[L.table(t), L.cost(t), L.figures(t)] for t in config["targets"]]
-    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report")]
+    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report"), L.config_page()]
 
 
 def scope_tables(scope):
@@ -248,8 +262,6 @@ def _train_params(model, stage):
             **({} if config["launch"]["compile"] else {"compile": False}),
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
-            # Only when set: the default (none) leaves the params, hence finished trainings, as they were.
-            **({"report_to": config["launch"]["report_to"]} if config["launch"]["report_to"] else {}),
         }
     )
 
@@ -325,6 +337,7 @@ def get_cost_spec(wildcards):
 
 
 get_report_category, get_report_subcategory = pages.category, pages.subcategory
+get_report_labels = pages.labeller(config)
 
 
 onsuccess:

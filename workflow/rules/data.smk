@@ -2,7 +2,7 @@ rule fetch_model:
     output:
         directory(L.model_dir("{model}", layout.BASE)),
     log:
-        "logs/fetch_model/{model}.log",
+        L.log("fetch_model/{model}"),
     params:
         spec=get_fetch_params,
     conda:
@@ -23,7 +23,7 @@ rule prepare_gsm8k:
         rl=L.gsm8k("rl"),
         cleaning=L.gsm8k("cleaning"),
     log:
-        "logs/prepare_gsm8k.log",
+        L.log("prepare_gsm8k"),
     params:
         spec=get_gsm8k_params,
         out_dir=lambda w, output: Path(output.train).parent,
@@ -44,7 +44,7 @@ rule report_gsm8k:
     output:
         L.gsm8k("prep_report"),
     log:
-        "logs/report_gsm8k.log",
+        L.log("report_gsm8k"),
     params:
         max_length=get_gsm8k_report_params,
     conda:
@@ -67,7 +67,7 @@ rule prepare_kd:
     output:
         L.kd_data(),
     log:
-        "logs/prepare_kd.log",
+        L.log("prepare_kd"),
     params:
         spec=get_kd_params,
         command=get_kd_command,
@@ -83,7 +83,7 @@ rule prepare_benchmark:
     output:
         L.bench("{benchmark}"),
     log:
-        "logs/prepare_benchmark/{benchmark}.log",
+        L.log("prepare_benchmark/{benchmark}"),
     params:
         spec=get_benchmark_params,
     conda:

@@ -16,9 +16,9 @@ rule generate:
     output:
         [L.completions("{model}", "{chain}", b) for b in GENERATE_BENCHMARKS],
     log:
-        f"logs/generate/{GENERATE_JOB}.log",
+        L.log(f"generate/{GENERATE_JOB}"),
     benchmark:
-        f"benchmarks/generate/{GENERATE_JOB}.tsv"
+        L.benchmark(f"generate/{GENERATE_JOB}")
     params:
         each=get_generate_args,
     threads: 1
@@ -40,7 +40,7 @@ rule grade:
         result=L.eval_json("{model}", "{chain}", "{benchmark}"),
         details=L.eval_details("{model}", "{chain}", "{benchmark}"),
     log:
-        "logs/grade/{model}/{chain}/{benchmark}.log",
+        L.log("grade/{model}/{chain}/{benchmark}"),
     params:
         spec=get_grade_params,
     conda:

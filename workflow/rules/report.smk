@@ -13,15 +13,17 @@ rule render_table:
             caption="../report/table.rst",
             category=get_report_category,
             subcategory="Tables",
+            labels={"Page": "Our numbers, in the paper's layout"},
         ),
         vs_paper_html=report(
             L.html(L.table_vs_paper("{table}")),
             caption="../report/table_vs_paper.rst",
             category=get_report_category,
             subcategory="Tables",
+            labels={"Page": "Ours vs. the paper, with 95% intervals"},
         ),
     log:
-        "logs/render_table/{table}.log",
+        L.log("render_table/{table}"),
     params:
         spec=get_table_spec,
         inputs=get_table_inputs,
@@ -43,9 +45,10 @@ rule render_cost:
             caption="../report/cost.rst",
             category=get_report_category,
             subcategory="Cost",
+            labels=get_report_labels,
         ),
     log:
-        "logs/render_cost/{scope}.log",
+        L.log("render_cost/{scope}"),
     params:
         spec=get_cost_spec,
         inputs=get_cost_inputs,
@@ -67,9 +70,10 @@ rule render_figures:
             caption="../report/figures.rst",
             category=get_report_category,
             subcategory=get_report_subcategory,
+            labels=get_report_labels,
         ),
     log:
-        "logs/render_figures/{scope}.log",
+        L.log("render_figures/{scope}"),
     params:
         spec=get_report_spec,
         inputs=get_figure_inputs,
@@ -77,3 +81,24 @@ rule render_figures:
         "../../envs/data.yaml"
     shell:
         "python -m srlm.figures --spec {params.spec} --inputs {params.inputs} --out-dir {output:q} > {log:q} 2>&1"
+
+
+# The configuration the run used, as the report's own page (category Configuration): the landing page keeps
+# to the description and the rule graph. Its params are the whole config, so the page follows every change.
+rule render_config:
+    output:
+        report(
+            L.config_page(),
+            caption="../report/config.rst",
+            category="Configuration",
+            subcategory="Settings",
+            labels=get_report_labels,
+        ),
+    log:
+        L.log("render_config"),
+    params:
+        config=arg({k: v for k, v in config.items() if k != "tables"}),
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m srlm.pages --config {params.config} --out {output:q} > {log:q} 2>&1"

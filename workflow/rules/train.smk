@@ -16,9 +16,9 @@ rule train_sft:
     wildcard_constraints:
         chain=CHAIN_SFT,
     log:
-        "logs/train_sft/{model}/{chain}.log",
+        L.log("train_sft/{model}/{chain}"),
     benchmark:
-        "benchmarks/train_sft/{model}/{chain}.tsv"
+        L.benchmark("train_sft/{model}/{chain}")
     params:
         spec=get_train_params,
         deepspeed=get_deepspeed,
@@ -50,9 +50,9 @@ rule train_grpo:
     wildcard_constraints:
         chain=CHAIN_GRPO,
     log:
-        "logs/train_grpo/{model}/{chain}.log",
+        L.log("train_grpo/{model}/{chain}"),
     benchmark:
-        "benchmarks/train_grpo/{model}/{chain}.tsv"
+        L.benchmark("train_grpo/{model}/{chain}")
     params:
         spec=get_train_params,
         deepspeed=get_deepspeed,
@@ -83,7 +83,7 @@ rule check_health:
     wildcard_constraints:
         chain=rf"{CHAIN_SFT}|{CHAIN_GRPO}",
     log:
-        "logs/check_health/{model}/{chain}.log",
+        L.log("check_health/{model}/{chain}"),
     params:
         spec=get_health_params,
     conda:

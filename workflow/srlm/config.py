@@ -140,6 +140,13 @@ _SOURCE_NEEDS = {
 }  # fmt: skip
 
 
+LOCAL_DATA_HINT = (
+    "local data: these are copies of public files (GSM8K, the five benchmarks) that the repository does not "
+    "hold; docs/data.md says where to download each one, its format and where to put it (../shared/data beside "
+    "the checkout, as config/local-data.yaml and config/smollm2.yaml expect; or change the paths above)"
+)
+
+
 def _source_problem(where: str, source: str, value, what) -> str | None:
     need = f"needed when source is {source}"
     if value is None:
@@ -167,13 +174,16 @@ def _check_sources(config: dict) -> list[str]:
     entries = [("models", f"models.{k}", m) for k, m in config["models"].items()]
     entries += [(k, f"data.{k}", config["data"][k]) for k in ("gsm8k", "kd")]
     entries += [("benchmarks", f"benchmarks.{k}", b) for k, b in config["benchmarks"].items()]
-    problems = []
+    problems, local_missing = [], False
     for section, where, entry in entries:
         source = entry["source"]
         for key, what in _SOURCE_NEEDS[section].get(source, {}).items():
             problem = _source_problem(f"{where}.{key}", source, entry.get(key), what)
             if problem:
                 problems.append(problem)
+                local_missing |= source == "local" and section != "models"
+    if local_missing:
+        problems.append(LOCAL_DATA_HINT)
     ds = config["launch"]["deepspeed"]
     if ds is not None and not Path(ds).is_file():
         problems.append(f"launch.deepspeed: no file {ds!r} (relative to the working directory {Path.cwd()})")
@@ -316,6 +326,14 @@ def _check_references(config: dict) -> list[str]:
         ref = m.get("same_weights_as")
         if ref is not None and (ref not in models or models[ref].get("same_weights_as")):
             problems.append(f"models.{key}.same_weights_as: {ref!r} is not a model with its own weights")
+    from srlm.data.benchmarks import FORMATS
+
+    for key, b in benches.items():
+        if b["format"] not in FORMATS:
+            problems.append(
+                f"benchmarks.{key}.format: unknown format {b['format']!r} (one of {', '.join(FORMATS)}; a new "
+                "layout is an entry of srlm.data.benchmarks.FORMATS, docs/adding.md)"
+            )
     tok = config["data"]["gsm8k"].get("clean", {}).get("tokenizer_model")
     if tok is not None and tok not in models:
         problems.append(f"data.gsm8k.clean.tokenizer_model: unknown model {tok!r}")

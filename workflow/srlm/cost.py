@@ -171,7 +171,7 @@ def render(spec: dict, inputs: Inputs) -> str:
         if h is None:
             missing.append(str(j.path) if j.path else f"{j.rule} {j.model}/{j.chain} {j.benchmark or ''}".strip())
     lines = [
-        "# Compute cost of Tables 1–3",
+        f"# Compute cost of {scope_title(list(spec['tables']))}",
         "",
         "GPU-hours = wall time × GPUs used, summed over a job's attempts, from the timing records the jobs "
         "write (training: train_summary.json `attempts`; evaluation: the generation's `timing` in the "
@@ -193,6 +193,15 @@ def render(spec: dict, inputs: Inputs) -> str:
         lines += ["", f"Missing timing records ({len(missing)}), shown as `-`:", ""]
         lines += [f"- `{m}`" for m in missing]
     return "\n".join(lines) + "\n"
+
+
+def scope_title(tables: list[str]) -> str:
+    """What a cost page covers, by its tables' keys: ["table2"] -> "Table 2", ["table1", "table2", "table3"] ->
+    "Tables 1, 2 and 3" (keys not of the form tableN are named as they are)."""
+    names = [t.removeprefix("table") if t.startswith("table") and t[5:].isdigit() else t for t in tables]
+    if not all(n.isdigit() for n in names):
+        return ", ".join(tables)
+    return f"Table {names[0]}" if len(names) == 1 else f"Tables {', '.join(names[:-1])} and {names[-1]}"
 
 
 @cli

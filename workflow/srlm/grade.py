@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from srlm import completions, grading, interval
+from srlm.data.benchmarks import FORMATS
 from srlm.data.io import DataError, cli, read_jsonl, write_json, write_jsonl
 
-# How the paper's harness reads each benchmark's gold (Open-RS: latex_gold for MATH-500, Minerva, OlympiadBench;
-# expr_gold for AMC23). GSM8K is not in its task file: its golds are plain numbers, read as expressions.
-GOLD_AS = {"amc23": "expr", "gsm8k": "expr"}
+
+def gold_as(gold_format: str) -> str:
+    """How the paper's harness reads a benchmark's gold: "latex" or "expr" (srlm.data.benchmarks.Format)."""
+    return FORMATS[gold_format].gold_as if gold_format in FORMATS else "latex"
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class Params:
 def grader(protocol: str, gold_format: str, timeout_s: float):
     """response, gold -> srlm.grading.Grade, for the protocol the samples were generated under."""
     if protocol == "paper":
-        gold_as = GOLD_AS.get(gold_format, "latex")
-        return lambda text, gold: grading.grade_extractive(text, gold, gold_as, timeout_s)
+        as_ = gold_as(gold_format)
+        return lambda text, gold: grading.grade_extractive(text, gold, as_, timeout_s)
     return lambda text, gold: grading.grade(text, gold, timeout_s)
 
 

@@ -134,6 +134,17 @@ class Layout:
     def figures(self, table: str) -> str:
         return f"{self.results}/figures/{table}"
 
+    # a job's log and its timing record, under the results folder: a demo's (results/demo) apart from a real run's
+    def log(self, name: str) -> str:
+        return f"{self.results}/logs/{name}.log"
+
+    def benchmark(self, name: str) -> str:
+        return f"{self.results}/benchmarks/{name}.tsv"
+
+    def config_page(self) -> str:
+        """The configuration a run used, as the report's Configuration page (srlm.pages)."""
+        return f"{self.results}/config.html"
+
     def html(self, md: str) -> str:
         """The HTML page srlm.pages writes beside a Markdown table (what the report shows)."""
         return md.removesuffix(".md") + ".html"

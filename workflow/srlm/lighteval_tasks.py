@@ -1,9 +1,14 @@
 """The project's benchmarks as lighteval 0.13 tasks, for the `lighteval` CLI (a module-level TASKS_TABLE):
 
-    lighteval vllm "model_name=MODEL,dtype=bfloat16,max_model_length=32768,generation_parameters={temperature:0.6,top_p:0.95}" \
-        "custom|srlm_math500|0|0" --custom-tasks workflow/srlm/lighteval_tasks.py --use-chat-template
+    lighteval accelerate "model_name=MODEL,dtype=bfloat16,max_length=32768,batch_size=64,override_chat_template=true,generation_parameters={temperature:0.6,top_p:0.95}" \
+        "srlm_math500|0" --custom-tasks workflow/srlm/lighteval_tasks.py
 
-Each task reads the benchmark from the hub id of config.yaml (as the paper's harness did), normalises a row with
+(lighteval 0.13's `lighteval vllm` requires vllm<0.10.2 and refuses the project's 0.31; README.md.)
+
+The benchmarks are config.yaml's, with the overlays named in $SRLM_CONFIGFILES (space-separated, as given to
+`snakemake --configfile`; e.g. config/local-data.yaml). A hub benchmark is read from its hub id (as the paper's
+harness did); a local or synthetic one is written once, raw, to .cache/lighteval/<benchmark>/test.jsonl, the
+folder lighteval's dataset loader is given. Each task normalises a row with
 srlm.data.benchmarks (the pipeline's own reader), asks it with srlm.prompts' query and scores it with the protocol's
 metric: the paper protocol's `extractive_match` is lighteval's own (MultilingualExtractiveMatchMetric as Open-RS
 configures it); the r1 protocol's is srlm.grading. SRLM_PROTOCOL=paper|r1 picks the protocol (default: config.yaml's).
@@ -16,22 +21,28 @@ Doc of these tasks to the pipeline's exact prompt text, and that lighteval's met
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 from lighteval.metrics.dynamic_metrics import MultilingualExtractiveMatchMetric
 from lighteval.metrics.utils.extractive_match_utils import ExprExtractionConfig, LatexExtractionConfig
 from lighteval.metrics.utils.metric_utils import SampleLevelComputation, SampleLevelMetric
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
-from srlm import grading, prompts
-from srlm.data.benchmarks import normalize
-from srlm.grade import GOLD_AS
+# The CLI loads this file by path, not as part of an installed package: make its package importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+from srlm import config as cfg  # noqa: E402
+from srlm import grading, prompts  # noqa: E402
+from srlm.data.benchmarks import load_raw, normalize  # noqa: E402
+from srlm.grade import gold_as  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config.yaml"
 
 
 def doc(row: dict, task_name: str, protocol: str, r1_system: str = "") -> Doc:
@@ -55,7 +66,7 @@ class SrlmGrade(SampleLevelComputation):
 
 def metric(protocol: str, gold_format: str) -> SampleLevelMetric:
     if protocol == "paper":
-        gold = LatexExtractionConfig() if GOLD_AS.get(gold_format, "latex") == "latex" else ExprExtractionConfig()
+        gold = LatexExtractionConfig() if gold_as(gold_format) == "latex" else ExprExtractionConfig()
         fn = MultilingualExtractiveMatchMetric(
             gold_extraction_target=(gold,),
             pred_extraction_target=(ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0)),
@@ -71,24 +82,40 @@ def metric(protocol: str, gold_format: str) -> SampleLevelMetric:
     )  # fmt: skip
 
 
+def dataset(name: str, bench: dict, cache: Path = ROOT / ".cache" / "lighteval") -> tuple[str, str, str]:
+    """(hf_repo, hf_subset, split) lighteval loads the benchmark from: the hub's, or for a local or synthetic
+    benchmark a folder holding its raw rows alone as test.jsonl (lighteval's loader takes a folder, and would
+    merge every file of the benchmark's own one)."""
+    if bench["source"] == "hub":
+        return bench["hub_id"], bench.get("hub_config") or "default", bench["hub_split"]
+    folder = cache / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for _, r in load_raw({**bench, "name": name}))
+    out = folder / "test.jsonl"
+    if not out.is_file() or out.read_text(encoding="utf-8") != rows:
+        out.write_text(rows, encoding="utf-8")
+    return str(folder), "default", "test"
+
+
 def task_config(name: str, bench: dict, protocol: str, max_new_tokens: int) -> LightevalTaskConfig:
-    """One benchmark of config.yaml (`benchmarks.<name>`, source hub) as a lighteval task `srlm_<name>`."""
+    """One benchmark of the config (`benchmarks.<name>`) as a lighteval task `srlm_<name>`."""
     fmt = bench["format"]
+    repo, subset, split = dataset(name, bench)
 
     def prompt_fn(line: dict, task_name: str) -> Doc:
         # latex golds go through LaTeX extraction: boxed, as the harness reads a solution's \boxed{} answer
         row = normalize(line, fmt, line.get("__index", 0))
-        if protocol == "paper" and GOLD_AS.get(fmt, "latex") == "latex":
+        if protocol == "paper" and gold_as(fmt) == "latex":
             row = {**row, "answer": "\\boxed{" + row["answer"].strip("$") + "}"}
         return doc(row, task_name, protocol)
 
     return LightevalTaskConfig(
         name=f"srlm_{name}",
         prompt_function=prompt_fn,
-        hf_repo=bench["hub_id"],
-        hf_subset=bench.get("hub_config") or "default",
-        hf_avail_splits=[bench["hub_split"]],
-        evaluation_splits=[bench["hub_split"]],
+        hf_repo=repo,
+        hf_subset=subset,
+        hf_avail_splits=[split],
+        evaluation_splits=[split],
         few_shots_split=None,
         few_shots_select=None,
         generation_size=max_new_tokens,
@@ -107,4 +134,9 @@ def tasks_table(config: dict, protocol: str | None = None) -> list[LightevalTask
     ]
 
 
-TASKS_TABLE = tasks_table(yaml.safe_load(CONFIG.read_text()), os.environ.get("SRLM_PROTOCOL"))
+def load_config() -> dict:
+    """config.yaml and the overlays of $SRLM_CONFIGFILES, merged and checked as the workflow does."""
+    return cfg.validate(cfg.load([CONFIG, *os.environ.get("SRLM_CONFIGFILES", "").split()]))
+
+
+TASKS_TABLE = tasks_table(load_config(), os.environ.get("SRLM_PROTOCOL"))

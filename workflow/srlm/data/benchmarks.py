@@ -7,6 +7,9 @@ hub datasets named in config.yaml, which name their fields differently:
   minerva        local: problem, solution (gold = last \\boxed{}), idx;  math-ai/minervamath: question, answer
   amc23          local: problem, answer (float 27.0 -> "27"), id;  math-ai/amc23: question, answer
   gsm8k          question, answer (text after "####", commas removed)
+
+A new benchmark is config (`benchmarks.<name>`, docs/adding.md) plus, when its rows are laid out unlike these, one
+entry of FORMATS: how to read a row's gold answer, its id field and how graders read the gold.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import argparse
 import json
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from srlm.data.io import DataError, cli, read_jsonl_numbered, write_jsonl
 
-FORMATS = ("olympiadbench", "math500", "minerva", "amc23", "gsm8k")
 _DOLLAR = re.compile(r"(?<!\\)\$")
 
 
@@ -36,27 +40,55 @@ def _number(x) -> str:
     return str(x).strip() if x is not None else ""
 
 
+def _gsm8k_gold(row: dict) -> str:
+    from srlm.data.gsm8k import final_answer
+
+    return final_answer(row["answer"])
+
+
+def _minerva_gold(row: dict) -> str:
+    if row.get("solution"):
+        from srlm.grading import last_boxed
+
+        return last_boxed(row["solution"]) or ""
+    ans = row.get("answer")
+    return ", ".join(map(str, ans)) if isinstance(ans, list) else str(ans or "")
+
+
+def _olympiadbench_gold(row: dict) -> str:
+    fa = _first(row, "final_answer", "answer")
+    parts = fa if isinstance(fa, list) else [fa] if fa else []
+    return ", ".join(_DOLLAR.sub("", str(p)).strip() for p in parts if p is not None)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One raw layout of benchmark rows (config `benchmarks.<name>.format`). The problem is the row's `problem`
+    or else `question` field, whatever the format.
+    gold: the gold answer of a row; id_field: the row's own id (else its position); gold_as: how the paper
+    protocol's grader reads the gold, "latex" (as a \\boxed{} answer) or "expr" (a plain number or expression;
+    the paper's harness (Open-RS) reads AMC23 so, GSM8K's golds are plain numbers); numeric: every gold is a
+    plain number (ungradable() refuses any other)."""
+
+    gold: Callable[[dict], str]
+    id_field: str = "id"
+    gold_as: str = "latex"
+    numeric: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "olympiadbench": Format(_olympiadbench_gold),
+    "math500": Format(lambda row: str(row.get("answer") or ""), id_field="unique_id"),
+    "minerva": Format(_minerva_gold, id_field="idx"),
+    "amc23": Format(lambda row: _number(row.get("answer")), gold_as="expr", numeric=True),
+    "gsm8k": Format(_gsm8k_gold, gold_as="expr", numeric=True),
+}
+
+
 def _gold(row: dict, fmt: str) -> str:
-    if fmt == "gsm8k":
-        from srlm.data.gsm8k import final_answer
-
-        return final_answer(row["answer"])
-    if fmt == "math500":
-        return str(row.get("answer") or "")
-    if fmt == "minerva":
-        if row.get("solution"):
-            from srlm.grading import last_boxed
-
-            return last_boxed(row["solution"]) or ""
-        ans = row.get("answer")
-        return ", ".join(map(str, ans)) if isinstance(ans, list) else str(ans or "")
-    if fmt == "amc23":
-        return _number(row.get("answer"))
-    if fmt == "olympiadbench":
-        fa = _first(row, "final_answer", "answer")
-        parts = fa if isinstance(fa, list) else [fa] if fa else []
-        return ", ".join(_DOLLAR.sub("", str(p)).strip() for p in parts if p is not None)
-    raise ValueError(f"unknown benchmark format {fmt!r} ({'|'.join(FORMATS)})")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown benchmark format {fmt!r} ({'|'.join(FORMATS)})")
+    return FORMATS[fmt].gold(row)
 
 
 _NUMERIC = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -66,7 +98,7 @@ _NAN = re.compile(r"[+-]?nan", re.IGNORECASE)
 def ungradable(answer: str, fmt: str) -> str | None:
     """Why no response can ever match this gold, or None: a numeric benchmark's gold that is not a plain
     number, NaN, or digits other than 0-9 (full-width "１２": the grader's parsers read ASCII digits only)."""
-    if fmt in ("amc23", "gsm8k") and not _NUMERIC.fullmatch(answer):
+    if FORMATS[fmt].numeric and not _NUMERIC.fullmatch(answer):
         return "not a number"
     if _NAN.fullmatch(answer):
         return "NaN"
@@ -80,7 +112,7 @@ def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dic
     """{"id", "problem", "answer"} of one raw row; DataError naming the row (`origin`: file:line, else
     "<fmt> row <index>") if problem or answer is empty or of the wrong type."""
     origin = origin or f"{fmt} row {index}"
-    native = {"math500": "unique_id", "minerva": "idx"}.get(fmt, "id")
+    native = FORMATS[fmt].id_field if fmt in FORMATS else "id"
     rid = str(row[native]) if row.get(native) is not None else str(index)
     problem = _first(row, "problem", "question")
     try:

@@ -37,6 +37,13 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--metrics", required=True, type=Path)
     ap.add_argument("--model-name", default="")
     ap.add_argument("--chain", default="")
+    ap.add_argument(
+        "--report-to",
+        default=os.environ.get("SRLM_REPORT_TO", ""),
+        help="comma-separated transformers integrations (default: $SRLM_REPORT_TO, config launch.report_to, which "
+        "the workflow exports to every job); not in --params: loggers do not change the weights, so switching "
+        "them must not retrain",
+    )
     args = ap.parse_args(argv)
     args.started = time.time()  # the attempt starts here: loading the model is part of its GPU time
     args.params = json.loads(args.params)
@@ -287,7 +294,7 @@ def run(trainer, args, stage_type: str, settings: dict) -> None:
     trainer.add_callback(metrics.callback)
     acc = trainer.accelerator
     tensorboard = args.summary.parent / "tensorboard"
-    progress.attach(trainer, args.params.get("report_to", []), tensorboard, acc.num_processes)
+    progress.attach(trainer, [r for r in args.report_to.split(",") if r], tensorboard, acc.num_processes)
     main = acc.is_main_process
     resume = prepare_resume(
         work, metrics.path, job_identity(args, acc.num_processes), main, acc.wait_for_everyone
