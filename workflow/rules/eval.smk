@@ -19,13 +19,13 @@ rule generate:
         L.log(f"generate/{GENERATE_JOB}"),
     benchmark:
         L.benchmark(f"generate/{GENERATE_JOB}")
-    params:
-        each=get_generate_args,
+    conda:
+        "../../envs/eval.yaml"
     threads: 1
     resources:
         gpu=config["gpus"]["evaluate"],
-    conda:
-        "../../envs/eval.yaml"
+    params:
+        each=get_generate_args,
     shell:
         "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
@@ -41,10 +41,10 @@ rule grade:
         details=L.eval_details("{model}", "{chain}", "{benchmark}"),
     log:
         L.log("grade/{model}/{chain}/{benchmark}"),
-    params:
-        spec=get_grade_params,
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=get_grade_params,
     shell:
         "python -m srlm.grade --completions {input.completions:q} --bench {input.bench:q} --params {params.spec} "
         "--out {output.result:q} --details {output.details:q} "

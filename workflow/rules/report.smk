@@ -24,11 +24,11 @@ rule render_table:
         ),
     log:
         L.log("render_table/{table}"),
+    conda:
+        "../../envs/data.yaml"
     params:
         spec=get_table_spec,
         inputs=get_table_inputs,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "(python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table:q} "
         "--vs-paper {output.vs_paper:q} && python -m srlm.pages {output.table:q} {output.vs_paper:q}) > {log:q} 2>&1"
@@ -49,11 +49,11 @@ rule render_cost:
         ),
     log:
         L.log("render_cost/{scope}"),
+    conda:
+        "../../envs/data.yaml"
     params:
         spec=get_cost_spec,
         inputs=get_cost_inputs,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "(python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output.md:q} "
         "&& python -m srlm.pages {output.md:q}) > {log:q} 2>&1"
@@ -74,11 +74,11 @@ rule render_figures:
         ),
     log:
         L.log("render_figures/{scope}"),
+    conda:
+        "../../envs/data.yaml"
     params:
         spec=get_report_spec,
         inputs=get_figure_inputs,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "python -m srlm.figures --spec {params.spec} --inputs {params.inputs} --out-dir {output:q} > {log:q} 2>&1"
 
@@ -96,9 +96,9 @@ rule render_config:
         ),
     log:
         L.log("render_config"),
-    params:
-        config=arg({k: v for k, v in config.items() if k != "tables"}),
     conda:
         "../../envs/data.yaml"
+    params:
+        config=arg({k: v for k, v in config.items() if k != "tables"}),
     shell:
         "python -m srlm.pages --config {params.config} --out {output:q} > {log:q} 2>&1"

@@ -13,22 +13,22 @@ rule train_sft:
         model=directory(L.model_dir("{model}", "{chain}")),
         summary=L.train_summary("{model}", "{chain}"),
         metrics=L.metrics("{model}", "{chain}"),
-    wildcard_constraints:
-        chain=CHAIN_SFT,
     log:
         L.log("train_sft/{model}/{chain}"),
     benchmark:
         L.benchmark("train_sft/{model}/{chain}")
+    wildcard_constraints:
+        chain=CHAIN_SFT,
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=config["gpus"]["train"],
     params:
         spec=get_train_params,
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
         work=L.work_dir("{model}", "{chain}"),
-    threads: 1
-    resources:
-        gpu=config["gpus"]["train"],
-    conda:
-        "../../envs/train.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
@@ -47,22 +47,22 @@ rule train_grpo:
         model=directory(L.model_dir("{model}", "{chain}")),
         summary=L.train_summary("{model}", "{chain}"),
         metrics=L.metrics("{model}", "{chain}"),
-    wildcard_constraints:
-        chain=CHAIN_GRPO,
     log:
         L.log("train_grpo/{model}/{chain}"),
     benchmark:
         L.benchmark("train_grpo/{model}/{chain}")
+    wildcard_constraints:
+        chain=CHAIN_GRPO,
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=config["gpus"]["train"],
     params:
         spec=get_train_params,
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
         work=L.work_dir("{model}", "{chain}"),
-    threads: 1
-    resources:
-        gpu=config["gpus"]["train"],
-    conda:
-        "../../envs/train.yaml"
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
@@ -80,14 +80,14 @@ rule check_health:
         L.metrics("{model}", "{chain}"),
     output:
         L.health("{model}", "{chain}"),
-    wildcard_constraints:
-        chain=rf"{CHAIN_SFT}|{CHAIN_GRPO}",
     log:
         L.log("check_health/{model}/{chain}"),
-    params:
-        spec=get_health_params,
+    wildcard_constraints:
+        chain=rf"{CHAIN_SFT}|{CHAIN_GRPO}",
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=get_health_params,
     shell:
         "python -m srlm.health --metrics {input:q} --params {params.spec} --out {output:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"
