@@ -99,6 +99,6 @@ rule render_config:
     conda:
         "../../envs/data.yaml"
     params:
-        config=arg({k: v for k, v in config.items() if k != "tables"}),
+        spec=arg({k: v for k, v in config.items() if k != "tables"}),
     shell:
-        "python -m srlm.pages --config {params.config} --out {output:q} > {log:q} 2>&1"
+        "python -m srlm.pages --config {params.spec} --out {output:q} > {log:q} 2>&1"
