@@ -1,10 +1,12 @@
 """Benchmark loaders: every shared/data file normalizes, golds match the files, synthetic rows round-trip."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from srlm.data import benchmarks
+from srlm.data.io import DataError
 from srlm.data.synthetic import benchmark_rows
 
 from tests.conftest import REAL_DATA as DATA
@@ -102,7 +104,7 @@ def test_unknown_source_named():
 
 
 def test_a_new_benchmark_layout_is_config_plus_one_format_entry(monkeypatch):
-    """docs/adding.md: a benchmark whose rows are laid out unlike the five is one FORMATS entry and its config;
+    """docs/howto.md: a benchmark whose rows are laid out unlike the five is one FORMATS entry and its config;
     validation, normalisation and the grader's reading of the gold follow from the entry."""
     import copy
 
@@ -123,3 +125,7 @@ def test_a_new_benchmark_layout_is_config_plus_one_format_entry(monkeypatch):
                                "aime", 0)  # fmt: skip
     assert row == {"id": "2024-I-1", "problem": "What is 6 times 7?", "answer": "42"}
     assert grade.grader("paper", "aime", 5.0)("so it is 42", "42").correct
+    # numeric: the entry's golds must be plain numbers (issue-32's check), as amc23's and gsm8k's are
+    monkeypatch.setitem(benchmarks.FORMATS, "aime", dataclasses.replace(entry, numeric=True))
+    with pytest.raises(DataError, match="'forty-two' cannot be graded: not a number"):
+        benchmarks.normalize({"question": "?", "Answer": "forty-two"}, "aime", 0)

@@ -66,6 +66,10 @@ HOW = {
     "snakemake results/table2.md --configfile config/local-data.yaml": ("dry", "real data"),
     "snakemake results/smollm2/table2.md results/smollm2/table3.md --configfile config/smollm2.yaml --cores 16 "
     "--resources gpu=2": ("dry", "real data"),
+    "snakemake --configfile config/qwen25-coder.yaml --cores 16 --resources gpu=2 --scheduler greedy": (
+        "dry",
+        "real data; the run itself: perf/qwen25_coder.sh on one H100 (docs/real-weights.md)",
+    ),
 }
 STARTS = ("snakemake ", "make ", "python -m srlm.config ", "time ", "source ", "tail ", "tensorboard ", "rm ",
           "mkdir ", "lighteval ", "SRLM_")  # fmt: skip

@@ -332,7 +332,7 @@ def _check_references(config: dict) -> list[str]:
         if b["format"] not in FORMATS:
             problems.append(
                 f"benchmarks.{key}.format: unknown format {b['format']!r} (one of {', '.join(FORMATS)}; a new "
-                "layout is an entry of srlm.data.benchmarks.FORMATS, docs/adding.md)"
+                "layout is an entry of srlm.data.benchmarks.FORMATS, docs/howto.md)"
             )
     tok = config["data"]["gsm8k"].get("clean", {}).get("tokenizer_model")
     if tok is not None and tok not in models:

@@ -8,7 +8,7 @@ hub datasets named in config.yaml, which name their fields differently:
   amc23          local: problem, answer (float 27.0 -> "27"), id;  math-ai/amc23: question, answer
   gsm8k          question, answer (text after "####", commas removed)
 
-A new benchmark is config (`benchmarks.<name>`, docs/adding.md) plus, when its rows are laid out unlike these, one
+A new benchmark is config (`benchmarks.<name>`, docs/howto.md) plus, when its rows are laid out unlike these, one
 entry of FORMATS: how to read a row's gold answer, its id field and how graders read the gold.
 """
 
