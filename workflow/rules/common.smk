@@ -71,7 +71,7 @@ def arg(obj):
 
 # Shell safety (docs/security.md): every field of a `shell:` command is either `{x:q}` (Snakemake quotes it) or a
 # param quoted here, in Python (arg(), the --deepspeed flag, the KD command, generate's triples), so no config
-# value (results path, model key, file name) is ever read by the shell as code. tests/unit/test_shell_quoting.py
+# value (results path, model key, file name) is ever read by the shell as code. tests/workflow/test_injection.py
 # holds every rule to it.
 
 
