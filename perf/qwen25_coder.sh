@@ -131,7 +131,7 @@ cd "$S/work" || exit 1
 # shellcheck disable=SC2046
 tar czf "$OUT/results.tgz" --exclude='*.details.jsonl' device.yaml $(ls -d "$R"/*.md "$R"/*.html "$R/cost" "$R/figures" \
   "$R"/data/gsm8k/{prep_report,cleaning}.json "$R"/models/*/*/{train_summary.json,metrics.jsonl,health.json} \
-  "$R"/models/*/base/model/provenance.json "$R/evals" logs benchmarks 2>/dev/null)
+  "$R"/models/*/base/model/provenance.json "$R/evals" "$R/logs" "$R/benchmarks" 2>/dev/null)
 if [ -d "$R/evals" ]; then
   find "$R/evals" "$R/completions" -name '*.jsonl' -print0 2>/dev/null | tar cf - --null -T - | xz -T0 -6 > "$OUT/answers.tar.xz"
   if [ "$(stat -c %s "$OUT/answers.tar.xz")" -gt $((15 * 1024 * 1024)) ]; then

@@ -22,7 +22,7 @@ def test_damaged_model_is_named_not_used(tmp_path):
     data = weights.read_bytes()
     weights.write_bytes(data[:4096] + bytes(65536) + data[4096 + 65536 :])
     proc = snakemake(REPORT, "--cores", "1", "--forcerun", "report_gsm8k", *DEMO, cwd=wf, check=False)
-    log = (wf / "logs" / "report_gsm8k.log").read_text()
+    log = (wf / "results/demo/logs/report_gsm8k.log").read_text()  # the demo logs under its results
     assert proc.returncode != 0
     assert f"{MODEL}/model.safetensors: content changed" in log and "Traceback" not in log, log
 
