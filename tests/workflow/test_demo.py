@@ -78,7 +78,7 @@ def graded_samples(demo, model: str, chain: str) -> list[tuple[str, dict]]:
         assert settings["protocol"] == "paper"
         texts = {(r["id"], j): s["text"] for r in rows for j, s in enumerate(r["samples"])}
         details = [json.loads(x) for x in (demo / f"results/demo/evals/{model}/{chain}/{bench}.details.jsonl").open()]
-        assert len(details) == len(texts) >= 64, bench  # 32 problems x 2 samples (config/demo.yaml)
+        assert len(details) == len(texts) >= 32, bench  # 16-32 problems x 2 samples (config/demo.yaml)
         out += [(texts[d["id"], d["sample"]], d) for d in details]
     return out
 
@@ -92,8 +92,9 @@ def reads_the_box(text: str, detail: dict) -> bool:
 @pytest.mark.parametrize("model", ["qwen2.5-0.5b", "qwen2.5-0.5b-instruct"])
 def test_sft_teaches_the_answer_form_the_paper_grader_reads(demo, model):
     """After SFT the paper protocol's grader reads the boxed answer of >= 90% of the samples; before, of almost
-    none (it extracts *some* number from an untrained model's random text, but no box of its own). A grader or
-    a training target that the grader misreads (a bare <answer>N</answer>: issue 31) fails here."""
+    none (it extracts *some* number from an untrained model's random text, but no box of its own). A training
+    target that the grader misreads (a bare <answer>N</answer>: issue 31), or a grader that misses the box,
+    fails here."""
     trained = graded_samples(demo, model, "sft")
     base = graded_samples(demo, model, "base")
     read_trained = sum(reads_the_box(t, d) for t, d in trained) / len(trained)
