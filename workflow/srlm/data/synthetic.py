@@ -244,12 +244,11 @@ TEMPLATES: list[Callable[[random.Random, Vocab], Problem]] = [
 
 
 def e_count(rng: random.Random, v: Vocab) -> Problem:
-    """Read one single-digit count back. The two-layer tiny model learns it in a few hundred steps (a copy of the
-    only digit of the problem, found by attention); it did not learn in the demo's budget to read one of two
-    counts back, to copy two-digit counts, or to add two digits (measured 2026-12-07, issue 31). Shop and day only
-    vary the wording, so that thousands of distinct problems exist for each purpose. The solution names no name
-    or item: each purpose has its own (module docstring), and a model that copies one it never saw into its
-    reasoning loses the answer form."""
+    """Read one single-digit count back: a copy of the only digit of the problem, found by attention, which the
+    demo's one-layer tiny model learns in 150-300 steps; the two-layer one did not learn in the demo's budget to
+    read one of two counts back, to copy two-digit counts, or to add two digits (measured 2026-12-07, issue 31;
+    docs/performance.md "The demo"). Shop and day only vary the wording, so that thousands of distinct problems
+    exist. The solution names no name or item, so the model copies the count alone."""
     (n, _), item, shop, day = rng.choice(v.names), rng.choice(v.items), rng.choice(v.shops), rng.choice(DAYS)
     a = rng.randint(1, 9)
     q_text = f"On {day}, {n} bought {a} {item} at the {shop}. How many {item} did {n} buy?"
