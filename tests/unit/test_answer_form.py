@@ -68,6 +68,29 @@ def test_gsm8k_and_kd_targets_are_graded_as_their_gold(tmp_path):
     assert [r["answer"] for r in rl] == [g for _, g in _sft_targets(read_jsonl(tmp_path / "g" / "sft.jsonl"))]
 
 
+def test_prompt_training_paper_asks_as_the_paper_protocol_evaluates(tmp_path):
+    """config prompt.training: paper puts the evaluation's prompt (srlm.prompts "paper") in SFT, RL and KD rows;
+    absent, the rows keep the system prompt and the raw problem."""
+    from srlm import prompts
+
+    syn = {"source": "synthetic", "synthetic": {"n_train": 8, "n_test": 2, "seed": 3, "level": "easy"}}
+    gsm8k.prepare({"data": syn, "system_prompt": "S", "prompt_training": "paper"}, tmp_path / "p")
+    gsm8k.prepare({"data": syn, "system_prompt": "S"}, tmp_path / "r")
+    kd = tmp_path / "kd.jsonl"
+    distill.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 8, "seed": 3}}, "system_prompt": "S",
+                     "prompt_training": "paper"}, kd)  # fmt: skip
+    train = {r["id"]: r["question"] for r in read_jsonl(tmp_path / "p" / "train.jsonl")}
+    for name in ("sft.jsonl", "rl.jsonl"):
+        for row in read_jsonl(tmp_path / "p" / name):
+            assert row["prompt"] == prompts.messages(train[row["id"]], "paper")
+        for row in read_jsonl(tmp_path / "r" / name):
+            assert row["prompt"] == [{"role": "system", "content": "S"}, {"role": "user", "content": train[row["id"]]}]
+    kd_rows = read_jsonl(kd)
+    head = prompts.query("", "paper")
+    assert kd_rows and all([m["role"] for m in r["prompt"]] == ["user"] for r in kd_rows)
+    assert all(r["prompt"][0]["content"].startswith(head) for r in kd_rows)
+
+
 @pytest.mark.real_data
 def test_real_gsm8k_targets_are_graded_as_their_gold():
     """The first 150 rows of the real GSM8K train split, whose rationales often end in other numbers."""

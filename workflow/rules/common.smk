@@ -143,10 +143,16 @@ def get_kd_command(wildcards):
     )
 
 
+def _training_prompt():
+    """config prompt.training for the data jobs; absent while "r1" (the default), so that existing data stays."""
+    form = config["prompt"].get("training", "r1")
+    return {} if form == "r1" else {"prompt_training": form}
+
+
 def get_kd_params(wildcards):
     """config data.kd and the system prompt; for rows from the hub, a file or the synthetic generator also the
     cleaning of data.gsm8k.clean (dedup, decontaminate), so changing it prepares them again."""
-    params = {"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"]}
+    params = {"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"], **_training_prompt()}
     if not _kd_generates():
         params["clean"] = {k: config["data"]["gsm8k"]["clean"][k] for k in ("dedup", "decontaminate")}
     return arg(params)
@@ -247,7 +253,7 @@ REPORT_ONLY_CLEAN = ("max_length", "tokenizer_model")
 def get_gsm8k_params(wildcards):
     data = config["data"]["gsm8k"]
     clean = {k: v for k, v in data["clean"].items() if k not in REPORT_ONLY_CLEAN}
-    return arg({"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"]})
+    return arg({"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"], **_training_prompt()})
 
 
 def get_gsm8k_report_params(wildcards):

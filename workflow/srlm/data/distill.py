@@ -36,8 +36,8 @@ def gold_answer(ground_truth: str) -> str | None:
     return ans.replace(",", "") if re.fullmatch(r"-?[\d,]+(\.\d+)?", ans) else ans or None
 
 
-def convert(row: dict, index: int, system_prompt: str) -> tuple[dict | None, str | None]:
-    """(SFT row, None) for a usable trace, else (None, drop reason)."""
+def convert(row: dict, index: int, system_prompt: str, form: str = "r1") -> tuple[dict | None, str | None]:
+    """(SFT row, None) for a usable trace, else (None, drop reason); `form`: config prompt.training."""
     problem, trace = row.get("problem"), row.get("reasoning_solution") or ""
     if not isinstance(problem, str) or not problem.strip():
         return None, "no_problem"
@@ -53,7 +53,7 @@ def convert(row: dict, index: int, system_prompt: str) -> tuple[dict | None, str
     if not verify(boxed, gold):
         return None, "wrong_answer"
     return sft_row(
-        f"kd-{index}", system_prompt, problem.strip(), format_completion(think.group(1), gold), gold
+        f"kd-{index}", system_prompt, problem.strip(), format_completion(think.group(1), gold), gold, form
     ), None
 
 
@@ -80,11 +80,12 @@ def load_raw(data: dict) -> list[dict]:
 def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
     """Convert, then clean (params "clean": {dedup, decontaminate}, absent = off) against `bench_files`."""
     data, system_prompt = params["data"], params["system_prompt"]
+    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
     raw = load_raw(data)
     kept, reasons = [], Counter()
     dropped, questions = [], []
     for i, row in enumerate(raw):
-        sft, why = convert(row, i, system_prompt)
+        sft, why = convert(row, i, system_prompt, form)
         if sft is None:
             reasons[why] += 1
             dropped.append({"index": i, "reason": why})

@@ -439,7 +439,7 @@ def check_settings(g: dict) -> None:
             raise ValueError(f"data.kd.generate.{k}: {g[k]!r} must be an integer >= 1")
 
 
-async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str, template: str, server):
+async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str, template: str, server, form="r1"):
     """Workers take problems off a queue and sample until one trace is kept or `attempts` are recorded."""
     jobs: asyncio.Queue = asyncio.Queue()
     for i in todo:
@@ -456,7 +456,7 @@ async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str
                     server.check()
                 rec = await attempt(teacher, pacer, prompt, g)
                 if rec["status"] is None:  # verified here, in the main thread (math-verify uses SIGALRM)
-                    rec["status"] = convert(camel_row(p, rec["response"]), i, system_prompt)[1] or "ok"
+                    rec["status"] = convert(camel_row(p, rec["response"]), i, system_prompt, form)[1] or "ok"
                 n = len(log.records.get(p["id"], []))  # one worker per problem: no other writer
                 log.append({"id": p["id"], "attempt": n, **rec})
                 fails[0] = fails[0] + 1 if rec["status"] == "request_failed" else 0
@@ -478,6 +478,7 @@ async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str
 
 def prepare(params: dict, problems_path: str | Path, out: str | Path) -> dict:
     data, system_prompt = params["data"], params["system_prompt"]
+    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
     g = data.get("generate")
     if not isinstance(g, dict):
         raise ValueError("data.kd.generate must be set when data.kd.source is generate")
@@ -500,20 +501,20 @@ def prepare(params: dict, problems_path: str | Path, out: str | Path) -> dict:
         if todo:
             with teacher_endpoint(g) as (url, key, server):
                 teacher = (CamelTeacher if g["client"] == "camel" else HttpTeacher)(url, g["model"], key, g)
-                asyncio.run(run(todo, problems, log, teacher, g, system_prompt, template, server))
-        return finish(problems, log, g, system_prompt, out)
+                asyncio.run(run(todo, problems, log, teacher, g, system_prompt, template, server, form))
+        return finish(problems, log, g, system_prompt, out, form)
     finally:
         log.close()
 
 
-def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out: Path) -> dict:
+def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out: Path, form: str = "r1") -> dict:
     """train.jsonl (kept traces in problem order, via distill.convert) and kd_report.json, from the log."""
     kept, dropped, statuses = [], [], Counter()
     retries = tokens = 0
     for i, p in enumerate(problems):
         recs = log.records.get(p["id"], [])
         if not recs:  # never requested: no question or no gold
-            dropped.append({"id": p["id"], "reason": convert(camel_row(p, ""), i, system_prompt)[1]})
+            dropped.append({"id": p["id"], "reason": convert(camel_row(p, ""), i, system_prompt, form)[1]})
             continue
         if not finished(recs, g["attempts"]):
             raise RuntimeError(f"problem {p['id']} unfinished after the run (internal error)")
@@ -522,7 +523,7 @@ def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out:
         retries += sum(r["retries"] for r in recs)
         tokens += sum(r["completion_tokens"] or 0 for r in recs)
         if recs[-1]["status"] == "ok":
-            kept.append(convert(camel_row(p, recs[-1]["response"]), i, system_prompt)[0])
+            kept.append(convert(camel_row(p, recs[-1]["response"]), i, system_prompt, form)[0])
         else:
             dropped.append({"id": p["id"], "reason": recs[-1]["status"]})
     report = {

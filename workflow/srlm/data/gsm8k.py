@@ -112,6 +112,7 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
 def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> dict:
     """Write train/test/sft/rl JSONL and cleaning.json; cleaning steps run only when configured."""
     data, system_prompt = params["data"], params["system_prompt"]
+    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
     clean = data.get("clean") or {}
     on_malformed = clean.get("on_malformed", "error")
     if on_malformed not in ("error", "drop"):
@@ -141,8 +142,8 @@ def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> d
     sft, rl = [], []
     for r in train:
         gold = final_answer(r["answer"])
-        sft.append(sft_row(r["id"], system_prompt, r["question"], cot_completion(r["answer"]), gold))
-        rl.append({"id": r["id"], "prompt": messages(system_prompt, r["question"]), "answer": gold})
+        sft.append(sft_row(r["id"], system_prompt, r["question"], cot_completion(r["answer"]), gold, form))
+        rl.append({"id": r["id"], "prompt": messages(system_prompt, r["question"], form), "answer": gold})
     report.update(rows_out=len(train), test_rows_out=len(splits["test"]))
     out = Path(out_dir)
     write_jsonl(out / "train.jsonl", train)

@@ -123,15 +123,27 @@ def write_json(path: str | Path, obj: Any) -> None:
     _write_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
-def messages(system_prompt: str, question: str) -> list[dict]:
-    """The fixed prompt of SFT, KD and RL rows: system message, then the problem as the user turn."""
+# config prompt.training: how SFT, KD and RL rows ask (srlm.data.io.messages).
+TRAINING_FORMS = ("r1", "paper")
+
+
+def messages(system_prompt: str, question: str, form: str = "r1") -> list[dict]:
+    """The fixed prompt of SFT, KD and RL rows. "r1": the system message, then the problem as the user turn (the
+    reference recipe's training prompt); "paper": the paper evaluation protocol's prompt instead (srlm.prompts: no
+    system message, the query template around the problem as the user turn), so training asks as evaluation does."""
+    if form == "paper":
+        from srlm import prompts
+
+        return prompts.messages(question, "paper")
+    if form != "r1":
+        raise ValueError(f"prompt.training must be one of {list(TRAINING_FORMS)}, got {form!r}")
     return [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
 
 
-def sft_row(row_id: str, system_prompt: str, question: str, completion: str, answer: str) -> dict:
+def sft_row(row_id: str, system_prompt: str, question: str, completion: str, answer: str, form: str = "r1") -> dict:
     return {
         "id": row_id,
-        "prompt": messages(system_prompt, question),
+        "prompt": messages(system_prompt, question, form),
         "completion": [{"role": "assistant", "content": completion}],
         "answer": answer,
     }
