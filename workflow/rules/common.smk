@@ -253,7 +253,9 @@ REPORT_ONLY_CLEAN = ("max_length", "tokenizer_model")
 def get_gsm8k_params(wildcards):
     data = config["data"]["gsm8k"]
     clean = {k: v for k, v in data["clean"].items() if k not in REPORT_ONLY_CLEAN}
-    return arg({"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"], **_training_prompt()})
+    return arg(
+        {"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"], **_training_prompt()}
+    )
 
 
 def get_gsm8k_report_params(wildcards):
