@@ -105,6 +105,10 @@ def test_sft_teaches_the_answer_form_the_paper_grader_reads(demo, model):
     # what is graded correct is what the sample boxed: the right count, read from the box
     correct = [(t, d) for t, d in trained if d["correct"]]
     assert correct and all(reads_the_box(t, d) for t, d in correct), correct[:3]
+    # the r1 protocol's grader (the <answer> span, its box if boxed) reads the same answers
+    r1_reads = [grading.boxed_answer(t) is not None and grading.extract_answer(t) == grading.boxed_answer(t)
+                for t, _ in trained]  # fmt: skip
+    assert sum(r1_reads) / len(trained) >= 0.9, trained[:3]
 
 
 def test_an_sft_row_beats_its_base_row_beyond_the_intervals(demo):
