@@ -147,9 +147,11 @@ def test_sampled_first_tokens_follow_the_tempered_softmax(model, engine, tempera
     for t in probs.topk(5).indices.tolist():
         p = float(probs[t])
         assert abs(counts[t] / n - p) <= 5 * math.sqrt(p * (1 - p) / n) + 1e-3, (t, counts[t], p)
-    # The reference itself must separate the temperatures, or the test would not show that T acts.
-    cold, warm = first_token_probs(model, prompt, 0.5).max(), first_token_probs(model, prompt, 1.0).max()
-    assert float(cold - warm) > 0.3
+    # The reference itself must separate the temperatures, or the test would not show that T acts: their argmax
+    # probabilities differ by far more than the 5-sigma band the counts are held to (a fixed 0.3 depended on the
+    # tiny tokenizer's corpus: 0.286 after it gained the boxed answer form, ~26 sigma at n 2000).
+    cold, warm = (float(first_token_probs(model, prompt, t).max()) for t in (0.5, 1.0))
+    assert cold - warm > 4 * 5 * math.sqrt(max(cold * (1 - cold), warm * (1 - warm)) / n), (cold, warm)
 
 
 def test_seed_makes_samples_reproducible(model, engine):
