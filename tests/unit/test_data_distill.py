@@ -113,3 +113,12 @@ def test_kd_rows_are_deduplicated_and_decontaminated(tmp_path):
     assert (rep["duplicates"], rep["contaminated"], rep["decontamination"], rep["kept"]) == (2, None, None, 3)
     with pytest.raises(ValueError, match="decontamination is off"):
         distill.prepare(off, tmp_path / "x" / "train.jsonl", [str(bench)])
+
+
+def test_a_gold_in_non_ascii_digits_is_no_gold():
+    """Full-width or other non-ASCII digits: math-verify cannot read them, so the row has no usable gold."""
+    assert distill.gold_answer("So \\boxed{１２}") is None
+    assert distill.gold_answer("x\n#### ١٢") is None
+    assert distill.gold_answer("x\n#### 1,600") == "1600"
+    row = _camel("<think>t</think> \\boxed{１２}", gold="So \\boxed{１２}")
+    assert distill.convert(row, 0, SYS) == (None, "no_gold")

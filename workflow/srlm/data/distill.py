@@ -33,7 +33,9 @@ def gold_answer(ground_truth: str) -> str | None:
     if ans is None:
         return None
     ans = ans.strip()
-    return ans.replace(",", "") if re.fullmatch(r"-?[\d,]+(\.\d+)?", ans) else ans or None
+    if any(c.isdigit() and not c.isascii() for c in ans):  # "１２": no grader reads it, so no gold (issue 32)
+        return None
+    return ans.replace(",", "") if re.fullmatch(r"-?[\d,]+(\.\d+)?", ans, re.ASCII) else ans or None
 
 
 def convert(row: dict, index: int, system_prompt: str, form: str = "r1") -> tuple[dict | None, str | None]:
