@@ -65,14 +65,15 @@ wildcard_constraints:
 
 
 def arg(obj):
-    """A config slice as one shell-quoted JSON argument: the rule's params, hence its rerun trigger."""
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+    """A config slice as one JSON argument (rules pass it as `{params.x:q}`): the rule's params, hence its rerun
+    trigger."""
+    return json.dumps(obj, sort_keys=True)
 
 
-# Shell safety (docs/security.md): every field of a `shell:` command is either `{x:q}` (Snakemake quotes it) or a
-# param quoted here, in Python (arg(), the --deepspeed flag, the KD command, generate's triples), so no config
-# value (results path, model key, file name) is ever read by the shell as code. tests/workflow/test_injection.py
-# holds every rule to it.
+# Shell safety (docs/security.md): every field of a `shell:` command is `{x:q}`: Snakemake quotes it, and a list
+# param (the --deepspeed flag, the KD command, generate's triples) argument by argument, so no config value
+# (results path, model key, file name) is ever read by the shell as code. tests/workflow/test_injection.py holds
+# every rule to it.
 
 
 # Planning speed (docs/performance.md, Planning): the config is fixed for the run, so what the input and param
@@ -137,10 +138,8 @@ def get_kd_problems(wildcards):
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return f"python -m srlm.data.generate --problems {shlex.quote(L.gsm8k('train'))}"
-    return shlex.join(
-        ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
-    )
+        return ["python", "-m", "srlm.data.generate", "--problems", L.gsm8k("train")]
+    return ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
 
 
 def _training_prompt():
@@ -302,7 +301,7 @@ def _health_params(stage):
 def get_deepspeed(wildcards):
     """DeepSpeed config for full-weight stages (LoRA stages train too few weights for ZeRO to pay)."""
     ds = config["launch"]["deepspeed"]
-    return f"--deepspeed {shlex.quote(ds)}" if ds and not get_stage(wildcards)["lora"] else ""
+    return ["--deepspeed", ds] if ds and not get_stage(wildcards)["lora"] else []
 
 
 @cache
@@ -331,16 +330,16 @@ def _generate_params(model, benchmark):
 def get_generate_args(wildcards):
     """A --bench/--params/--out triple per benchmark of the job: its own, or every one under
     evaluation.generate_per: chain."""
-    return _generate_args(wildcards.model, wildcards.chain, wildcards.get("benchmark"))
+    return list(_generate_args(wildcards.model, wildcards.chain, wildcards.get("benchmark")))
 
 
 @cache
 def _generate_args(model, chain, benchmark):
-    return " ".join(
-        f"--bench {shlex.quote(L.bench(b))} --params {_generate_params(model, b)} "
-        f"--out {shlex.quote(L.completions(model, chain, b))}"
+    triples = (
+        ("--bench", L.bench(b), "--params", _generate_params(model, b), "--out", L.completions(model, chain, b))
         for b in ([benchmark] if benchmark else BENCHMARKS)
     )
+    return tuple(a for triple in triples for a in triple)
 
 
 def get_grade_params(wildcards):

@@ -8,7 +8,7 @@ rule fetch_model:
     params:
         spec=get_fetch_params,
     shell:
-        "(python -m srlm.fetch --params {params.spec} --out {output:q} "
+        "(python -m srlm.fetch --params {params.spec:q} --out {output:q} "
         "&& python -m srlm.checksums write {output:q}) > {log:q} 2>&1"
 
 
@@ -30,7 +30,7 @@ rule prepare_gsm8k:
         spec=get_gsm8k_params,
         out_dir=lambda w, output: Path(output.train).parent,
     shell:
-        "python -m srlm.data.gsm8k --params {params.spec} --out-dir {params.out_dir:q} "
+        "python -m srlm.data.gsm8k --params {params.spec:q} --out-dir {params.out_dir:q} "
         "--bench {input.bench:q} > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule prepare_kd:
         spec=get_kd_params,
         command=get_kd_command,
     shell:
-        "{params.command} --params {params.spec} --out {output:q} > {log:q} 2>&1"
+        "{params.command:q} --params {params.spec:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_benchmark:
@@ -89,4 +89,4 @@ rule prepare_benchmark:
     params:
         spec=get_benchmark_params,
     shell:
-        "python -m srlm.data.benchmarks --params {params.spec} --out {output:q} > {log:q} 2>&1"
+        "python -m srlm.data.benchmarks --params {params.spec:q} --out {output:q} > {log:q} 2>&1"

@@ -29,7 +29,7 @@ rule generate:
     shell:
         "export HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
-        "python -m srlm.completions --model-dir {input.model:q} {params.each}) > {log:q} 2>&1"
+        "python -m srlm.completions --model-dir {input.model:q} {params.each:q}) > {log:q} 2>&1"
 
 
 rule grade:
@@ -46,6 +46,6 @@ rule grade:
     params:
         spec=get_grade_params,
     shell:
-        "python -m srlm.grade --completions {input.completions:q} --bench {input.bench:q} --params {params.spec} "
+        "python -m srlm.grade --completions {input.completions:q} --bench {input.bench:q} --params {params.spec:q} "
         "--out {output.result:q} --details {output.details:q} "
         "--label {wildcards.model:q}/{wildcards.chain:q}/{wildcards.benchmark:q} > {log:q} 2>&1"

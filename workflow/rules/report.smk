@@ -30,7 +30,7 @@ rule render_table:
         spec=get_table_spec,
         inputs=get_table_inputs,
     shell:
-        "(python -m srlm.tables --spec {params.spec} --inputs {params.inputs} --out {output.table:q} "
+        "(python -m srlm.tables --spec {params.spec:q} --inputs {params.inputs:q} --out {output.table:q} "
         "--vs-paper {output.vs_paper:q} && python -m srlm.pages {output.table:q} {output.vs_paper:q}) > {log:q} 2>&1"
 
 
@@ -55,7 +55,7 @@ rule render_cost:
         spec=get_cost_spec,
         inputs=get_cost_inputs,
     shell:
-        "(python -m srlm.cost --spec {params.spec} --inputs {params.inputs} --out {output.md:q} "
+        "(python -m srlm.cost --spec {params.spec:q} --inputs {params.inputs:q} --out {output.md:q} "
         "&& python -m srlm.pages {output.md:q}) > {log:q} 2>&1"
 
 
@@ -80,7 +80,7 @@ rule render_figures:
         spec=get_report_spec,
         inputs=get_figure_inputs,
     shell:
-        "python -m srlm.figures --spec {params.spec} --inputs {params.inputs} --out-dir {output:q} > {log:q} 2>&1"
+        "python -m srlm.figures --spec {params.spec:q} --inputs {params.inputs:q} --out-dir {output:q} > {log:q} 2>&1"
 
 
 # The configuration the run used, as the report's own page (category Configuration): the landing page keeps
@@ -101,4 +101,4 @@ rule render_config:
     params:
         spec=arg({k: v for k, v in config.items() if k != "tables"}),
     shell:
-        "python -m srlm.pages --config {params.spec} --out {output:q} > {log:q} 2>&1"
+        "python -m srlm.pages --config {params.spec:q} --out {output:q} > {log:q} 2>&1"

@@ -32,7 +32,7 @@ rule train_sft:
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.sft --params {params.spec} "
+        "python -m srlm.launch {params.deepspeed:q} --mixed-precision {params.mp:q} -- -m srlm.train.sft --params {params.spec:q} "
         "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
         "--summary {output.summary:q} --metrics {output.metrics:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
@@ -66,7 +66,7 @@ rule train_grpo:
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
-        "python -m srlm.launch {params.deepspeed} --mixed-precision {params.mp:q} -- -m srlm.train.grpo --params {params.spec} "
+        "python -m srlm.launch {params.deepspeed:q} --mixed-precision {params.mp:q} -- -m srlm.train.grpo --params {params.spec:q} "
         "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
         "--summary {output.summary:q} --metrics {output.metrics:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
@@ -89,5 +89,5 @@ rule check_health:
     params:
         spec=get_health_params,
     shell:
-        "python -m srlm.health --metrics {input:q} --params {params.spec} --out {output:q} "
+        "python -m srlm.health --metrics {input:q} --params {params.spec:q} --out {output:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} > {log:q} 2>&1"
