@@ -335,11 +335,11 @@ def get_generate_args(wildcards):
 
 @cache
 def _generate_args(model, chain, benchmark):
-    triples = (
-        ("--bench", L.bench(b), "--params", _generate_params(model, b), "--out", L.completions(model, chain, b))
-        for b in ([benchmark] if benchmark else BENCHMARKS)
-    )
-    return tuple(a for triple in triples for a in triple)
+    args = []
+    for b in [benchmark] if benchmark else BENCHMARKS:
+        args += ["--bench", L.bench(b), "--params", _generate_params(model, b)]
+        args += ["--out", L.completions(model, chain, b)]
+    return tuple(args)
 
 
 def get_grade_params(wildcards):
