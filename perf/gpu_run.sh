@@ -36,6 +36,9 @@ knob() { local v="${PREFIX}_$1"; printf "%s\n" "${!v:-$2}"; }  # NAME DEFAULT: t
 S=$(knob DIR "/tmp/$BUNDLE")
 OUT=${OUT:-$S/out}
 PY=$(knob PYTHON python3)
+# A relative interpreter path made absolute (not resolved: a venv's python must keep its path); snakemake runs
+# from $S/work.
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac
 mkdir -p "$S/parts" "$OUT"
 status() { echo "$*" | tee "$OUT/status.txt"; }
 
