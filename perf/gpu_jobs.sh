@@ -16,50 +16,60 @@
 job_qwen25_coder() { grid config/qwen25-coder.yaml results/qwen25-coder; }
 job_smollm2() { grid config/smollm2.yaml results/smollm2; }
 
+# A command detached from the device calls: started once in its own process session (start_new_session: setsid),
+# every descriptor but /dev/null closed (close_fds), so that it outlives the call and holds nothing of the call's
+# output open; $S/NAME.{pid,log,rc,start}. Started again only with <B>_RESTART=1, once it has ended.
+running() { [ -f "$S/$1.pid" ] && kill -0 "$(cat "$S/$1.pid")" 2>/dev/null; }
+start_detached() {  # NAME DIR COMMAND
+  local name=$1 dir=$2 cmd=$3
+  rm -f "$S/$name.rc"
+  date +%s > "$S/$name.start"
+  "$PY" - "$dir" "{ $cmd; } > '$S/$name.log' 2>&1; echo \$? > '$S/$name.rc'" > "$S/$name.pid" <<'PY'
+import subprocess, sys
+null = subprocess.DEVNULL
+print(subprocess.Popen(["bash", "-c", sys.argv[2]], cwd=sys.argv[1], start_new_session=True, close_fds=True,
+                       stdin=null, stdout=null, stderr=null).pid)
+PY
+  echo "$name started (pid $(cat "$S/$name.pid"))"
+}
+startable() { ! running "$1" && { [ ! -f "$S/$1.pid" ] || [ "$(knob RESTART 0)" = 1 ]; }; }
+# Wait for it until <B>_CALL_S (560) s after the call's start, a progress line a minute (PROGRESS: a command that
+# prints it); status.txt then says `NAME rc=… wall_s=…` or that it is still running.
+wait_detached() {  # NAME PROGRESS
+  local name=$1 progress=$2 deadline=$(( T0 + $(knob CALL_S 560) )) last=0 wall
+  sleep 2
+  while running "$name" && [ "$(date +%s)" -lt "$deadline" ]; do
+    if [ $(( $(date +%s) - last )) -ge 60 ]; then
+      last=$(date +%s)
+      echo "$(( last - $(cat "$S/$name.start") )) s: $($progress) $(nvidia-smi \
+        --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
+    fi
+    sleep 5
+  done
+  wall=$(( $(date +%s) - $(cat "$S/$name.start") ))
+  if [ -f "$S/$name.rc" ]; then
+    status "$name rc=$(cat "$S/$name.rc") wall_s=$wall"
+  else
+    status "$name running, wall_s=$wall: $($progress); call again (no carry) to wait for it"
+  fi
+}
+
 grid() {  # CONFIG RESULTS
   local config=$1 R=$2
   export PYTHONPATH=$S/site:$S/work/workflow
-  running() { [ -f "$S/snakemake.pid" ] && kill -0 "$(cat "$S/snakemake.pid")" 2>/dev/null; }
-  if ! running && { [ ! -f "$S/snakemake.pid" ] || [ "$(knob RESTART 0)" = 1 ]; }; then
+  if startable snakemake; then
     mkdir -p "$S/work"
     for f in Snakefile config.yaml config workflow envs profiles; do rm -rf "${S:?}/work/$f" && cp -r "$f" "$S/work/"; done
     # ../shared/data does not travel: the carried copy, by an overlay of absolute paths.
     { echo "data: {gsm8k: {local_dir: $S/data/gsm8k}}"; echo "benchmarks:"
       for b in olympiadbench math500 minerva amc23 gsm8k; do echo "  $b: {local_path: $S/data/$b/test.jsonl}"; done
     } > "$S/work/device.yaml"
-    rm -f "$S/snakemake.rc"
-    date +%s > "$S/snakemake.start"
-    # --scheduler greedy: pulp is not carried. Its own session (start_new_session: setsid), every descriptor but
-    # /dev/null closed (close_fds), so that it outlives this call and holds nothing of the call's output open.
-    local cmd="'$PY' -m snakemake $(knob TARGETS '') --configfile $config device.yaml --cores 16 \
---resources gpu=$(knob GPU_JOBS 2) --scheduler greedy --keep-going --rerun-incomplete $(knob SNAKEMAKE_ARGS '') \
-> '$S/snakemake.log' 2>&1; echo \$? > '$S/snakemake.rc'"
-    "$PY" - "$S/work" "$cmd" > "$S/snakemake.pid" <<'PY'
-import subprocess, sys
-null = subprocess.DEVNULL
-print(subprocess.Popen(["bash", "-c", sys.argv[2]], cwd=sys.argv[1], start_new_session=True, close_fds=True,
-                       stdin=null, stdout=null, stderr=null).pid)
-PY
-    echo "snakemake started (pid $(cat "$S/snakemake.pid"))"
+    # --scheduler greedy: pulp is not carried.
+    start_detached snakemake "$S/work" "'$PY' -m snakemake $(knob TARGETS '') --configfile $config device.yaml \
+--cores 16 --resources gpu=$(knob GPU_JOBS 2) --scheduler greedy --keep-going --rerun-incomplete $(knob SNAKEMAKE_ARGS '')"
   fi
-
-  local deadline=$(( T0 + $(knob CALL_S 560) )) last=0 wall
-  sleep 2
-  while running && [ "$(date +%s)" -lt "$deadline" ]; do
-    if [ $(( $(date +%s) - last )) -ge 60 ]; then
-      last=$(date +%s)
-      echo "$(( last - $(cat "$S/snakemake.start") )) s: $(grep -Eo '[0-9]+ of [0-9]+ steps \([0-9.]+%\) done' \
-        "$S/snakemake.log" | tail -1) $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
-    fi
-    sleep 5
-  done
-  wall=$(( $(date +%s) - $(cat "$S/snakemake.start") ))
-  if [ -f "$S/snakemake.rc" ]; then
-    status "snakemake rc=$(cat "$S/snakemake.rc") wall_s=$wall"
-  else
-    status "snakemake running, wall_s=$wall: $(grep -Eo '[0-9]+ of [0-9]+ steps \([0-9.]+%\) done' "$S/snakemake.log" \
-      | tail -1); call again (no carry) to wait for it"
-  fi
+  steps() { grep -Eo '[0-9]+ of [0-9]+ steps \([0-9.]+%\) done' "$S/snakemake.log" | tail -1; }
+  wait_detached snakemake steps
   grep -E "^(Error|WorkflowError)|error in rule|Exiting because" "$S/snakemake.log" | tail -20
   for t in table2 table3 cost/all; do [ -f "$S/work/$R/$t.md" ] && cat "$S/work/$R/$t.md"; done
 
@@ -150,24 +160,35 @@ job_vllm_check() {
   cat "$OUT/check/table.md"
 }
 
-# Issue 34's table, one call, one card (Qwen2.5-0.5B shape, random weights, real GSM8K prompts), each for
-# srlm.decode ("pipe"), vLLM and TRL's default: evaluation at 256 and 2,048 new tokens; GRPO rollout generation,
-# 128 rollouts (16 prompts × 8) at 256 and 2,048; a whole GRPO step (pipeline vs TRL + vLLM colocate vs TRL's
-# default). VLLM_BUDGET_S (520) bounds the call; VLLM_LONG=0 leaves out the 2,048-token runs;
-# VLLM_CASES_256 / VLLM_CASES_2048 override the case lists. $OUT: b256/, b2048/ (table.md, results.json).
+# Issue 34's table on one card (Qwen2.5-0.5B shape, random weights, real GSM8K prompts), each for srlm.decode
+# ("pipe"), vLLM and TRL's default: evaluation at 256 and 2,048 new tokens (2,048 / 1,024 prompts); GRPO rollout
+# generation, 128 rollouts at 256 and 2,048; a whole GRPO step (pipeline vs TRL + vLLM colocate vs TRL's default).
+# More than one call's 10 minutes: it runs detached (like the grids) on a copy of perf/ and workflow/ in
+# $S/work, 256 tokens first, then 2,048 (the pipeline's and vLLM's cases first, TRL's last); each call waits
+# until VLLM_CALL_S (560) and brings back what is done: b256/ and b2048/ (table.md, results.json, cases.log) and
+# bench.log. VLLM_BUDGET_256 (600) and VLLM_BUDGET_2048 (540): seconds after which a run skips its remaining
+# cases; VLLM_CASES_256 / VLLM_CASES_2048 override the lists; VLLM_BENCH_ARGS are more bench.py arguments (last);
+# VLLM_RESTART=1 starts it again once it has ended.
 job_vllm_bench() {
   bench_args
-  export PYTHONPATH=$S/site:$PWD/workflow
-  local left
-  "$PY" perf/bench.py "${BARGS[@]}" --out "$OUT/b256" --eval-prompts 2048 --grpo-steps 3 --case-timeout 420 \
-    --budget-s "$(( T0 + $(knob BUDGET_S 520) - $(date +%s) ))" \
-    --cases "$(knob CASES_256 eval-trl,eval-pipe,eval-vllm,rollout-trl,rollout-pipe,rollout-vllm,grpo-trl,grpo-pipe,grpo-vllm)"
-  cat "$OUT/b256/table.md"
-  left=$(( T0 + $(knob BUDGET_S 520) - $(date +%s) ))
-  if [ "$(knob LONG 1)" = 1 ] && [ "$left" -gt 60 ]; then
-    "$PY" perf/bench.py "${BARGS[@]}" --out "$OUT/b2048" --gen-tokens 2048 --eval-prompts 1024 --grpo-steps 2 \
-      --case-timeout 420 --budget-s "$left" \
-      --cases "$(knob CASES_2048 eval-pipe,eval-vllm,rollout-pipe,rollout-vllm,grpo-pipe,grpo-vllm)"
-    cat "$OUT/b2048/table.md"
+  if startable bench; then
+    mkdir -p "$S/work" && rm -rf "$S/work/perf" "$S/work/workflow" "$S/bench" && mkdir -p "$S/bench"
+    cp -r perf workflow config.yaml "$S/work/"
+    local b="'$PY' perf/bench.py ${BARGS[*]} --case-timeout 420" x
+    x=$(knob BENCH_ARGS '')  # more bench.py arguments, last: e.g. --device cpu --tiny --gen-tokens 16 (a CPU dry run)
+    start_detached bench "$S/work" "export PYTHONPATH='$S/site'; \
+$b --out '$S/bench/b256' --eval-prompts 2048 --grpo-steps 3 --budget-s $(knob BUDGET_256 600) \
+--cases $(knob CASES_256 eval-trl,eval-pipe,eval-vllm,rollout-trl,rollout-pipe,rollout-vllm,grpo-trl,grpo-pipe,grpo-vllm) $x; \
+$b --out '$S/bench/b2048' --gen-tokens 2048 --eval-prompts 1024 --grpo-steps 2 --budget-s $(knob BUDGET_2048 540) \
+--cases $(knob CASES_2048 eval-pipe,eval-vllm,rollout-pipe,rollout-vllm,grpo-pipe,grpo-vllm,eval-trl,rollout-trl,grpo-trl) $x"
   fi
+  cases() { grep -Eo '^[a-z]+-[a-z0-9-]+ [0-9]+s' "$S/bench.log" | tail -1; }
+  wait_detached bench cases
+  local d
+  for d in b256 b2048; do
+    [ -d "$S/bench/$d" ] || continue
+    mkdir -p "$OUT/$d" && cp "$S/bench/$d"/{table.md,results.json,cases.log} "$OUT/$d/" 2>/dev/null
+    [ -f "$S/bench/$d/table.md" ] && cat "$S/bench/$d/table.md"
+  done
+  cp "$S/bench.log" "$OUT/"
 }

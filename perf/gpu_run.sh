@@ -104,11 +104,20 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 if [ ! -f "$S/card.txt" ]; then
   { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
     "$PY" - <<'PY'
-import importlib, importlib.util
-names = ("torch", "transformers", "trl", "snakemake", "vllm", "flashinfer")
-found = [n for n in names if importlib.util.find_spec(n)]
-print(" ".join(f"{n} {importlib.import_module(n).__version__}" for n in found),
-      "cuda", importlib.import_module("torch").cuda.is_available())
+import importlib
+out = []
+for n in ("torch", "transformers", "trl", "snakemake", "vllm", "flashinfer"):
+    try:
+        out.append(f"{n} {importlib.import_module(n).__version__}")
+    except Exception as e:  # noqa: BLE001 - say what does not import, go on
+        out.append(f"{n} ({type(e).__name__}: {e})")
+try:
+    import torch
+
+    out.append(f"cuda {torch.cuda.is_available()}")
+except ImportError:
+    pass
+print(", ".join(out))
 PY
   } > "$S/card.txt"
 fi
