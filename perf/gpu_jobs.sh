@@ -68,6 +68,7 @@ grid() {  # CONFIG RESULTS
     start_detached snakemake "$S/work" "'$PY' -m snakemake $(knob TARGETS '') --configfile $config device.yaml \
 --cores 16 --resources gpu=$(knob GPU_JOBS 2) --scheduler greedy --keep-going --rerun-incomplete $(knob SNAKEMAKE_ARGS '')"
   fi
+  # shellcheck disable=SC2329  # called by wait_detached
   steps() { grep -Eo '[0-9]+ of [0-9]+ steps \([0-9.]+%\) done' "$S/snakemake.log" | tail -1; }
   wait_detached snakemake steps
   grep -E "^(Error|WorkflowError)|error in rule|Exiting because" "$S/snakemake.log" | tail -20
@@ -182,6 +183,7 @@ $b --out '$S/bench/b256' --eval-prompts 2048 --grpo-steps 3 --budget-s $(knob BU
 $b --out '$S/bench/b2048' --gen-tokens 2048 --eval-prompts 1024 --grpo-steps 2 --budget-s $(knob BUDGET_2048 540) \
 --cases $(knob CASES_2048 eval-pipe,eval-vllm,rollout-pipe,rollout-vllm,grpo-pipe,grpo-vllm,eval-trl,rollout-trl,grpo-trl) $x"
   fi
+  # shellcheck disable=SC2329  # called by wait_detached
   cases() { grep -Eo '^[a-z]+-[a-z0-9-]+ [0-9]+s' "$S/bench.log" | tail -1; }
   wait_detached bench cases
   local d
