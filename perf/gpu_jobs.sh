@@ -122,12 +122,11 @@ job_bench() {
 }
 
 # The bench's cases with this tree's code against a baseline tree, interleaved new, base, new, so that drift shows.
-# The baseline travels as .baseline (git-ignored): `perf/gpu_run.sh` needs it carried with the call that runs ab;
-# write it here with `git archive REV workflow perf config.yaml | tar -x -C .baseline` and `git rev-parse REV >
-# .baseline/REV`. BENCH_AB_CASES (grpo-pipe), BENCH_GRPO_STEPS (5 here), BENCH_CHECK=1 runs perf/gpu_decode_check.py
+# The baseline travels as .baseline (git-ignored), written here by `perf/carry.sh baseline REV` and carried with
+# the call that runs ab: run(carry=[".carry/bench/01", ".baseline"], command="bash perf/gpu_run.sh ab"). BENCH_AB_CASES (grpo-pipe), BENCH_GRPO_STEPS (5 here), BENCH_CHECK=1 runs perf/gpu_decode_check.py
 # first, BENCH_NEW_CASES: cases of this tree alone afterwards (e.g. grpo-phases). $OUT: ab.md, cases.log.
 job_ab() {
-  [ -f .baseline/REV ] || { status "no .baseline: carry it with this call (see perf/gpu_jobs.sh job_ab)"; return 1; }
+  [ -f .baseline/REV ] || { status "no .baseline: perf/carry.sh baseline REV, and carry it with this call"; return 1; }
   bench_args
   BARGS+=(--grpo-steps "$(knob GRPO_STEPS 5)" --eval-prompts 2048)
   echo "baseline $(cat .baseline/REV)" | tee "$OUT/ab.md"
