@@ -104,9 +104,11 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 if [ ! -f "$S/card.txt" ]; then
   { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
     "$PY" - <<'PY'
-import importlib
+import importlib, importlib.util
 out = []
 for n in ("torch", "transformers", "trl", "snakemake", "vllm", "flashinfer"):
+    if n in ("vllm", "flashinfer") and importlib.util.find_spec(n) is None:
+        continue  # carried only with the vllm bundle
     try:
         out.append(f"{n} {importlib.import_module(n).__version__}")
     except Exception as e:  # noqa: BLE001 - say what does not import, go on
