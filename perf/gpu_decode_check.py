@@ -3,7 +3,7 @@ its eager steps (greedy, bf16: same kernels, so identical); its compiled decode 
 bf16 roundings differ) agrees with them until a near-tie; and it agrees with `model.generate` (greedy, float32,
 different attention kernels: identical until a near-tie of the random model's flat logits). Prints JSON.
 
-    python perf/gpu_decode_check.py --model-config .gpu/qwen2.5-0.5b --data .gpu/gsm8k/train.jsonl
+    python perf/gpu_decode_check.py   # defaults: where gpu_run.sh files the bench bundle (/tmp/bench)
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def main() -> None:
     from srlm import decode
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model-config", default=".gpu/qwen2.5-0.5b")
-    ap.add_argument("--data", default=".gpu/gsm8k/train.jsonl")
+    ap.add_argument("--model-config", default="/tmp/bench/shape/qwen2.5-0.5b")
+    ap.add_argument("--data", default="/tmp/bench/data/gsm8k/train.jsonl")
     ap.add_argument("--rows", type=int, default=64)
     ap.add_argument("--new", type=int, default=300, help="new tokens: > 256 crosses an attention window")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test (no CUDA graphs)")

@@ -309,7 +309,7 @@ def test_grpo_raises_format_reward(files, warm, grpo_run):
     # at 32 steps the spread was too wide for a bar (x0.42-1.12, seeds 5 and 8 at x0.99 and x1.12). Sampling
     # noise of one rate (same model, sampling seeds 0-5): warm 0.56-0.64, trained 0.78-0.82, so no learning
     # reads as x1.0 ± 0.1. The bar, failures x0.75 or fewer, is 4 sd above the runs and 2.5 sd below no
-    # learning. Command (per seed S, torch threads T): OMP_NUM_THREADS=T python perf/grpo_variation.py ROOT S T
+    # learning. Measured by perf/grpo_variation.py (removed: it imported this module; git show 6ee31b4:perf/...).
     stage, _, _ = grpo_run
     data = files / "data" / "rl.jsonl"
     before, after = format_rate(warm[0], data, stage), format_rate(files / "grpo" / "model", data, stage)

@@ -68,7 +68,7 @@ HOW = {
     "--resources gpu=2": ("dry", "real data"),
     "snakemake --configfile config/qwen25-coder.yaml --cores 16 --resources gpu=2 --scheduler greedy": (
         "dry",
-        "real data; the run itself: perf/qwen25_coder.sh on one H100 (docs/real-weights.md)",
+        "real data; the run itself: perf/gpu_run.sh qwen25-coder on one H100 (docs/real-weights.md)",
     ),
 }
 STARTS = ("snakemake ", "make ", "python -m srlm.config ", "time ", "source ", "tail ", "tensorboard ", "rm ",

@@ -7,7 +7,7 @@ What the fabricated parts of tests/unit/test_fetch.py cannot show, checked with 
   came from, and leaves no joined file behind;
 - the converted model ends a turn at <|im_end|> (the GGUF's own tokenizer names <|endoftext|> as EOS): greedy
   generation through srlm.decode, the grid's engine, stops there, long before its budget.
-The grid itself (65 jobs) is planned, not run: it needs a GPU (perf/qwen25_coder.sh).
+The grid itself (65 jobs) is planned, not run: it needs a GPU (perf/gpu_run.sh qwen25-coder).
 CPU time (2 shared cores): the join and its hashes ~5 s, the conversion ~55-60 s, loading the checkpoint and a
 few greedy tokens ~15 s.
 """

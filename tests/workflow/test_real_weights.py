@@ -71,7 +71,7 @@ def run(tmp_path_factory):
 
 
 def test_smollm2_grid_plans_tables_2_and_3(tmp_path):
-    """The GPU grid (perf/real_weights.sh): one model, 5 trainings shared by both tables, 30 evaluations."""
+    """The GPU grid (perf/gpu_run.sh smollm2): one model, 5 trainings shared by both tables, 30 evaluations."""
     work = copy_workflow(tmp_path)
     # config/smollm2.yaml reads ../shared/data; the copy is elsewhere: the same files by absolute path
     local = {b: {"local_path": str(REAL_DATA / b / "test.jsonl")} for b in ("olympiadbench", "math500", "minerva",
