@@ -202,7 +202,7 @@ class GenTimer:
     call."""
 
     def __init__(self, model, device: str, eos_ids: list[int], pad_id: int | None):
-        from srlm import decode
+        from srlm.speed import decode
 
         self.calls = []
         for name in ("generate", "generate_batch"):
@@ -257,7 +257,7 @@ class Phases:
             fn = getattr(trainer, name, None)
             if fn is not None:
                 setattr(trainer, name, self._wrap(fn, name))
-        from srlm import decode
+        from srlm.speed import decode
 
         decode.generate = self._wrap(decode.generate, "decode.generate")  # the engine looks it up at each call
         phases = self
@@ -358,7 +358,8 @@ def run_sft(a, case: str, facts: dict) -> dict:
     import torch
     from datasets import load_dataset
 
-    from srlm.train import common, packed, sft, speed
+    from srlm.speed import packed
+    from srlm.train import common, sft, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
@@ -512,8 +513,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     import torch
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
-    from srlm import decode
-    from srlm.train import speed
+    from srlm import generation
+    from srlm.speed import decode
 
     cuda, work, tok, model = load_model(a, padding_side="left")
     model = model.to(a.device).eval()
@@ -525,7 +526,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
-    args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
+    kv = generation.kv_bytes_per_token(model.config)
+    args = {"batch_size": generation.eval_batch_size(cuda, 256 + a.gen_tokens, kv),
             "continuous_batching_config": None}
     fast = case.removesuffix("-eager") in ("eval-pipe", "eval-pipe-1024", "eval-profile")
     compiled = cuda and load_config()["evaluation"]["compile_decode"] and not case.endswith("-eager")
@@ -553,7 +555,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
             timed = timer.calls[1:]
         else:
             bs = args["batch_size"]
-            sampling = decode.Sampling(temperature=g["temperature"], top_p=g["top_p"])
+            sampling = generation.Sampling(temperature=g["temperature"], top_p=g["top_p"])
             for s in range(0, len(prompts), bs):
                 if fast:
                     decode.generate(model, prompts[s : s + bs], a.gen_tokens, eos_ids=eos, pad_id=tok.pad_token_id,
@@ -619,7 +621,7 @@ def child(a) -> None:
     facts = json.loads((Path(a.work) / "facts.json").read_text())
     fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval}[ALL[a.case][1]]
     if ALL[a.case][2] == "pipe" and not a.case.endswith("cudnn"):
-        from srlm.train import speed
+        from srlm import speed
 
         speed.attention_backends()
     if a.device == "cuda":

@@ -27,8 +27,9 @@ def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from gpu_decode_check import chat_prompts
-    from srlm import decode
-    from srlm.train import speed
+    from srlm import speed
+    from srlm.generation import Sampling
+    from srlm.speed import decode
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-config", default=".gpu/qwen2.5-0.5b")
@@ -53,7 +54,7 @@ def main() -> None:
     model = model.to(a.device).eval()
     sync = torch.cuda.synchronize if a.device == "cuda" else lambda: None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    grpo = decode.Sampling(temperature=1.0, top_p=1.0)
+    grpo = Sampling(temperature=1.0, top_p=1.0)
     baseline, profiled = None, False
     from torch._dynamo.utils import counters
 
@@ -108,7 +109,7 @@ def phases(model, prompts, new, eos, pad, sampling, calls, sync) -> None:
     prefill, uncaptured steps, captures, replays and results; the rest of the call is the loop's own host work.
     Each way of capturing: decode.capture, then torch.cuda.graph as decode used it until 2026-12-06. Between calls
     a training-sized allocation is made and freed, as a trainer's step leaves cached blocks behind."""
-    from srlm import decode
+    from srlm.speed import decode
 
     kept = {k: getattr(decode._Run, k) for k in ("__init__", "prefill", "step", "results")}
     replay, capture = torch.cuda.CUDAGraph.replay, decode.capture
@@ -165,7 +166,7 @@ def variant(name, model, prompts, new, eos, pad, sampling, sync) -> None:
     """Two compiled calls (the first compiles) with decode attention variant `name` for the one-token steps."""
     import gpu_decode_attention
 
-    from srlm import decode
+    from srlm.speed import decode
 
     fn = {f.__name__: f for f in gpu_decode_attention.VARIANTS}[name]
     kept = decode.attention
@@ -205,7 +206,7 @@ def kernels(model, prompts, new, eos, pad, sampling, top, sync) -> None:
     """One compiled call each way under torch.profiler: wall and summed kernel time per decode step, top kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    from srlm import decode
+    from srlm.speed import decode
 
     for graphs in (False, True) if model.device.type == "cuda" else (False,):
         sync()
