@@ -83,7 +83,8 @@ def vllm_installed() -> bool:
 
 
 def choose(requested: str, *, model=None, has_cuda: bool | None = None) -> str:
-    """The engine that will run: `requested` itself, or for "auto" the fastest one available here."""
+    """The engine that will run: `requested` itself (but "transformers" for "srlm.decode" where srlm.speed is not
+    proven on the installed libraries), or for "auto" the fastest one available here."""
     if requested not in (*ENGINES, "auto"):
         raise ValueError(f"generation engine must be one of {['auto', *ENGINES]}, got {requested!r}")
     if requested == "vllm" and not vllm_installed():
