@@ -216,7 +216,7 @@ class GenTimer:
     call."""
 
     def __init__(self, model, device: str, eos_ids: list[int], pad_id: int | None):
-        from srlm import decode
+        from srlm.speed import decode
 
         self.calls = []
         for name in ("generate", "generate_batch"):
@@ -273,7 +273,7 @@ class Phases:
             fn = getattr(trainer, name, None)
             if fn is not None:
                 setattr(trainer, name, self._wrap(fn, name))
-        from srlm import decode
+        from srlm.speed import decode
 
         decode.generate = self._wrap(decode.generate, "decode.generate")  # the engine looks it up at each call
         phases = self
@@ -374,7 +374,8 @@ def run_sft(a, case: str, facts: dict) -> dict:
     import torch
     from datasets import load_dataset
 
-    from srlm.train import common, packed, sft, speed
+    from srlm.speed import packed
+    from srlm.train import common, sft, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
@@ -537,8 +538,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     import torch
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
-    from srlm import decode
-    from srlm.train import speed
+    from srlm import generation
+    from srlm.speed import decode
 
     cuda, work, tok, model = load_model(a, padding_side="left")
     rows = [json.loads(x) for x in (work / "rl.jsonl").read_text().splitlines()]
@@ -551,7 +552,8 @@ def run_eval(a, case: str, facts: dict) -> dict:
     gen_cfg = GenerationConfig(do_sample=True, temperature=g["temperature"], top_p=g["top_p"], top_k=0,
                                max_new_tokens=a.gen_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id)
     timer = GenTimer(model, a.device, eos, tok.pad_token_id)
-    args = {"batch_size": speed.eval_batch_size(cuda, 256 + a.gen_tokens, speed.kv_bytes_per_token(model.config)),
+    kv = generation.kv_bytes_per_token(model.config)
+    args = {"batch_size": generation.eval_batch_size(cuda, 256 + a.gen_tokens, kv),
             "continuous_batching_config": None}
     fast = case.removesuffix("-eager") in ("eval-pipe", "eval-pipe-1024", "eval-profile")
     compiled = cuda and load_config()["evaluation"]["compile_decode"] and not case.endswith("-eager")
@@ -579,7 +581,7 @@ def run_eval(a, case: str, facts: dict) -> dict:
             timed = timer.calls[1:]
         else:
             bs = args["batch_size"]
-            sampling = decode.Sampling(temperature=g["temperature"], top_p=g["top_p"])
+            sampling = generation.Sampling(temperature=g["temperature"], top_p=g["top_p"])
             for s in range(0, len(prompts), bs):
                 if fast:
                     decode.generate(model, prompts[s : s + bs], a.gen_tokens, eos_ids=eos, pad_id=tok.pad_token_id,
@@ -647,7 +649,8 @@ def run_rollout(a, case: str, facts: dict) -> dict:
     rl), the first left out of the timing."""
     import torch
 
-    from srlm import decode
+    from srlm.generation import Sampling
+    from srlm.speed import decode
 
     cuda, work, tok, model = load_model(a, padding_side="left")
     stage = stage_params("rl")
@@ -672,7 +675,7 @@ def run_rollout(a, case: str, facts: dict) -> dict:
         model = model.to(a.device).eval()
         timer = GenTimer(model, a.device, eos, tok.pad_token_id)
         compiled = speed_compiles(cuda)
-        sampling = decode.Sampling(temperature=stage["temperature"], top_p=stage["top_p"], top_k=stage["top_k"] or 0)
+        sampling = Sampling(temperature=stage["temperature"], top_p=stage["top_p"], top_k=stage["top_k"] or 0)
         gen_cfg = GenerationConfig(do_sample=True, temperature=stage["temperature"], top_p=stage["top_p"],
                                    top_k=stage["top_k"] or 0, max_new_tokens=a.gen_tokens, eos_token_id=eos,
                                    pad_token_id=tok.pad_token_id)  # fmt: skip
@@ -744,7 +747,7 @@ def child(a) -> None:
     facts = json.loads((Path(a.work) / "facts.json").read_text())
     fn = {"SFT": run_sft, "GRPO": run_grpo, "eval": run_eval, "rollout": run_rollout}[ALL[a.case][1]]
     if ALL[a.case][2] == "pipe" and not a.case.endswith("cudnn"):
-        from srlm.train import speed
+        from srlm import speed
 
         speed.attention_backends()
     if a.device == "cuda":

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from srlm import decode
+    from srlm.generation import Sampling
+    from srlm.speed import decode
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-config", default="/tmp/bench/shape/qwen2.5-0.5b")
@@ -36,7 +37,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(a.model_config)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).to(a.device).eval()
-    greedy = decode.Sampling(temperature=0)
+    greedy = Sampling(temperature=0)
     cuda = a.device == "cuda"
     out = {"card": torch.cuda.get_device_name() if cuda else "cpu", "rows": len(prompts), "new_tokens": a.new}
     runs = {}
@@ -94,7 +95,7 @@ def main() -> None:
     # Sampling: draws of 1,000 rows at a time (the rejection path of decode.sample, with its re-draws) follow the
     # filtered distribution (token frequencies of one row's logits).
     logits = torch.randn(1, 2000, device=a.device) * 2
-    s = decode.Sampling(temperature=0.6, top_p=0.95)
+    s = Sampling(temperature=0.6, top_p=0.95)
     p = decode.filter_logits(logits, s).softmax(-1)[0]
     overflow = torch.zeros((), dtype=torch.long, device=a.device)
     draws = torch.cat([decode.sample(logits.expand(1000, -1), s, overflow) for _ in range(20)])

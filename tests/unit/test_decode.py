@@ -18,7 +18,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from srlm import decode
+from srlm.generation import Sampling
+from srlm.speed import decode
 
 VOCAB, PAD = 300, 0
 
@@ -56,7 +57,7 @@ def test_greedy_equals_generate_across_windows(kind, monkeypatch):
     monkeypatch.setattr(decode, "WINDOW", 8)  # 40 new tokens cross five attention windows
     model, prompts = _model(kind), _prompts()
     ours = decode.generate(
-        model, prompts, 40, eos_ids=[2], pad_id=PAD, sampling=decode.Sampling(temperature=0)
+        model, prompts, 40, eos_ids=[2], pad_id=PAD, sampling=Sampling(temperature=0)
     )
     ref = _reference(model, prompts, 40, [2])
     assert ours == ref
@@ -80,11 +81,11 @@ def test_rows_sharing_a_prompt_share_its_prefill(kind, monkeypatch):
         return forward(self, input_ids=input_ids, **kw)
 
     monkeypatch.setattr(type(model), "forward", spy)
-    ours = decode.generate(model, prompts, 40, eos_ids=[2], pad_id=PAD, sampling=decode.Sampling(temperature=0))
+    ours = decode.generate(model, prompts, 40, eos_ids=[2], pad_id=PAD, sampling=Sampling(temperature=0))
     assert batches[0] == (3, 80) and {b for b, _ in batches[1:]} == {7}
     assert ours == ref
     torch.manual_seed(0)
-    sampled = decode.generate(model, [base[0]] * 6, 12, eos_ids=[], pad_id=PAD, sampling=decode.Sampling(1.0))
+    sampled = decode.generate(model, [base[0]] * 6, 12, eos_ids=[], pad_id=PAD, sampling=Sampling(1.0))
     assert len({tuple(r) for r in sampled}) == 6
 
 
@@ -96,7 +97,7 @@ def test_compiled_step_gives_the_same_tokens(monkeypatch):
     monkeypatch.setattr(decode, "WINDOW", 8)
     monkeypatch.setattr(decode, "_COMPILE_FAILED", set())
     model, prompts = _model("qwen2"), _prompts()
-    greedy = decode.Sampling(temperature=0)
+    greedy = Sampling(temperature=0)
     for rows in (prompts, prompts[1:4]):
         ours = decode.generate(model, rows, 24, eos_ids=[2], pad_id=PAD, sampling=greedy, compiled=True)
         assert decode._COMPILE_FAILED == set()
@@ -110,7 +111,7 @@ def test_compiled_step_takes_in_compiled_layers(monkeypatch):
     model.generate's."""
     from torch._dynamo.utils import counters
 
-    from srlm.train import speed
+    from srlm import speed
 
     monkeypatch.setattr(decode, "PROMPT_MULTIPLE", 16)
     monkeypatch.setattr(decode, "WINDOW", 8)
@@ -120,7 +121,7 @@ def test_compiled_step_takes_in_compiled_layers(monkeypatch):
     assert speed.compile_layers(model) == 2
     torch._dynamo.reset()
     counters.clear()
-    ours = decode.generate(model, prompts, 24, eos_ids=[2], pad_id=PAD, sampling=decode.Sampling(temperature=0),
+    ours = decode.generate(model, prompts, 24, eos_ids=[2], pad_id=PAD, sampling=Sampling(temperature=0),
                            compiled=True)  # fmt: skip
     assert decode._COMPILE_FAILED == set()
     assert counters["frames"]["ok"] == 1
@@ -130,11 +131,11 @@ def test_compiled_step_takes_in_compiled_layers(monkeypatch):
 def test_rows_stop_at_their_first_eos():
     model, prompts = _model("qwen2"), _prompts()
     free = decode.generate(
-        model, prompts, 30, eos_ids=[], pad_id=PAD, sampling=decode.Sampling(temperature=0)
+        model, prompts, 30, eos_ids=[], pad_id=PAD, sampling=Sampling(temperature=0)
     )
     eos = free[0][3]  # row 0 would emit this token 4th: make it the EOS
     ours = decode.generate(
-        model, prompts, 30, eos_ids=[eos], pad_id=PAD, sampling=decode.Sampling(temperature=0)
+        model, prompts, 30, eos_ids=[eos], pad_id=PAD, sampling=Sampling(temperature=0)
     )
     assert ours[0] == free[0][: free[0].index(eos) + 1] and len(ours[0]) <= 4
     assert ours == _reference(model, prompts, 30, [eos])
@@ -144,11 +145,11 @@ def test_rows_stop_at_their_first_eos():
 @pytest.mark.parametrize(
     "s",
     [
-        decode.Sampling(0.6, 0.95, 0),
-        decode.Sampling(1.0, 0.5, 0),
-        decode.Sampling(0.7, 1.0, 20),
-        decode.Sampling(1.3, 0.9, 50),
-        decode.Sampling(1.0, 0.0, 0),
+        Sampling(0.6, 0.95, 0),
+        Sampling(1.0, 0.5, 0),
+        Sampling(0.7, 1.0, 20),
+        Sampling(1.3, 0.9, 50),
+        Sampling(1.0, 0.0, 0),
     ],  # fmt: skip
 )
 def test_filter_keeps_what_transformers_warpers_keep(s):
@@ -169,13 +170,13 @@ def test_filter_keeps_what_transformers_warpers_keep(s):
 @pytest.mark.parametrize(
     "s, rows",
     [
-        (decode.Sampling(0.6, 0.9, 0), 1000),  # rejection: misses re-drawn, up to 232 rows a step
-        (decode.Sampling(1.0, 0.7, 0), 1000),
-        (decode.Sampling(0.8, 0.95, 20), 1000),  # top-k, then top-p of the renormalised top-k distribution
-        (decode.Sampling(0.6, 0.9, 0), 16),  # few rows: the sorted nucleus for all of them
-        (decode.Sampling(1.0, 1.0, 0), 1000),  # no truncation (GRPO's rollouts)
-        (decode.Sampling(0.7, 1.0, 20), 1000),  # top-k only
-        (decode.Sampling(1.0, 0.8, 0), 1000),  # ties (below): the nucleus takes part of a tied group
+        (Sampling(0.6, 0.9, 0), 1000),  # rejection: misses re-drawn, up to 232 rows a step
+        (Sampling(1.0, 0.7, 0), 1000),
+        (Sampling(0.8, 0.95, 20), 1000),  # top-k, then top-p of the renormalised top-k distribution
+        (Sampling(0.6, 0.9, 0), 16),  # few rows: the sorted nucleus for all of them
+        (Sampling(1.0, 1.0, 0), 1000),  # no truncation (GRPO's rollouts)
+        (Sampling(0.7, 1.0, 20), 1000),  # top-k only
+        (Sampling(1.0, 0.8, 0), 1000),  # ties (below): the nucleus takes part of a tied group
     ],  # fmt: skip
 )
 def test_sampling_draws_from_the_filtered_distribution(s, rows):
@@ -192,7 +193,7 @@ def test_sampling_draws_from_the_filtered_distribution(s, rows):
     assert (freq[p == 0] == 0).all()  # never outside the nucleus
     assert 0.5 * (freq - p).abs().sum() < 0.03  # total variation at the noise level of 20,000 draws
     assert int(overflow) == 0
-    assert torch.equal(decode.sample(logits, decode.Sampling(temperature=0)), logits.argmax(-1))
+    assert torch.equal(decode.sample(logits, Sampling(temperature=0)), logits.argmax(-1))
 
 
 def test_draws_that_could_not_be_redrawn_are_counted(monkeypatch):
@@ -200,7 +201,7 @@ def test_draws_that_could_not_be_redrawn_are_counted(monkeypatch):
     monkeypatch.setattr(decode, "redraw_rows", lambda batch, top_p: 1)
     torch.manual_seed(4)
     logits = torch.arange(50.0)[None] * 1e-3  # nearly uniform: top-p 0.5 keeps 25 tokens, half the draws miss
-    s = decode.Sampling(1.0, 0.5, 0)
+    s = Sampling(1.0, 0.5, 0)
     outside = ~torch.isfinite(decode.filter_logits(logits, s)[0])
     overflow = torch.zeros((), dtype=torch.long)
     draws = decode.sample(logits.expand(400, -1), s, overflow)
@@ -222,7 +223,7 @@ def test_decoding_under_accelerates_mixed_precision_uses_the_weights_dtype():
     from accelerate import Accelerator
 
     model, prompts = _model("qwen2"), _prompts()
-    greedy = decode.Sampling(temperature=0)
+    greedy = Sampling(temperature=0)
     plain = decode.generate(model, prompts, 20, eos_ids=[2], pad_id=PAD, sampling=greedy)
     prepared = Accelerator(mixed_precision="bf16", cpu=True).prepare(model)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -226,7 +226,7 @@ def test_one_job_samples_several_benchmarks_as_separate_jobs_would(model_dir, be
 def test_compile_decode_reaches_the_sampler_and_a_cpu_decodes_eagerly(model_dir, bench, tmp_path, monkeypatch):
     """config evaluation.compile_decode travels from the rule's params to srlm.decode; on a CPU it is not used
     (compiling takes minutes there), and an engine built without the setting decodes eagerly."""
-    from srlm import decode
+    from srlm.speed import decode
 
     seen, plain = [], decode.generate
 

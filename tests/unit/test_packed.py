@@ -1,4 +1,4 @@
-"""srlm.train.packed: padding-free batches give the losses and gradients of padded ones, and no sequence of a
+"""srlm.speed.packed: padding-free batches give the losses and gradients of padded ones, and no sequence of a
 flattened batch sees its neighbours.
 
 Batches are built by TRL's own collator (padded, and padding_free=True: one row, position_ids restarting per
@@ -13,7 +13,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from srlm.train import packed, sft, speed
+from srlm.speed import packed
+from srlm.train import sft, speed
 
 VOCAB, PAD = 300, 0
 LENGTHS = (9, 1, 17, 4, 12)

@@ -12,6 +12,7 @@ import json
 import pytest
 import yaml
 
+from srlm import generation
 from srlm.train import common, sft, speed
 from tests.conftest import REPO
 
@@ -60,12 +61,12 @@ def test_padding_free_is_the_stages_switch():
 
 def test_eval_batch_bounded_by_kv_memory():
     kv = 2 * 24 * 2 * 64 * 2  # Qwen2.5-0.5B: 12 KiB a token
-    long = speed.eval_batch_size(True, 32768, kv)
-    assert long * 32768 * kv <= speed.EVAL_KV_BUDGET < (long + 1) * 32768 * kv
-    assert speed.eval_batch_size(True, 32768, kv, n_samples=4) == long // 4  # rows = prompts × samples
-    assert speed.eval_batch_size(True, 512, kv) == speed.EVAL_MAX_BATCH
-    assert speed.eval_batch_size(True, 512, kv, n_samples=1000) == 1
-    assert speed.eval_batch_size(False, 32768, kv) == 64
+    long = generation.eval_batch_size(True, 32768, kv)
+    assert long * 32768 * kv <= generation.EVAL_KV_BUDGET < (long + 1) * 32768 * kv
+    assert generation.eval_batch_size(True, 32768, kv, n_samples=4) == long // 4  # rows = prompts × samples
+    assert generation.eval_batch_size(True, 512, kv) == generation.EVAL_MAX_BATCH
+    assert generation.eval_batch_size(True, 512, kv, n_samples=1000) == 1
+    assert generation.eval_batch_size(False, 32768, kv) == 64
 
 
 def test_compile_switch_and_grpo_micro_batches(monkeypatch):

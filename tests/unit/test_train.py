@@ -220,12 +220,12 @@ def test_grpo_resumes_after_kill(files, warm, capsys):
 def test_use_vllm_without_vllm_is_an_error_unless_the_fallback_is_allowed():
     stage = {"use_vllm": True, "vllm_fallback": False}
     if importlib.util.find_spec("vllm") is not None:
-        assert grpo.vllm_choice(stage) is True
+        assert generation.vllm_choice(stage) is True
         return
     with pytest.raises(RuntimeError, match="vllm is not installed"):
-        grpo.vllm_choice(stage)
-    assert grpo.vllm_choice({**stage, "vllm_fallback": True}) is False
-    assert grpo.vllm_choice({"use_vllm": False}) is False
+        generation.vllm_choice(stage)
+    assert generation.vllm_choice({**stage, "vllm_fallback": True}) is False
+    assert generation.vllm_choice({"use_vllm": False}) is False
 
 
 def _checkpoints(work: Path, states: dict) -> None:
@@ -412,10 +412,10 @@ def test_compiled_layers_train_grpo_as_eager(files, warm, monkeypatch):
 
 
 def test_maskless_attention_trains_grpo_as_sdpa(files, warm, monkeypatch):
-    """rl stage key maskless_attention: policy and reference through srlm.train.packed's shifted attention give
+    """rl stage key maskless_attention: policy and reference through srlm.speed.packed's shifted attention give
     the SDPA run's rollouts, rewards and losses, step by step (the rows it moved were padded); the summary says
     which ran."""
-    from srlm.train import packed
+    from srlm.speed import packed
 
     stage = stage_of("rl", max_steps=3, save_steps=1000, maskless_attention=False)
     data = files / "data" / "rl.jsonl"

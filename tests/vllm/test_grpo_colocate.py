@@ -17,6 +17,7 @@ import sys
 
 import pytest
 import torch
+from srlm import generation
 from srlm.generation.vllm import cpu_weight_sync_blocker
 from srlm.tiny import build_tiny, default_corpus
 from srlm.train import grpo
@@ -68,7 +69,7 @@ def engine_model(trainer):
 
 def test_grpo_colocate_trains_with_vllm_rollouts(trained):
     trainer, before = trained
-    assert grpo.rollout_engine(trainer.model, trainer.args) == "vllm"
+    assert generation.rollout_engine(trainer.model, trainer.args) == "vllm"
     if BLOCKED:  # the fixture saw TRL's sync fail, before the first rollout: no step was taken
         assert trainer.state.global_step == 0
         return

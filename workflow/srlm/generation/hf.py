@@ -1,4 +1,5 @@
-"""The transformers-side engines: the project's static-cache sampler (`srlm.decode`) and `model.generate`."""
+"""The transformers-side engines: the project's static-cache sampler ("srlm.decode": srlm.speed.decode, through
+the seam srlm.speed) and `model.generate`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from pathlib import Path
 
 import torch
 
-from srlm import decode
-from srlm.generation import Completion, Sampling, choose
+from srlm import speed
+from srlm.generation import Completion, Sampling, choose, eval_batch_size, kv_bytes_per_token
+
 
 class TransformersEngine:
     """Batched sampling with a transformers model, prompts sorted by length (results in prompt order).
 
     name: "srlm.decode" or "transformers" (`model.generate`); batch_size: prompts per call, "auto" (sized by
-    srlm.train.speed.eval_batch_size), or None (all at once, as GRPO rollouts of one step); compile_decode:
+    srlm.generation.eval_batch_size), or None (all at once, as GRPO rollouts of one step); compile_decode:
     srlm.decode's decode step through torch.compile on a GPU (config evaluation.compile_decode; GRPO's
     launch.compile)."""
 
@@ -21,7 +23,7 @@ class TransformersEngine:
         self, model, tokenizer, name: str, *, eos_ids, max_model_length: int, batch_size: int | str | None,
         compile_decode: bool = False,
     ):
-        if name == "srlm.decode" and (why := decode.supported(model)):
+        if name == "srlm.decode" and (why := speed.decode_unsupported(model)):
             raise ValueError(f"srlm.decode cannot sample from this model: {why}")
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.eos_ids = set(eos_ids)
@@ -37,13 +39,9 @@ class TransformersEngine:
         prompts = [p[-max_prompt:] for p in prompts]  # left-truncated, as vLLM and lighteval do
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         size = self.batch_size or max(1, len(prompts))
-        if size == "auto":  # config evaluation.batch_size: by device and KV-cache size (srlm.train.speed)
-            from srlm.train import speed
-
-            kv = speed.kv_bytes_per_token(self.model.config)
-            size = speed.eval_batch_size(
-                self.model.device.type == "cuda", self.max_model_length, kv, sampling.n
-            )
+        if size == "auto":  # config evaluation.batch_size: by device and KV-cache size
+            kv = kv_bytes_per_token(self.model.config)
+            size = eval_batch_size(self.model.device.type == "cuda", self.max_model_length, kv, sampling.n)
         out: list[list[Completion]] = [[] for _ in prompts]
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -62,10 +60,9 @@ class TransformersEngine:
     def _sample(self, rows: list[list[int]], new: int, s: Sampling) -> list[list[int]]:
         """Each row's tokens up to and including its first EOS."""
         if self.name == "srlm.decode":
-            return decode.generate(
-                self.model, rows, new, eos_ids=self.eos_ids, pad_id=self.pad_id,
-                sampling=decode.Sampling(s.temperature, s.top_p, s.top_k), compiled=self.compiled,
-            )  # fmt: skip
+            return speed.generate(
+                self.model, rows, new, eos_ids=self.eos_ids, pad_id=self.pad_id, sampling=s, compiled=self.compiled
+            )
         from transformers import GenerationConfig
 
         config = GenerationConfig(

@@ -6,17 +6,18 @@ fixes are EQ3 below; the values the trainer used land in train_summary.json (doc
 Where vLLM is not used (CPU, our test GPUs) the rollouts are sampled by `srlm.decode` through the project's
 generation interface (the same transformers model with a static KV cache and CUDA graphs, 6-10x TRL's
 `model.generate` on an H100: docs/performance.md), handed to TRL through its public `rollout_func`, or by TRL's own
-`model.generate` for settings srlm.decode does not implement; the summary says which.
+`model.generate` for settings srlm.decode does not implement; srlm.generation chooses (`vllm_choice`,
+`rollout_engine`) and the summary says which ran.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
-from srlm import decode, rewards
+import srlm.speed
+from srlm import generation, rewards
 from srlm.data.io import cli
-from srlm.train import common, packed, speed
+from srlm.train import common, speed
 
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
 CONFIG_KEYS = (
@@ -74,17 +75,6 @@ def config_kwargs(
     return kwargs
 
 
-def rollout_engine(model, config) -> str:
-    """Who samples the rollouts: TRL's vLLM path, the project's srlm.decode (through TRL's public `rollout_func`), or
-    TRL's own `model.generate` for settings srlm.decode does not implement."""
-    if config.use_vllm:
-        return "vllm"
-    if config.use_transformers_paged or config.generation_kwargs:
-        return "transformers generate"
-    why = decode.supported(model, repetition_penalty=config.repetition_penalty, min_p=config.min_p)
-    return "transformers generate" if why else "srlm.decode"
-
-
 def prompt_token_ids(prompts: list, trainer) -> list[list[int]]:
     """Each prompt's token ids as TRL renders it (the processing class's chat template with the trainer's template
     arguments, or the plain text without special tokens). Each distinct prompt is rendered once: the sampler
@@ -93,7 +83,7 @@ def prompt_token_ids(prompts: list, trainer) -> list[list[int]]:
 
     from trl.data_utils import is_conversational
 
-    lead, copy_of = decode.distinct(json.dumps(p, sort_keys=True, default=str) for p in prompts)
+    lead, copy_of = srlm.speed.distinct(json.dumps(p, sort_keys=True, default=str) for p in prompts)
     distinct = [prompts[i] for i in lead]
     tok = trainer.processing_class
     if is_conversational({"prompt": prompts[0]}):
@@ -113,13 +103,12 @@ def decode_rollouts(prompts: list, trainer) -> dict:
     import torch
     from trl.models import unwrap_model_for_generation
 
-    from srlm.generation import Sampling
-    from srlm.generation.hf import TransformersEngine
-
     tok = trainer.processing_class
     prompt_ids = prompt_token_ids(prompts, trainer)
     # seed None: the trainer's RNG (saved in every checkpoint) drives the draws, so a resumed run retraces them.
-    sampling = Sampling(trainer.temperature, trainer.top_p, trainer.top_k or 0, trainer.max_completion_length, 1, None)
+    sampling = generation.Sampling(
+        trainer.temperature, trainer.top_p, trainer.top_k or 0, trainer.max_completion_length, 1, None
+    )
     with (
         unwrap_model_for_generation(
             trainer.model_wrapped,
@@ -129,7 +118,7 @@ def decode_rollouts(prompts: list, trainer) -> dict:
         ) as model,
         torch.no_grad(),
     ):
-        engine = TransformersEngine(
+        engine = generation.wrap(
             model, tok, "srlm.decode", eos_ids=trainer.eos_token_ids,
             max_model_length=model.config.max_position_embeddings, batch_size=None,
             compile_decode=getattr(trainer, "compile_decode", False),  # set by compile_models
@@ -140,46 +129,22 @@ def decode_rollouts(prompts: list, trainer) -> dict:
 
 def compile_models(trainer) -> int:
     """Compile the decoder layers of the policy, and of the reference model from micro-batches of
-    speed.GRPO_COMPILE_REF_MIN_MICRO rows (speed.compile_layers); returns how many. Where the layers compile, the
-    rollouts of srlm.decode (`decode_rollouts`) compile its decode step too (`trainer.compile_decode`; on a GPU)."""
-    n = speed.compile_layers(trainer.model)
+    speed.GRPO_COMPILE_REF_MIN_MICRO rows (srlm.speed.compile_layers); returns how many. Where the layers compile,
+    the rollouts of srlm.decode (`decode_rollouts`) compile its decode step too (`trainer.compile_decode`; on a GPU)."""
+    n = srlm.speed.compile_layers(trainer.model)
     trainer.compile_decode = n > 0
     ref = getattr(trainer, "ref_model", None)
     if n and ref is not None and trainer.args.per_device_train_batch_size >= speed.GRPO_COMPILE_REF_MIN_MICRO:
-        n += speed.compile_layers(ref)
+        n += srlm.speed.compile_layers(ref)
     return n
 
 
-def maskless(trainer) -> None:
-    """rl stage key maskless_attention: the policy and the reference model attend through srlm.train.packed's
+def maskless(trainer) -> bool:
+    """rl stage key maskless_attention: the policy and the reference model attend through srlm.speed.packed's
     shifted attention (rows moved to their start, causal attention without a mask), exactly as through SDPA
-    with the padding mask (tests/unit/test_packed.py)."""
+    with the padding mask (tests/unit/test_packed.py); whether they do (not where srlm.speed is unproven)."""
     models = [trainer.model] + ([trainer.ref_model] if getattr(trainer, "ref_model", None) is not None else [])
-    packed.use_shifted(*(trainer.accelerator.unwrap_model(m) for m in models))
-
-
-def vllm_choice(stage: dict) -> bool:
-    """Whether TRL generates with vLLM: use_vllm where vLLM is installed and, colocated on a CPU, can take TRL's
-    weight sync (srlm.generation.vllm.cpu_weight_sync_blocker); else an error, unless the stage's vllm_fallback
-    allows srlm.decode rollouts (the summary's generation_engine says which ran)."""
-    if not stage["use_vllm"]:
-        return False
-    why = None
-    if importlib.util.find_spec("vllm") is None:
-        why = "vllm is not installed in this environment: build the cluster environment (envs/train.yaml, docs/vllm.md)"
-    elif not common.has_cuda() and stage.get("vllm_mode", "colocate") == "colocate":
-        from srlm.generation.vllm import cpu_weight_sync_blocker
-
-        why = cpu_weight_sync_blocker()
-    if why is None:
-        return True
-    if not stage.get("vllm_fallback", False):
-        raise RuntimeError(
-            f"use_vllm is true but {why}: set the stage's use_vllm: false, or vllm_fallback: true to sample the "
-            "rollouts with srlm.decode instead"
-        )
-    print(f"{why}: GRPO rollouts by srlm.decode (vllm_fallback: true)", flush=True)
-    return False
+    return srlm.speed.use_shifted(*(trainer.accelerator.unwrap_model(m) for m in models))
 
 
 def end_turn_at(model, tokenizer, token: str) -> None:
@@ -205,7 +170,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    use_vllm = vllm_choice(stage)
+    use_vllm = generation.vllm_choice(stage)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     end_turn_at(model, tokenizer, p["model"]["eos_token"])
@@ -223,14 +188,14 @@ def main(argv=None) -> None:
         from srlm.generation.vllm import CPU_MEMORY_SHARE
 
         kwargs["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
-    speed.attention_backends()
+    srlm.speed.attention_backends()
     rw = stage["rewards"]
     funcs = {
         "format": rewards.make_format_reward(**rw["format"]),
         "accuracy": rewards.make_accuracy_reward(**rw["accuracy"]),
     }
     config = GRPOConfig(**kwargs)
-    engine = rollout_engine(model, config)
+    engine = generation.rollout_engine(model, config)
     trainer = GRPOTrainer(
         model=model,
         args=config,
@@ -240,15 +205,15 @@ def main(argv=None) -> None:
         peft_config=common.lora_config(stage["lora"]),
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
-    if stage.get("maskless_attention"):
-        maskless(trainer)
+    # What ran: srlm.speed takes the padded path where it is not proven on the installed libraries.
+    maskless_attention = bool(stage.get("maskless_attention")) and maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
     # compilation per layer index; srlm.decode inlines them into its compiled step or runs them eagerly).
     compiled = compile_models(trainer) if common.compiles(p) and engine != "transformers generate" else 0
     settings = {
         **common.used_settings(trainer, kwargs),
         "compiled_layers": compiled,
-        "maskless_attention": bool(stage.get("maskless_attention")),
+        "maskless_attention": maskless_attention,
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
         "vllm_fallback": stage.get("vllm_fallback", False),

@@ -7,8 +7,9 @@ fine-tuned base model ends its turn.
 
 from __future__ import annotations
 
+import srlm.speed
 from srlm.data.io import cli
-from srlm.train import common, packed, speed
+from srlm.train import common, speed
 
 
 @cli
@@ -41,7 +42,7 @@ def main(argv=None) -> None:
     kwargs.update(
         speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus, compiled=compiled)
     )
-    speed.attention_backends()
+    srlm.speed.attention_backends()
     trainer = make_trainer(
         model, kwargs, stage["max_length"], train_dataset=data, processing_class=tokenizer,
         peft_config=common.lora_config(stage["lora"]), compiled=compiled,
@@ -54,20 +55,21 @@ def make_trainer(
     model, kwargs: dict, max_length: int, attention: str | None = None, compiled: bool = False, **trainer_kwargs
 ):
     """SFTTrainer(model, SFTConfig(**kwargs), **trainer_kwargs), padding-free when kwargs say so: one flattened
-    row per micro-batch, the model attending within each sequence through srlm.train.packed (`attention`: its
-    kernel, None = by device; "sdpa" = transformers' own with a dense mask, for comparison), and the rows cut to
+    row per micro-batch, the model attending within each sequence through srlm.speed.packed (`attention`: its
+    kernel, None = by device; "sdpa" = transformers' own with a dense mask, for comparison and where srlm.speed is
+    not proven), and the rows cut to
     max_length, which TRL enforces only on padded rows; `compiled`: its decoder layers compiled
-    (speed.compile_layers; the trainer's `compiled_layers` says how many). The job, perf/bench.py and the tests
+    (srlm.speed.compile_layers; the trainer's `compiled_layers` says how many). The job, perf/bench.py and the tests
     all build it here."""
     from trl import SFTConfig, SFTTrainer
 
     padding_free = kwargs.get("padding_free")
     if padding_free and attention != "sdpa":
-        packed.use(model, attention)
+        srlm.speed.use_packed(model, attention)
     trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), **trainer_kwargs)
     if padding_free:
         trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, max_length)
-    trainer.compiled_layers = speed.compile_layers(trainer.model) if compiled else 0
+    trainer.compiled_layers = srlm.speed.compile_layers(trainer.model) if compiled else 0
     return trainer
 
 

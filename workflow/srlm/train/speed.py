@@ -1,4 +1,4 @@
-"""The pipeline's speed settings: extra SFTConfig / GRPOConfig kwargs and evaluation-generation settings.
+"""The trainers' speed settings: extra SFTConfig / GRPOConfig kwargs (the batch split, liger, no checkpointing).
 
 Pure functions of the stage's config slice and the job's process count, so the trainers stay thin and the choices
 are unit-tested. Every switch here leaves the training result the same (tests/unit/test_speed.py shows it for SFT):
@@ -7,18 +7,21 @@ are unit-tested. Every switch here leaves the training result the same (tests/un
   stage's own batch is kept: the demo is not the paper);
 - no gradient checkpointing (TRL turns it on by default): recomputing activations changes no number, only the time;
 - padding-free batches (stage key `padding_free`, on since measured on a GPU): a micro-batch is one flattened row, and
-  srlm.train.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
+  srlm.speed.packed's attention keeps each sequence to itself (torch's FlashAttention varlen kernel on a GPU) with
   no O(L²) mask; rows are truncated to max_length as TRL would (`truncate_rows`), since TRL does not when
   padding-free;
 - liger-kernel's fused RMSNorm/RoPE/SwiGLU where it is installed on a GPU (same maths, fewer kernels), SFT/KD
   (GRPO: measured no faster, perf/bench.py grpo-pipe-liger); only its fused loss where the layers are compiled;
-- decoder layers compiled on a GPU (config launch.compile, `compile_layers`): 1.6x SFT tokens/s on an H200;
-- cuDNN's SDPA backend off (`attention_backends`): same attention, computed by the flash / memory-efficient kernels;
+- decoder layers compiled on a GPU (config launch.compile, `compiles`; srlm.speed.compile_layers): 1.6x SFT
+  tokens/s on an H200;
+- cuDNN's SDPA backend off (srlm.speed.attention_backends): same attention, computed by the flash /
+  memory-efficient kernels;
 - GRPO: one generation per optimizer step (generation batch = global batch, so rollouts stay on-policy as in the
-  paper): on one GPU the whole step's 128 rollouts are one call of `srlm.decode` (srlm.train.grpo), which samples
+  paper): on one GPU the whole step's 128 rollouts are one call of `srlm.decode` (srlm.speed.decode), which samples
   what `model.generate` would, 5x faster on an H200. Transformers' continuous batching was measured slower without
   FlashAttention (H100: 2.0k vs 2.5k tokens/s, 72 vs 17 GiB), so it is not switched on.
-Measured effect: perf/bench.py, docs/performance.md.
+What reaches into library internals is srlm.speed (one seam, version-checked); evaluation's batch sizing is
+srlm.generation's. Measured effect: perf/bench.py, docs/performance.md.
 """
 
 from __future__ import annotations
@@ -47,54 +50,16 @@ GRPO_MICRO_TOKENS = 32 * 256
 # compiled 3.86 and 4.17 s against 2.80 s eager. Why the compiled reference is slow at 16 rows (one group of
 # generations per micro-batch on the paper's node) is not known yet.
 GRPO_COMPILE_REF_MIN_MICRO = 32
-# liger-kernel's switches where the decoder layers are compiled (`compile_layers`): its fused linear
+# liger-kernel's switches where the decoder layers are compiled (srlm.speed.compile_layers): its fused linear
 # cross-entropy (the LM head and loss, outside the layers) stays; Inductor fuses RMSNorm, rotary and SwiGLU itself,
 # and Dynamo cannot trace liger's RMSNorm autograd.Function (AssertionError in torch 2.11, measured).
 COMPILED_LIGER = {"rope": False, "rms_norm": False, "swiglu": False}
-# Evaluation on a GPU: throughput grows with the prompts decoded together (srlm.decode with its compiled step, 256
-# new tokens, H200: 59.7k tokens/s at 512 rows, 65.2k at 1,024; docs/performance.md), up to EVAL_MAX_BATCH, while
-# the static KV cache of a batch whose longest answer may run to max_model_length tokens stays within EVAL_KV_BUDGET.
-EVAL_MAX_BATCH = 1024
-EVAL_KV_BUDGET = 40 * 2**30
-
-
-def attention_backends() -> None:
-    """Switch off cuDNN's scaled-dot-product-attention backend, which torch 2.11 prefers on Hopper GPUs.
-
-    It builds a new cuDNN graph for every new padded sequence length (2.9 ms of CPU per call in the profile of
-    docs/performance.md), and training batches come in many lengths: on an H100, SFT of a 0.5B model went from
-    17.1k to 58.3k tokens/s with it off, every loss the same to 1e-4 (bf16). torch then uses its flash or
-    memory-efficient kernels. A no-op without CUDA."""
-    import torch
-
-    if torch.cuda.is_available():
-        torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def compiles(has_cuda: bool, enabled: bool = True) -> bool:
     """Whether a training job compiles its decoder layers (config launch.compile): on a GPU only. A CPU job (demo,
     tests) stays eager: compiling would cost more than its few steps."""
     return enabled and has_cuda
-
-
-def compile_layers(model) -> int:
-    """Compile each decoder layer of `model` (and of any model inside it: PEFT wrappers) with torch.compile,
-    dynamic shapes from the start; returns how many (0 under DeepSpeed ZeRO-3, whose parameter-gathering hooks
-    on every layer a compiled region cannot hold; call it once the trainer's config exists). Regional
-    compilation: the layers share their code, so one compilation serves all of them, and the launch-bound step's
-    elementwise kernels (RMSNorm's float32 steps, rotary, SiLU, residual adds) become a few fused kernels per
-    layer. The same maths: losses within bf16 noise on an H200, within 1e-4 relative in float32 on a CPU
-    (tests/unit/test_speed.py, test_train.py). Compiling happens at the first forward (~20 s for Qwen2.5-0.5B on
-    an H200) and once more per grad mode."""
-    from transformers.integrations import is_deepspeed_zero3_enabled
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    if is_deepspeed_zero3_enabled():
-        return 0
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    for layer in layers:
-        layer.compile(dynamic=True)
-    return len(layers)
 
 
 def paper_global_batch(stage: dict, paper_gpus: int = PAPER_GPUS) -> int:
@@ -131,7 +96,7 @@ def sft_speed_args(
     decoder layers (`compiles`), so liger keeps only its fused loss (COMPILED_LIGER).
 
     Padding-free (the stage's `padding_free`) needs max_length=None in TRL: the trainer must then truncate with
-    `truncate_rows` and attend with srlm.train.packed (`packed.use(model)`), as srlm.train.sft does.
+    `truncate_rows` and attend with srlm.speed.packed (`srlm.speed.use_packed(model)`), as srlm.train.sft does.
     """
     padding_free = stage.get("padding_free", False)
     cap = SFT_MAX_MICRO_PADDING_FREE if padding_free else SFT_MAX_MICRO
@@ -180,21 +145,3 @@ def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: in
         gradient_checkpointing=False,
     )
     return args
-
-
-def kv_bytes_per_token(config) -> int:
-    """KV-cache bytes of one token in bf16 (keys and values of every layer): 12 KiB for Qwen2.5-0.5B."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2
-
-
-def eval_batch_size(has_cuda: bool, max_tokens: int, kv_bytes: int, n_samples: int = 1) -> int:
-    """Prompts per generation call of the transformers backend for `evaluation.batch_size: auto`: 64 on a CPU; on
-    a GPU as many as keep the rows decoded together (prompts × n_samples) within EVAL_MAX_BATCH and their KV cache,
-    should every answer run to `max_tokens` (evaluation.max_model_length), within EVAL_KV_BUDGET.
-    `kv_bytes`: kv_bytes_per_token(config). (Transformers' continuous batching, `generate_batch`, was measured
-    slower without FlashAttention and is not used.)"""
-    if not has_cuda:
-        return 64
-    rows = min(EVAL_MAX_BATCH, EVAL_KV_BUDGET // (max_tokens * kv_bytes))
-    return int(max(1, rows // n_samples))

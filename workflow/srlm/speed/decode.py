@@ -15,10 +15,10 @@ mask is given). This module decodes with the same transformers model and the sam
   microseconds, which Inductor's fused kernels remove. Measured on an H200 (docs/performance.md): compiling takes
   about a minute once per process, then evaluation decodes 1.2x faster at 512 rows (1.7x at 64) and GRPO's 128
   rollouts 1.5x; config evaluation.compile_decode and, for GRPO, launch.compile turn it on. Layers compiled on their
-  own (srlm.train.speed.compile_layers) are inlined into the compiled step and run eagerly in the other steps;
-- sampling (temperature, top-k, top-p, as transformers' logits warpers do it) draws with the exponential race
-  argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync; top-p by rejection (`sample`) rather
-  than sorting the vocabulary of every row.
+  own (srlm.speed.compile_layers) are inlined into the compiled step and run eagerly in the other steps;
+- sampling (temperature, top-k, top-p of srlm.generation.Sampling, as transformers' logits warpers do it) draws
+  with the exponential race argmax(p / E), E ~ Exp(1), which is a draw from p without a host sync; top-p by
+  rejection (`sample`) rather than sorting the vocabulary of every row.
 Works for any model whose layers are full attention through transformers' AttentionInterface (Qwen2, Qwen2.5,
 Qwen3); on CPU it runs the same steps eagerly. `supported` says when to fall back to `model.generate`.
 """
@@ -29,10 +29,13 @@ import functools
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # the one sampling type; only its temperature, top_p and top_k are read here
+    from srlm.generation import Sampling
 
 ATTENTION = "srlm_static"
 # Prompts are left-padded to a multiple of this (fewer distinct shapes, aligned masks).
@@ -42,16 +45,6 @@ PROMPT_MULTIPLE = 64
 WINDOW = 256
 # Decode steps between checks (one host sync) of whether every row has finished.
 CHECK_EVERY = 16
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The sampling rules of transformers' generate with do_sample (temperature, then top-k, then top-p);
-    temperature 0 means greedy."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
 
 
 def supported(model, *, repetition_penalty: float = 1.0, min_p: float | None = None) -> str | None:
