@@ -2,7 +2,7 @@
 # Lock the cluster's GPU environments (Linux x86-64, CUDA wheels) from PyPI alone, and write the conda env
 # files that `snakemake --sdm conda` builds from them:
 #   envs/lock.sh          envs/requirements-gpu.in  -> envs/locks/gpu.txt  -> envs/train.yaml, envs/eval.yaml
-#                         (one environment: training and generation both run vLLM 0.31; the two files are
+#                         (one environment: training and generation both run vLLM 0.26; the two files are
 #                         identical, so Snakemake builds it once; the rules keep their own file names)
 #   envs/lock.sh --check  resolve again into a temporary folder and fail if anything differs (CI: seconds, no
 #                         install). The temporary output starts as a copy of the committed lock: uv keeps a pin
@@ -10,7 +10,7 @@
 #                         fails on a changed .in file, not on a release PyPI (or its mirror) shows later.
 #                         --exclude-newer alone did not freeze it: ml-dtypes 0.7.0, dated 2026-11-16, surfaced
 #                         after the lock of 2026-11-30 and broke CI's check.
-# PyPI alone suffices: its Linux torch 2.13.0 and vllm 0.31.0 wheels are the CUDA builds (nvidia-* wheels from
+# PyPI alone suffices: its Linux torch 2.11.0 and vllm 0.26.0 wheels are the CUDA builds (nvidia-* wheels from
 # PyPI too); no PyTorch index is needed, and this machine's site pip settings (a local +cpu torch) are
 # ignored. The env files hold the pins inline: Snakemake copies an env file into .snakemake/conda/ before
 # building it, so a path in it (-r, -e ..) would resolve there. The srlm package is not installed in them: the
@@ -57,5 +57,5 @@ lock() {  # name, input, header comment, env files
 }
 
 lock gpu requirements-gpu.in \
-  "GPU nodes: training (train_sft, train_grpo) and generation (generate): vLLM 0.31, TRL 1.16, torch 2.13." \
+  "GPU nodes: training (train_sft, train_grpo) and generation (generate): vLLM 0.26, TRL 1.16, torch 2.11." \
   train.yaml eval.yaml
