@@ -19,7 +19,7 @@ cfg.check(config, workflow.configfiles)  # stops before any job is planned, nami
 # on a cluster node, where the job parses this file again:
 # - PYTHONPATH: jobs import this checkout's srlm package whatever environment runs them; the conda envs that
 #   --sdm conda builds do not install it, as their files cannot name the checkout (envs/lock.sh says why).
-# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.common). Not a param: which
+# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.job). Not a param: which
 #   loggers watch a run does not change its weights, so switching them reruns no training; the trainings that
 #   run afterwards log to them.
 _exports = {
