@@ -75,7 +75,8 @@ def argv(kind: str, stage: dict, model: Path, data: Path, out: Path) -> list[str
     return [
         "--params", json.dumps(params), "--model", str(model), "--data", str(data),
         "--work-dir", str(out / "work"), "--out", str(out / "model"), "--summary", str(out / "train_summary.json"),
-        "--metrics", str(out / "metrics.jsonl"), "--model-name", "tiny", "--chain", kind,
+        "--metrics", str(out / "metrics.jsonl"), "--tensorboard-dir", str(out / "tensorboard"),
+        "--model-name", "tiny", "--chain", kind,
     ]  # fmt: skip
 
 
@@ -530,7 +531,7 @@ def test_lora_merged_and_adapter_generate_the_same(files, warm):
 
     merged = greedy(AutoModelForCausalLM.from_pretrained(out / "model"))
     adapter = greedy(
-        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm[0]), out / "adapter")
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm[0]), out / "work" / "adapter")
     )
     parent = greedy(AutoModelForCausalLM.from_pretrained(warm[0]))
     assert merged == adapter

@@ -228,7 +228,7 @@ def grade(content: bytes):
 
 def kd(content: bytes):
     argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
-            "--out", "out.jsonl"]  # fmt: skip
+            "--out", "out.jsonl", "--report", "report.json"]  # fmt: skip
     return "srlm.data.distill", {"kd.jsonl": content}, argv
 
 

@@ -129,7 +129,7 @@ def test_an_sft_row_beats_its_base_row_beyond_the_intervals(demo):
 def test_lora_stage_is_merged_and_hybrid_reuses_parent(demo):
     models = demo / "results/demo/models/qwen2.5-0.5b"
     assert (models / "kd-lora/model/model.safetensors").is_file()  # full merged weights
-    assert (models / "kd-lora/adapter/adapter_config.json").is_file()
+    assert (models / "kd-lora/work/adapter/adapter_config.json").is_file()
     summary = json.loads((models / "rl/train_summary.json").read_text())
     assert summary["settings"]["beta"] == 0.04 and summary["settings"]["loss_type"] == "grpo"
 

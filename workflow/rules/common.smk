@@ -138,7 +138,15 @@ def get_kd_problems(wildcards):
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return ["python", "-m", "srlm.data.generate", "--problems", L.gsm8k("train")]
+        return [
+            "python",
+            "-m",
+            "srlm.data.generate",
+            "--problems",
+            L.gsm8k("train"),
+            "--partial",
+            L.kd_partial(),
+        ]
     return ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
 
 
@@ -376,5 +384,5 @@ get_report_labels = pages.labeller(config)
 
 onsuccess:
     if not config["launch"]["keep_checkpoints"]:
-        for work in remove_checkpoints(Path(L.results) / "models"):
+        for work in remove_checkpoints(L):
             print(f"launch.keep_checkpoints false: removed {work}")

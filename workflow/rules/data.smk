@@ -65,7 +65,8 @@ rule prepare_kd:
     input:
         get_kd_problems,
     output:
-        L.kd_data(),
+        data=L.kd_data(),
+        report=L.kd_report(),
     log:
         L.log("prepare_kd"),
     conda:
@@ -76,7 +77,7 @@ rule prepare_kd:
         spec=get_kd_params,
         command=get_kd_command,
     shell:
-        "{params.command:q} --params {params.spec:q} --out {output:q} > {log:q} 2>&1"
+        "{params.command:q} --params {params.spec:q} --out {output.data:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule prepare_benchmark:

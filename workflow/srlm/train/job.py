@@ -4,7 +4,8 @@ The TRL trainers do the training; this module only wires them to the workflow's 
 - checkpoints go to --work-dir (not a Snakemake output, so a requeued job finds them and resumes from the newest
   complete one; the Trainer restores weights, optimizer, scheduler, RNG states and skips the batches already seen);
 - the final model appears at --out only when training is complete (written beside it, then renamed);
-- a LoRA stage is merged into full weights before saving, so the next stage and evaluation load plain weights;
+- a LoRA stage is merged into full weights before saving, so the next stage and evaluation load plain weights
+  (its adapter stays in --work-dir/adapter, which is not an output either);
 - every start of the job is an attempt: its timing is kept in --work-dir/attempts.json (rewritten after each
   optimizer step, so a kill loses only the time since the last step) and the summary lists all of them, so a
   requeued job's cost counts every attempt; steps, tokens and loss describe the whole training, not the part
@@ -38,6 +39,12 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--summary", required=True, type=Path)
     ap.add_argument("--metrics", required=True, type=Path)
+    ap.add_argument(
+        "--tensorboard-dir",
+        required=True,
+        type=Path,
+        help="where TensorBoard writes its events when --report-to names it (srlm.layout: beside the job's log)",
+    )
     ap.add_argument("--model-name", default="")
     ap.add_argument("--chain", default="")
     ap.add_argument(
@@ -61,8 +68,7 @@ def run(trainer, args, stage_type: str, settings: dict) -> None:
     metrics = MetricsLog(work / "metrics.jsonl")
     trainer.add_callback(metrics.callback)
     acc = trainer.accelerator
-    tensorboard = args.summary.parent / "tensorboard"
-    progress.attach(trainer, [r for r in args.report_to.split(",") if r], tensorboard, acc.num_processes)
+    progress.attach(trainer, [r for r in args.report_to.split(",") if r], args.tensorboard_dir, acc.num_processes)
     main = acc.is_main_process
     resume = prepare_resume(
         work, metrics.path, job_identity(args, acc.num_processes), main, acc.wait_for_everyone
@@ -85,8 +91,8 @@ def run(trainer, args, stage_type: str, settings: dict) -> None:
         return
     if (
         lora is not None
-    ):  # LoRA (never under DeepSpeed): adapters kept beside, merged weights for what follows
-        model.save_pretrained(args.out.parent / "adapter")
+    ):  # LoRA (never under DeepSpeed): the adapter kept in the work dir, merged weights for what follows
+        model.save_pretrained(work / "adapter")
         model.merge_and_unload().save_pretrained(tmp)
         trainer.processing_class.save_pretrained(tmp)
     shutil.rmtree(args.out, ignore_errors=True)
