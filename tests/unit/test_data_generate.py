@@ -371,7 +371,8 @@ def test_sigterm_stops_the_vllm_server(tmp_path):
     params, pid_file = vllm_settings(tmp_path, "--delay", "30")
     probs = problems_file(tmp_path / "p.jsonl", ["Qa"])
     cmd = [sys.executable, "-m", "srlm.data.generate", "--params", json.dumps(params),
-           "--problems", str(probs), "--out", str(tmp_path / "o.jsonl")]  # fmt: skip
+           "--problems", str(probs), "--out", str(tmp_path / "o.jsonl"), "--report", str(tmp_path / "r.json"),
+           "--partial", str(tmp_path / "o.partial.jsonl")]  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -422,7 +423,8 @@ def test_real_server_killed_midway_then_resumed(tmp_path, tiny_server):
     partial = out.with_suffix(".partial.jsonl")
     params = settings(url, model=model, attempts=2, concurrency=2, max_tokens=8, timeout_s=60)
     cmd = [sys.executable, "-m", "srlm.data.generate", "--params", json.dumps(params),
-           "--problems", str(probs), "--out", str(out)]  # fmt: skip
+           "--problems", str(probs), "--out", str(out), "--report", str(out.with_name("kd_report.json")),
+           "--partial", str(out.with_suffix(".partial.jsonl"))]  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while not partial.exists() or len(partial.read_text().splitlines()) < 3:  # settings line + two attempts

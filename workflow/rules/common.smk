@@ -34,7 +34,7 @@ shell.prefix(
 L = layout.Layout.of(config)
 # A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
 # be treated as up to date: stop before planning, naming the file (a stat per file; jobs re-hash what they read).
-_damaged = checksums.damaged_models(Path(L.results) / "models")
+_damaged = checksums.damaged_models(L)
 if _damaged:
     sys.exit("damaged model folders:\n  " + "\n  ".join(_damaged))
 MODELS = config["models"]
