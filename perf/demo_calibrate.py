@@ -39,7 +39,8 @@ if not (out / "base").exists():
     data = {"source": "synthetic", "synthetic": {"n_train": int(os.environ.get("NTRAIN", 3200)), "n_test": 8,
                                                  "seed": 0, **syn}}  # fmt: skip
     gsm8k.prepare({"data": data, "system_prompt": system,
-                   "prompt_training": os.environ.get("TRAIN_FORM", "paper")}, out / "data")  # fmt: skip
+                   "prompt_training": os.environ.get("TRAIN_FORM", "paper")},
+                  {n: out / "data" / f"{n}.json{'' if n == 'cleaning' else 'l'}" for n in gsm8k.FILES})  # fmt: skip
 tok = AutoTokenizer.from_pretrained(out / "base")
 model = AutoModelForCausalLM.from_pretrained(out / "base")
 rows = []

@@ -13,7 +13,7 @@ from srlm.data import gsm8k
 SYS = "Think in <think></think>, answer in <answer></answer>."
 c = yaml.safe_load(open("config.yaml"))
 build_tiny("/tmp/rc/base", c["tiny_model"], default_corpus(SYS))
-gsm8k.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 256, "n_test": 8, "seed": 0}}, "system_prompt": SYS}, "/tmp/rc/data")
+gsm8k.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 256, "n_test": 8, "seed": 0}}, "system_prompt": SYS}, {n: f"/tmp/rc/data/{n}.json" + ("" if n == "cleaning" else "l") for n in gsm8k.FILES})
 sft = {**c["stages"]["sft"], "learning_rate": 3e-3, "max_steps": 24, "save_steps": 4, "max_length": 256, "per_device_train_batch_size": 8, "warmup_ratio": 0.05}
 rl = {**c["stages"]["rl"], "learning_rate": 1e-4, "max_steps": 8, "save_steps": 2, "num_generations": 4, "max_completion_length": 48, "per_device_train_batch_size": 8}
 for k, s in (("sft", sft), ("grpo", rl)):

@@ -30,12 +30,6 @@ ALLOWED = {
         "lighteval_tasks.py",
         "test.jsonl",
     ): "lighteval's dataset folder under .cache/, not results (no job runs it)",
-    # Not yet moved (issue 36): prepare_gsm8k declares these five files through layout.gsm8k, and the job names
-    # them again inside the --out-dir it is given.
-    **{
-        ("data/gsm8k.py", f): "not yet moved"
-        for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json")
-    },
 }
 
 

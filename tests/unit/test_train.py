@@ -28,6 +28,8 @@ from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
 from srlm.train import checkpoints, grpo, sft, speed
 
+from tests.conftest import gsm8k_files
+
 REPO = Path(__file__).resolve().parents[2]
 
 SYS = "Think in <think></think>, answer in <answer></answer>."
@@ -60,7 +62,7 @@ def make_files(root: Path) -> Path:
     """Tiny base model, GSM8K-style SFT/RL rows, and a short SFT set (first reasoning line only) for warm-up."""
     build_tiny(root / "base", CONFIG["tiny_model"], default_corpus(SYS))
     data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0}}
-    gsm8k.prepare({"data": data, "system_prompt": SYS}, root / "data")
+    gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(root / "data"))
     with open(root / "data" / "short.jsonl", "w") as f:
         for line in (root / "data" / "sft.jsonl").read_text().splitlines():
             row = json.loads(line)

@@ -28,9 +28,9 @@ rule prepare_gsm8k:
         "../../envs/data.yaml"
     params:
         spec=get_gsm8k_params,
-        out_dir=lambda w, output: Path(output.train).parent,
     shell:
-        "python -m srlm.data.gsm8k --params {params.spec:q} --out-dir {params.out_dir:q} "
+        "python -m srlm.data.gsm8k --params {params.spec:q} --train {output.train:q} --test {output.test:q} "
+        "--sft {output.sft:q} --rl {output.rl:q} --cleaning {output.cleaning:q} "
         "--bench {input.bench:q} > {log:q} 2>&1"
 
 
