@@ -375,7 +375,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     from datasets import load_dataset
 
     from srlm.speed import packed
-    from srlm.train import common, sft, speed
+    from srlm.train import arguments, sft, speed
 
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
@@ -391,7 +391,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     else:
         stage = dict(stage_params("sft"), padding_free=case.startswith(("sft-pipe-pf", "sft-eager", "sft-profile")))
         settings = dict(
-            **common.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
+            **arguments.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
         )
         settings.update(speed.sft_speed_args(stage, 1, cuda, compiled=compiled))

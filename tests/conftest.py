@@ -34,6 +34,19 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True, timeout: int = 1
     return proc
 
 
+def gsm8k_files(folder: str | Path) -> dict[str, Path]:
+    """srlm.data.gsm8k's outputs in one folder (its `out` argument), named as srlm.layout names them."""
+    from srlm.data.gsm8k import FILES
+    from srlm.layout import Layout
+
+    return {name: Path(folder) / Path(Layout(".").gsm8k(name)).name for name in FILES}
+
+
+def gsm8k_argv(folder: str | Path) -> list[str]:
+    """The same files as srlm.data.gsm8k's command-line flags (--train PATH ... --cleaning PATH)."""
+    return [arg for name, path in gsm8k_files(folder).items() for arg in (f"--{name}", str(path))]
+
+
 def planned_jobs(output: str) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job in a dry-run's output."""
     jobs, rule = [], None

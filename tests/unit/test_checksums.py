@@ -9,11 +9,12 @@ import pytest
 
 from srlm import checksums
 from srlm.data.io import DataError
+from srlm.layout import Layout
 
 
 @pytest.fixture
 def model(tmp_path):
-    folder = tmp_path / "m" / "base" / "model"
+    folder = tmp_path / "models" / "m" / "base" / "model"
     (folder / "sub").mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(bytes(range(256)) * 1024)
     (folder / "config.json").write_text("{}")
@@ -25,7 +26,7 @@ def model(tmp_path):
 
 def test_intact_folder_verifies(model):
     checksums.verify(model)
-    assert checksums.damaged_models(model.parents[2]) == []
+    assert checksums.damaged_models(Layout(str(model.parents[3]))) == []
 
 
 def damage(path, how):
@@ -45,7 +46,7 @@ def test_damage_names_the_file(model, how):
         checksums.verify(model)
     assert str(e.value).startswith(f"{model / 'model.safetensors'}: ") and f"remove {model}" in str(e.value)
     # the cheap check before planning sees what changes sizes; the full one also what keeps them
-    assert bool(checksums.damaged_models(model.parents[2])) == (how != "zeroed")
+    assert bool(checksums.damaged_models(Layout(str(model.parents[3])))) == (how != "zeroed")
 
 
 def test_added_file_and_missing_manifest(model):

@@ -10,6 +10,7 @@ from srlm.data.io import write_jsonl
 from srlm.data.synthetic import benchmark_rows, camel_rows, gsm8k_rows
 
 from tests.conftest import REAL_DATA as DATA
+from tests.conftest import gsm8k_argv, gsm8k_files
 
 TOKENIZER = DATA / "qwen2.5-0.5b-instruct-tokenizer"
 SYS = "Think, then answer."
@@ -80,7 +81,7 @@ def test_real_gsm8k_train(tmp_path):
                                            "local_path": str(DATA / "gsm8k" / "test.jsonl")}))  # fmt: skip
     data = {"source": "local", "local_dir": str(DATA / "gsm8k"),
             "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, tmp_path / "a", [str(bench)])
+    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "a"), [str(bench)])
     assert (rep["rows_in"], rep["duplicates"], rep["contaminated"], rep["rows_out"]) == (7473, 0, 2, 7471)
     assert sorted(e["id"] for e in rep["contaminated_rows"]) == ["gsm8k-train-1314", "gsm8k-train-5162"]
     assert {e["benchmark"] for e in rep["contaminated_rows"]} == {f"{bench}:602"}
@@ -96,7 +97,7 @@ def test_real_gsm8k_train(tmp_path):
     again.mkdir()
     for f in ("train.jsonl", "test.jsonl"):
         shutil.copy(tmp_path / "a" / f, again / f)
-    rep2 = gsm8k.prepare({"data": {**data, "local_dir": str(again)}, "system_prompt": SYS}, tmp_path / "b",
+    rep2 = gsm8k.prepare({"data": {**data, "local_dir": str(again)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "b"),
                          [str(bench)])  # fmt: skip
     assert (rep2["duplicates"], rep2["contaminated"], rep2["rows_out"]) == (0, 0, 7471)
     for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl"):
@@ -127,14 +128,14 @@ def test_malformed_error_names_file_and_line(tmp_path, line, msg):
     d = _local_dir(tmp_path, [BAD[0], BAD[line - 1]])
     with pytest.raises(gsm8k.MalformedRow, match=rf"train\.jsonl:2: .*{msg}"):
         gsm8k.prepare(
-            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, tmp_path / "o"
+            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "o")
         )
 
 
 def test_malformed_dropped_when_configured(tmp_path):
     d = _local_dir(tmp_path, BAD)
     data = {"source": "local", "local_dir": str(d), "clean": {"on_malformed": "drop"}}
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, tmp_path / "o")
+    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"))
     assert (rep["rows_in"], rep["malformed"], rep["rows_out"]) == (5, 3, 2)
     assert [m.split(": ")[0].rsplit(":", 1)[1] for m in rep["malformed_rows"]] == ["2", "3", "4"]
     assert [r["answer"] for r in _lines(tmp_path / "o" / "rl.jsonl")] == ["4", "1250"]
@@ -158,7 +159,7 @@ def test_cli_with_bench_and_tokenizer_is_deterministic(tmp_path):
     args = ["--params", json.dumps({"data": data, "system_prompt": SYS}), "--bench", str(bench)]
     for run in ("a", "b"):
         out = tmp_path / run
-        gsm8k.main([*args, "--out-dir", str(out)])
+        gsm8k.main([*args, *gsm8k_argv(out)])
         prep_report.main(["--cleaning", str(out / "cleaning.json"), "--sft", str(out / "sft.jsonl"),
                           "--tokenizer", str(TOKENIZER), "--max-length", "120", "--out", str(out / "prep_report.json")])  # fmt: skip
     for f in ("train.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json", "prep_report.json"):
@@ -186,7 +187,7 @@ def test_decontaminate_null_turns_it_off(tmp_path, dc):
     problem stays, and the report says the step did not run."""
     d, bench = _planted_local(tmp_path)
     data = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": dc}}
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, tmp_path / "o", [str(bench)] if dc else [])
+    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [str(bench)] if dc else [])
     if dc:
         assert (rep["contaminated"], rep["rows_out"]) == (1, 30)
         assert rep["decontamination"]["benchmarks"] == [str(bench)]
@@ -199,7 +200,7 @@ def test_benchmark_files_must_match_the_setting(tmp_path):
     d, bench = _planted_local(tmp_path)
     off = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": None}}
     with pytest.raises(ValueError, match="decontamination is off"):
-        gsm8k.prepare({"data": off, "system_prompt": SYS}, tmp_path / "o", [str(bench)])
+        gsm8k.prepare({"data": off, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [str(bench)])
     on = {**off, "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}
     with pytest.raises(gsm8k.DataError, match="no benchmark file given"):
-        gsm8k.prepare({"data": on, "system_prompt": SYS}, tmp_path / "o", [])
+        gsm8k.prepare({"data": on, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [])

@@ -34,7 +34,7 @@ def test_convert_file(tmp_path):
     src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     out = tmp_path / "kd" / "train.jsonl"
     params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS}
-    distill.main(["--params", json.dumps(params), "--out", str(out)])
+    distill.main(["--params", json.dumps(params), "--out", str(out), "--report", str(out.with_name("kd_report.json"))])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["kd-0", "kd-4", "kd-5"]
     assert rows[0] == {
@@ -50,7 +50,7 @@ def test_convert_file(tmp_path):
     assert rep["kept"] == 3 and rep["dropped"] == 4
     assert rep["dropped_by_reason"] == {"no_boxed": 1, "no_gold": 1, "no_think": 1, "wrong_answer": 1}
     first = out.read_bytes()
-    distill.main(["--params", json.dumps(params), "--out", str(out)])
+    distill.main(["--params", json.dumps(params), "--out", str(out), "--report", str(out.with_name("kd_report.json"))])
     assert out.read_bytes() == first
 
 
@@ -96,7 +96,7 @@ def test_kd_rows_are_deduplicated_and_decontaminated(tmp_path):
     params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS,
               "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
     out = tmp_path / "kd" / "train.jsonl"
-    distill.main(["--params", json.dumps(params), "--out", str(out), "--bench", str(bench)])
+    distill.main(["--params", json.dumps(params), "--out", str(out), "--report", str(out.with_name("kd_report.json")), "--bench", str(bench)])
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["kd-0", "kd-5"]
     rep = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
     counts = (rep["rows_in"], rep["converted"], rep["duplicates"], rep["contaminated"], rep["kept"])

@@ -116,6 +116,12 @@ def problems_file(path: Path, questions: list[str], gold: str = "7") -> Path:
     return path
 
 
+def prepare(params: dict, problems: Path, out: Path) -> dict:
+    """generate.prepare with its report and partial log beside `out`, where srlm.layout puts them."""
+    out = Path(out)
+    return generate.prepare(params, problems, out, out.with_name("kd_report.json"), out.with_suffix(".partial.jsonl"))
+
+
 def records(partial: Path) -> list[dict]:
     return [json.loads(line) for line in partial.read_text().splitlines()[1:]]
 
@@ -142,7 +148,9 @@ def test_faults_are_retried_then_recorded_and_rows_match_distill(
     out = tmp_path / "kd" / "train.jsonl"
     params = settings(fake.url, client=client, api_key_env="SRLM_TEST_KEY")
     try:
-        generate.main(["--params", json.dumps(params), "--problems", str(probs), "--out", str(out)])
+        generate.main(["--params", json.dumps(params), "--problems", str(probs), "--out", str(out),
+                       "--report", str(out.with_name("kd_report.json")),
+                       "--partial", str(out.with_suffix(".partial.jsonl"))])  # fmt: skip
     finally:
         fake.close()
     k = 3
@@ -192,13 +200,13 @@ def test_missing_key_and_bad_settings_are_named(tmp_path, monkeypatch):
     probs = problems_file(tmp_path / "p.jsonl", ["Q"])
     monkeypatch.delenv("SRLM_NO_SUCH_KEY", raising=False)
     with pytest.raises(ValueError, match="environment variable SRLM_NO_SUCH_KEY is not set"):
-        generate.prepare(
+        prepare(
             settings("http://127.0.0.1:9/v1", api_key_env="SRLM_NO_SUCH_KEY"), probs, tmp_path / "o.jsonl"
         )
     bad = settings("http://x/v1")
     del bad["data"]["generate"]["timeout_s"]
     with pytest.raises(ValueError, match=r"data.kd.generate: missing keys \['timeout_s'\]"):
-        generate.prepare(bad, probs, tmp_path / "o.jsonl")
+        prepare(bad, probs, tmp_path / "o.jsonl")
 
 
 def test_resume_keeps_finished_attempts_and_drops_a_torn_line(tmp_path):
@@ -209,7 +217,7 @@ def test_resume_keeps_finished_attempts_and_drops_a_torn_line(tmp_path):
     partial = out.with_suffix(".partial.jsonl")
     fake = Fake(scripts)
     try:
-        generate.prepare(settings(fake.url), probs, out)
+        prepare(settings(fake.url), probs, out)
         assert sum(fake.count().values()) == 1 + 3 + 3 + 1
         full, done = partial.read_text().splitlines(keepends=True), out.read_bytes()
         # A job killed after four attempts, in the middle of writing the fifth.
@@ -217,7 +225,7 @@ def test_resume_keeps_finished_attempts_and_drops_a_torn_line(tmp_path):
         out.unlink()
         (tmp_path / "kd_report.json").unlink()
         before = sum(fake.count().values())
-        generate.prepare(settings(fake.url), probs, out)
+        prepare(settings(fake.url), probs, out)
         asked = sum(fake.count().values()) - before
         assert asked == len(full) - 5  # only the missing attempts were asked for
     finally:
@@ -229,14 +237,14 @@ def test_resume_keeps_finished_attempts_and_drops_a_torn_line(tmp_path):
     assert sorted(keys) == sorted((r["id"], r["attempt"]) for r in map(json.loads, full[1:]))
     assert out.read_bytes() == done
     # Finished: a rerun asks nothing (the endpoint is gone) and rewrites the same output.
-    generate.prepare(settings("http://127.0.0.1:9/v1"), probs, out)
+    prepare(settings("http://127.0.0.1:9/v1"), probs, out)
     assert out.read_bytes() == done
     with pytest.raises(ValueError, match=r"other teacher settings \(temperature\)"):
-        generate.prepare(settings("http://127.0.0.1:9/v1", temperature=1.0), probs, out)
+        prepare(settings("http://127.0.0.1:9/v1", temperature=1.0), probs, out)
     held = generate.Partial(partial, json.loads(now[0])["settings"])
     try:
         with pytest.raises(RuntimeError, match="another job is writing it"):
-            generate.prepare(settings("http://127.0.0.1:9/v1"), probs, out)
+            prepare(settings("http://127.0.0.1:9/v1"), probs, out)
     finally:
         held.close()
 
@@ -245,7 +253,7 @@ def test_configured_prompt_may_hold_braces(tmp_path):
     fake = Fake({"Qa": [RIGHT]})
     template = "Solve: {problem}\nPut the final answer within \\boxed{}."
     try:
-        generate.prepare(settings(fake.url, prompt=template), problems_file(tmp_path / "p.jsonl", ["Qa"]),
+        prepare(settings(fake.url, prompt=template), problems_file(tmp_path / "p.jsonl", ["Qa"]),
                          tmp_path / "o.jsonl")  # fmt: skip
     finally:
         fake.close()
@@ -260,13 +268,13 @@ def test_concurrency_and_rate_limit(tmp_path):
     probs = problems_file(tmp_path / "p.jsonl", list(scripts))
     fake = Fake(scripts, delay=0.3)
     try:
-        generate.prepare(settings(fake.url, concurrency=3, timeout_s=5), probs, tmp_path / "a.jsonl")
+        prepare(settings(fake.url, concurrency=3, timeout_s=5), probs, tmp_path / "a.jsonl")
     finally:
         fake.close()
     assert len(fake.requests) == 8 and fake.max_inflight == 3
     fake = Fake(scripts)
     try:  # 600 a minute: one start per 0.1 s, so 8 requests span at least 0.7 s (unpaced: a few ms)
-        generate.prepare(
+        prepare(
             settings(fake.url, concurrency=3, requests_per_minute=600), probs, tmp_path / "b.jsonl"
         )
     finally:
@@ -279,7 +287,7 @@ def test_dead_endpoint_stops_the_job_and_keeps_the_record(tmp_path):
     probs = problems_file(tmp_path / "p.jsonl", [f"Q{i}" for i in range(5)])
     out = tmp_path / "o.jsonl"
     with pytest.raises(generate.Aborted, match="3 requests in a row failed"):
-        generate.prepare(settings("http://127.0.0.1:9/v1", abort_after_failures=3, concurrency=1), probs, out)
+        prepare(settings("http://127.0.0.1:9/v1", abort_after_failures=3, concurrency=1), probs, out)
     assert [r["status"] for r in records(out.with_suffix(".partial.jsonl"))] == ["request_failed"] * 3
     assert not out.exists()
 
@@ -338,7 +346,7 @@ def gone(pid: int) -> bool:
 def test_vllm_server_started_then_stopped(tmp_path):
     params, pid_file = vllm_settings(tmp_path)
     probs = problems_file(tmp_path / "p.jsonl", ["Qa", "Qb"])
-    rep = generate.prepare(params, probs, tmp_path / "o.jsonl")
+    rep = prepare(params, probs, tmp_path / "o.jsonl")
     assert rep["kept"] == 2 and rep["teacher"]["vllm_model"] == "/weights/teacher"
     started = json.loads(pid_file.read_text())
     assert started["argv"][:1] == ["/weights/teacher"] and "--served-model-name" in started["argv"]
@@ -350,12 +358,12 @@ def test_vllm_server_failures_are_named_and_cleaned_up(tmp_path):
     probs = problems_file(tmp_path / "p.jsonl", ["Qa", "Qb", "Qc"])
     params, pid_file = vllm_settings(tmp_path, "--hang", timeout=1)
     with pytest.raises(RuntimeError, match=r"no /health answer in 1 s \(vllm.startup_timeout_s\)"):
-        generate.prepare(params, probs, tmp_path / "o.jsonl")
+        prepare(params, probs, tmp_path / "o.jsonl")
     assert gone(json.loads(pid_file.read_text())["pid"])
     pid_file.unlink()
     params, pid_file = vllm_settings(tmp_path, "--die-after", "1", concurrency=1)
     with pytest.raises(generate.Aborted, match="teacher server exited with code 7"):
-        generate.prepare(params, probs, tmp_path / "o.jsonl")
+        prepare(params, probs, tmp_path / "o.jsonl")
     assert len(records(tmp_path / "o.partial.jsonl")) >= 1  # what was answered before is kept
 
 
@@ -363,7 +371,8 @@ def test_sigterm_stops_the_vllm_server(tmp_path):
     params, pid_file = vllm_settings(tmp_path, "--delay", "30")
     probs = problems_file(tmp_path / "p.jsonl", ["Qa"])
     cmd = [sys.executable, "-m", "srlm.data.generate", "--params", json.dumps(params),
-           "--problems", str(probs), "--out", str(tmp_path / "o.jsonl")]  # fmt: skip
+           "--problems", str(probs), "--out", str(tmp_path / "o.jsonl"), "--report", str(tmp_path / "r.json"),
+           "--partial", str(tmp_path / "o.partial.jsonl")]  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -414,7 +423,8 @@ def test_real_server_killed_midway_then_resumed(tmp_path, tiny_server):
     partial = out.with_suffix(".partial.jsonl")
     params = settings(url, model=model, attempts=2, concurrency=2, max_tokens=8, timeout_s=60)
     cmd = [sys.executable, "-m", "srlm.data.generate", "--params", json.dumps(params),
-           "--problems", str(probs), "--out", str(out)]  # fmt: skip
+           "--problems", str(probs), "--out", str(out), "--report", str(out.with_name("kd_report.json")),
+           "--partial", str(out.with_suffix(".partial.jsonl"))]  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while not partial.exists() or len(partial.read_text().splitlines()) < 3:  # settings line + two attempts

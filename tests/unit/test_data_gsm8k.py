@@ -8,6 +8,7 @@ from srlm.data import gsm8k
 from srlm.data.synthetic import gsm8k_rows
 
 from tests.conftest import REAL_DATA as DATA
+from tests.conftest import gsm8k_argv, gsm8k_files
 
 SYS = "You are a careful solver."
 
@@ -50,8 +51,8 @@ def _params(data):
 
 def test_synthetic_prepare_schemas_and_determinism(tmp_path):
     params = _params({"source": "synthetic", "synthetic": {"n_train": 40, "n_test": 8, "seed": 0}})
-    gsm8k.main(["--params", params, "--out-dir", str(tmp_path / "a")])
-    gsm8k.main(["--params", params, "--out-dir", str(tmp_path / "b")])
+    gsm8k.main(["--params", params, *gsm8k_argv(tmp_path / "a")])
+    gsm8k.main(["--params", params, *gsm8k_argv(tmp_path / "b")])
     for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     sft, rl, train = (_lines(tmp_path / "a" / f) for f in ("sft.jsonl", "rl.jsonl", "train.jsonl"))
@@ -81,7 +82,7 @@ def test_synthetic_train_and_test_differ():
 @pytest.mark.real_data
 def test_local_real_files(tmp_path):
     rep = gsm8k.prepare(
-        {"data": {"source": "local", "local_dir": str(DATA / "gsm8k")}, "system_prompt": SYS}, tmp_path
+        {"data": {"source": "local", "local_dir": str(DATA / "gsm8k")}, "system_prompt": SYS}, gsm8k_files(tmp_path)
     )
     assert rep["rows_in"] == rep["rows_out"] == 7473 and rep["test_rows_out"] == 1319
     sft = _lines(tmp_path / "sft.jsonl")
@@ -102,5 +103,5 @@ def test_malformed_row_names_file_and_line(tmp_path):
     (d / "test.jsonl").write_text(json.dumps(good) + "\n")
     with pytest.raises(gsm8k.MalformedRow, match=r"train\.jsonl:2: no '####'"):
         gsm8k.prepare(
-            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, tmp_path / "o"
+            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "o")
         )

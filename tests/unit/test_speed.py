@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from srlm import generation
-from srlm.train import common, sft, speed
+from srlm.train import arguments, sft, speed
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -101,7 +101,7 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict, compiled: bool = Fal
     args.update(extra)
     data = load_dataset("json", data_files=str(data_path), split="train")
     trainer = sft.make_trainer(model, args, 1024, compiled=compiled, train_dataset=data, processing_class=tok,
-                               peft_config=common.lora_config(lora))  # fmt: skip
+                               peft_config=arguments.lora_config(lora))  # fmt: skip
     assert trainer.compiled_layers == (model.config.num_hidden_layers if compiled else 0)
     trainer.train()
     return [r["loss"] for r in trainer.state.log_history if "loss" in r]

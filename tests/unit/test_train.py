@@ -23,9 +23,12 @@ import yaml
 import torch
 from srlm import cost, generation, health, rewards
 from srlm.data import gsm8k
+from srlm.data.io import read_metrics
 from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
-from srlm.train import common, grpo, sft, speed
+from srlm.train import checkpoints, grpo, sft, speed
+
+from tests.conftest import gsm8k_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +62,7 @@ def make_files(root: Path) -> Path:
     """Tiny base model, GSM8K-style SFT/RL rows, and a short SFT set (first reasoning line only) for warm-up."""
     build_tiny(root / "base", CONFIG["tiny_model"], default_corpus(SYS))
     data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0}}
-    gsm8k.prepare({"data": data, "system_prompt": SYS}, root / "data")
+    gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(root / "data"))
     with open(root / "data" / "short.jsonl", "w") as f:
         for line in (root / "data" / "sft.jsonl").read_text().splitlines():
             row = json.loads(line)
@@ -74,14 +77,15 @@ def argv(kind: str, stage: dict, model: Path, data: Path, out: Path) -> list[str
     return [
         "--params", json.dumps(params), "--model", str(model), "--data", str(data),
         "--work-dir", str(out / "work"), "--out", str(out / "model"), "--summary", str(out / "train_summary.json"),
-        "--metrics", str(out / "metrics.jsonl"), "--model-name", "tiny", "--chain", kind,
+        "--metrics", str(out / "metrics.jsonl"), "--tensorboard-dir", str(out / "tensorboard"),
+        "--model-name", "tiny", "--chain", kind,
     ]  # fmt: skip
 
 
 def train(kind: str, stage: dict, model: Path, data: Path, out: Path) -> tuple[dict, list[dict]]:
     """Run a job in this process; (summary, metrics records)."""
     (sft if CONFIG["stages"][kind]["type"] == "sft" else grpo).main(argv(kind, stage, model, data, out))
-    return json.loads((out / "train_summary.json").read_text()), common.read_metrics(out / "metrics.jsonl")
+    return json.loads((out / "train_summary.json").read_text()), read_metrics(out / "metrics.jsonl")
 
 
 def judged(stage: dict, out: Path) -> dict:
@@ -146,13 +150,13 @@ def check_resume(kind: str, stage: dict, model: Path, data: Path, root: Path, ca
     child.join(timeout=300)
     assert child.exitcode == -signal.SIGKILL, f"child ended with {child.exitcode}, not killed"
     work = out / "work"
-    assert common.is_complete(work / f"checkpoint-{save}")
+    assert checkpoints.is_complete(work / f"checkpoint-{save}")
     half = work / f"checkpoint-{2 * save}"
-    assert (half / "model.safetensors").is_file() and not common.is_complete(
+    assert (half / "model.safetensors").is_file() and not checkpoints.is_complete(
         half
     ), "no half-written checkpoint"
     assert not (out / "model").exists() and not (out / "train_summary.json").exists()
-    assert common.last_complete_checkpoint(work) == str(work / f"checkpoint-{save}")
+    assert checkpoints.last_complete_checkpoint(work) == str(work / f"checkpoint-{save}")
 
     capsys.readouterr()
     summary, records = train(kind, stage, model, data, out)
@@ -239,7 +243,7 @@ def _checkpoints(work: Path, states: dict) -> None:
 def test_resume_point_skips_incomplete_and_final_checkpoints(tmp_path):
     work, metrics = tmp_path / "work", tmp_path / "work" / "metrics.jsonl"
     ident = {"params": {"stage": {"learning_rate": 1e-3}}, "processes": 1}
-    common.prepare_resume(work, metrics, ident, main_process=True)  # a fresh job records what it is
+    checkpoints.prepare_resume(work, metrics, ident, main_process=True)  # a fresh job records what it is
     _checkpoints(work, {
         2: {"global_step": 2, "max_steps": 10},
         4: {"global_step": 4, "max_steps": 10},
@@ -250,20 +254,20 @@ def test_resume_point_skips_incomplete_and_final_checkpoints(tmp_path):
     (work / "checkpoint-x").mkdir()
     lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(1, 9)]
     metrics.write_text("\n".join(lines) + '\n{"step": 9, "lo')
-    assert common.prepare_resume(work, metrics, ident, main_process=True) == str(work / "checkpoint-4")
+    assert checkpoints.prepare_resume(work, metrics, ident, main_process=True) == str(work / "checkpoint-4")
     assert sorted(p.name for p in work.glob("checkpoint-*")) == [
         "checkpoint-2",
         "checkpoint-4",
         "checkpoint-x",
     ]
-    assert [r["step"] for r in common.read_metrics(metrics)] == [1, 2, 3, 4]
+    assert [r["step"] for r in read_metrics(metrics)] == [1, 2, 3, 4]
     # A final checkpoint is passed over (the Trainer would run a step past max_steps from it).
     _checkpoints(work, {10: {"global_step": 10, "max_steps": 10}})
-    assert common.last_complete_checkpoint(work) == str(work / "checkpoint-4")
+    assert checkpoints.last_complete_checkpoint(work) == str(work / "checkpoint-4")
     # Another job's leftovers (here: another learning rate) are never resumed.
     other = {"params": {"stage": {"learning_rate": 2e-3}}, "processes": 1}
-    assert common.prepare_resume(work, metrics, other, main_process=True) is None
-    assert not list(work.glob("checkpoint-*")) and common.read_metrics(metrics) == []
+    assert checkpoints.prepare_resume(work, metrics, other, main_process=True) is None
+    assert not list(work.glob("checkpoint-*")) and read_metrics(metrics) == []
     assert json.loads((work / "job.json").read_text()) == other
 
 
@@ -529,7 +533,7 @@ def test_lora_merged_and_adapter_generate_the_same(files, warm):
 
     merged = greedy(AutoModelForCausalLM.from_pretrained(out / "model"))
     adapter = greedy(
-        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm[0]), out / "adapter")
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm[0]), out / "work" / "adapter")
     )
     parent = greedy(AutoModelForCausalLM.from_pretrained(warm[0]))
     assert merged == adapter

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from srlm import config as cfg
 
-from tests.conftest import REPO, snakemake
+from tests.conftest import REPO, gsm8k_argv, snakemake
 
 LORA = "stages.sft-lora.lora"
 
@@ -210,7 +210,7 @@ def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", be
         data["clean"]["decontaminate"] = {"ngram": 13, "threshold": 0.5}
         files["bench.jsonl"] = bench_file
         argv += ["--bench", "bench.jsonl"]
-    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), "--out-dir", "out", *argv]
+    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), *gsm8k_argv("out"), *argv]
     return "srlm.data.gsm8k", files, argv
 
 
@@ -228,7 +228,7 @@ def grade(content: bytes):
 
 def kd(content: bytes):
     argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
-            "--out", "out.jsonl"]  # fmt: skip
+            "--out", "out.jsonl", "--report", "report.json"]  # fmt: skip
     return "srlm.data.distill", {"kd.jsonl": content}, argv
 
 

@@ -60,7 +60,7 @@ HOW = {
     "make clean-demo": ("elsewhere", "tests/workflow/test_docs.py (clean-demo removes only the demo)"),
     "python -m srlm.config --configfile FILE...": ("run", "FILE... = config/demo.yaml"),
     "tail -f results/logs/train_grpo/qwen2.5-0.5b/rl.log": ("no", "follows a log until interrupted"),
-    "tensorboard --logdir results/models": ("no", "starts a server"),
+    "tensorboard --logdir results/logs": ("no", "starts a server"),
     "rm -rf results/models/*/*/work": ("no", "deletes a run's checkpoints; the automatic form: test_cleanup.py"),
     # config headers
     "snakemake results/table2.md --configfile config/local-data.yaml": ("dry", "real data"),

@@ -6,6 +6,7 @@ One session-scoped run of the demo DAG to table2.md in a copy of the workflow; t
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import json
 import os
@@ -129,7 +130,7 @@ def test_an_sft_row_beats_its_base_row_beyond_the_intervals(demo):
 def test_lora_stage_is_merged_and_hybrid_reuses_parent(demo):
     models = demo / "results/demo/models/qwen2.5-0.5b"
     assert (models / "kd-lora/model/model.safetensors").is_file()  # full merged weights
-    assert (models / "kd-lora/adapter/adapter_config.json").is_file()
+    assert (models / "kd-lora/work/adapter/adapter_config.json").is_file()
     summary = json.loads((models / "rl/train_summary.json").read_text())
     assert summary["settings"]["beta"] == 0.04 and summary["settings"]["loss_type"] == "grpo"
 
@@ -201,6 +202,36 @@ def demo_report(demo):
     snakemake("--cores", "2", "--configfile", "config/demo.yaml", cwd=demo)
     snakemake("--report", "results/demo/report.html", "--configfile", "config/demo.yaml", cwd=demo)
     return demo / "results/demo/report.html"
+
+
+def test_every_file_under_results_is_declared(demo_report):
+    """Every file the demo's jobs wrote is a declared output (or inside a declared folder), a declared log or a
+    benchmark record, as `snakemake --summary` lists them, or one of the places srlm.layout documents as no
+    output: work folders (checkpoints a requeued job resumes from), TensorBoard events beside a log, the KD
+    regeneration's partial log, and the report `snakemake --report` writes. A job writing anything else (an
+    undeclared report, a folder beside its model) fails here. Runs before the browser test, which adds its own
+    probe pages beside the report."""
+    from srlm.layout import Layout
+
+    demo, results = demo_report.parents[2], demo_report.parent
+    layout = Layout(str(results.relative_to(demo)))
+    summary = snakemake("--summary", "--configfile", "config/demo.yaml", cwd=demo).stdout.splitlines()
+    header = summary.index(next(line for line in summary if line.startswith("output_file\t")))
+    rows = [line.split("\t") for line in summary[header + 1 :] if line.strip()]
+    declared = {row[0] for row in rows} | {log for row in rows for log in row[3].split(",") if log != "-"}
+    assert layout.table("table2") in declared and layout.log("render_config") in declared, sorted(declared)[:20]
+    undeclared_places = [layout.benchmark("*"), f"{layout.work_dir('*', '*')}/*", f"{layout.tensorboard('*')}/*",
+                         layout.kd_partial(), f"{layout.results}/report.html"]  # fmt: skip
+
+    def declared_file(path: str) -> bool:
+        return any(path == d or path.startswith(d.rstrip("/") + "/") for d in declared) or any(
+            fnmatch.fnmatchcase(path, pattern) for pattern in undeclared_places
+        )
+
+    written = [str(f.relative_to(demo)) for f in results.rglob("*") if f.is_file()]
+    assert len(written) > 200, len(written)  # the demo ran: models, completions, evals, tables, logs
+    assert [f for f in written if not declared_file(f)] == []
+    assert any(fnmatch.fnmatchcase(f, f"{layout.work_dir('*', '*')}/*") for f in written)  # the allowance is used
 
 
 def chromium(page: Path, setup: str = "", texts=(), ids=(), screenshot: Path | None = None,

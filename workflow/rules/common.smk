@@ -19,7 +19,7 @@ cfg.check(config, workflow.configfiles)  # stops before any job is planned, nami
 # on a cluster node, where the job parses this file again:
 # - PYTHONPATH: jobs import this checkout's srlm package whatever environment runs them; the conda envs that
 #   --sdm conda builds do not install it, as their files cannot name the checkout (envs/lock.sh says why).
-# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.common). Not a param: which
+# - SRLM_REPORT_TO: config launch.report_to, read by the training jobs (srlm.train.job). Not a param: which
 #   loggers watch a run does not change its weights, so switching them reruns no training; the trainings that
 #   run afterwards log to them.
 _exports = {
@@ -34,7 +34,7 @@ shell.prefix(
 L = layout.Layout.of(config)
 # A finished model whose files no longer have the sizes its manifest records (truncated, deleted, added) would
 # be treated as up to date: stop before planning, naming the file (a stat per file; jobs re-hash what they read).
-_damaged = checksums.damaged_models(Path(L.results) / "models")
+_damaged = checksums.damaged_models(L)
 if _damaged:
     sys.exit("damaged model folders:\n  " + "\n  ".join(_damaged))
 MODELS = config["models"]
@@ -138,7 +138,15 @@ def get_kd_problems(wildcards):
 
 def get_kd_command(wildcards):
     if _kd_generates():
-        return ["python", "-m", "srlm.data.generate", "--problems", L.gsm8k("train")]
+        return [
+            "python",
+            "-m",
+            "srlm.data.generate",
+            "--problems",
+            L.gsm8k("train"),
+            "--partial",
+            L.kd_partial(),
+        ]
     return ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
 
 
@@ -376,5 +384,5 @@ get_report_labels = pages.labeller(config)
 
 onsuccess:
     if not config["launch"]["keep_checkpoints"]:
-        for work in remove_checkpoints(Path(L.results) / "models"):
+        for work in remove_checkpoints(L):
             print(f"launch.keep_checkpoints false: removed {work}")

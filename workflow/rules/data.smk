@@ -28,9 +28,9 @@ rule prepare_gsm8k:
         "../../envs/data.yaml"
     params:
         spec=get_gsm8k_params,
-        out_dir=lambda w, output: Path(output.train).parent,
     shell:
-        "python -m srlm.data.gsm8k --params {params.spec:q} --out-dir {params.out_dir:q} "
+        "python -m srlm.data.gsm8k --params {params.spec:q} --train {output.train:q} --test {output.test:q} "
+        "--sft {output.sft:q} --rl {output.rl:q} --cleaning {output.cleaning:q} "
         "--bench {input.bench:q} > {log:q} 2>&1"
 
 
@@ -65,7 +65,8 @@ rule prepare_kd:
     input:
         get_kd_problems,
     output:
-        L.kd_data(),
+        data=L.kd_data(),
+        report=L.kd_report(),
     log:
         L.log("prepare_kd"),
     conda:
@@ -76,7 +77,7 @@ rule prepare_kd:
         spec=get_kd_params,
         command=get_kd_command,
     shell:
-        "{params.command:q} --params {params.spec:q} --out {output:q} > {log:q} 2>&1"
+        "{params.command:q} --params {params.spec:q} --out {output.data:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule prepare_benchmark:

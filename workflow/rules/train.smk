@@ -1,6 +1,7 @@
 # One job = one stage of one chain, on one node; `srlm.launch` starts one process per GPU of the allocation.
-# Checkpoints live in work/ (not an output, so a requeued job finds them and resumes). Training jobs write what
-# ran (weights, metrics.jsonl, train_summary.json); check_health judges it on a CPU. Every job that reads a model
+# Checkpoints live in work/ (not an output, so a requeued job finds them and resumes; a LoRA stage's adapter too).
+# Training jobs write what ran (weights, metrics.jsonl, train_summary.json); check_health judges it on a CPU.
+# TensorBoard events (config launch.report_to) go beside the job's log, where nothing deletes them on a rerun. Every job that reads a model
 # folder verifies its checksum manifest first, and every job that writes one writes the manifest last
 # (srlm.checksums).
 
@@ -29,12 +30,13 @@ rule train_sft:
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
         work=L.work_dir("{model}", "{chain}"),
+        tensorboard=L.tensorboard("train_sft/{model}/{chain}"),
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
         "python -m srlm.launch {params.deepspeed:q} --mixed-precision {params.mp:q} -- -m srlm.train.sft --params {params.spec:q} "
         "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
-        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} --tensorboard-dir {params.tensorboard:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
         "&& python -m srlm.checksums write {output.model:q}) > {log:q} 2>&1"
 
@@ -63,12 +65,13 @@ rule train_grpo:
         deepspeed=get_deepspeed,
         mp=config["launch"]["mixed_precision"],
         work=L.work_dir("{model}", "{chain}"),
+        tensorboard=L.tensorboard("train_grpo/{model}/{chain}"),
     shell:
         "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads:q}; "
         "(python -m srlm.checksums verify {input.model:q} && "
         "python -m srlm.launch {params.deepspeed:q} --mixed-precision {params.mp:q} -- -m srlm.train.grpo --params {params.spec:q} "
         "--model {input.model:q} --data {input.data:q} --work-dir {params.work:q} --out {output.model:q} "
-        "--summary {output.summary:q} --metrics {output.metrics:q} "
+        "--summary {output.summary:q} --metrics {output.metrics:q} --tensorboard-dir {params.tensorboard:q} "
         "--model-name {wildcards.model:q} --chain {wildcards.chain:q} "
         "&& python -m srlm.checksums write {output.model:q}) > {log:q} 2>&1"
 

@@ -11,11 +11,13 @@ stops the run there instead of being treated as up to date.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 from pathlib import Path
 
 from srlm.data.io import DataError, cli, write_json
+from srlm.layout import Layout
 
 MANIFEST = "CHECKSUMS.json"
 # Written into directory outputs by Snakemake after the job, so never part of what the job wrote.
@@ -87,11 +89,11 @@ def verify(folder: str | Path) -> None:
             raise _damaged(folder, rel, "content changed (sha256 differs)")
 
 
-def damaged_models(models_root: str | Path) -> list[str]:
-    """The `sizes` problem of every finished model folder under results/models (those with a manifest; a folder
+def damaged_models(layout: Layout) -> list[str]:
+    """The `sizes` problem of every finished model folder of the layout (those with a manifest; a folder
     without one is an unfinished job's, which Snakemake already reruns)."""
     problems = []
-    for manifest in sorted(Path(models_root).glob(f"*/*/model/{MANIFEST}")):
+    for manifest in sorted(Path(p) for p in glob.glob(f"{layout.model_dir('*', '*')}/{MANIFEST}")):
         try:
             sizes(manifest.parent)
         except DataError as e:

@@ -81,6 +81,15 @@ class Layout:
     def kd_data(self) -> str:
         return f"{self.results}/data/kd/train.jsonl"
 
+    def kd_report(self) -> str:
+        """What KD preparation kept and dropped, and why."""
+        return f"{self.results}/data/kd/kd_report.json"
+
+    def kd_partial(self) -> str:
+        """Every teacher attempt of KD regeneration as it arrives (not an output: a restarted job resumes from it,
+        and a rerun rebuilds the output from it alone)."""
+        return f"{self.results}/data/kd/train.partial.jsonl"
+
     def bench(self, benchmark: str) -> str:
         return f"{self.results}/data/bench/{benchmark}.jsonl"
 
@@ -95,7 +104,8 @@ class Layout:
         return f"{self.run_dir(model, chain)}/model"
 
     def work_dir(self, model: str, chain: str) -> str:
-        """Resumable checkpoints of a training job (not an output: a requeued job finds them)."""
+        """Resumable checkpoints of a training job (not an output: a requeued job finds them); the job names what
+        it keeps inside (checkpoint-N, attempts.json, a LoRA stage's adapter/: srlm.train.job)."""
         return f"{self.run_dir(model, chain)}/work"
 
     def train_summary(self, model: str, chain: str) -> str:
@@ -137,6 +147,10 @@ class Layout:
     # a job's log and its timing record, under the results folder: a demo's (results/demo) apart from a real run's
     def log(self, name: str) -> str:
         return f"{self.results}/logs/{name}.log"
+
+    def tensorboard(self, name: str) -> str:
+        """TensorBoard events of a training job (config launch.report_to), beside its log (`log(name)`)."""
+        return f"{self.results}/logs/{name}.tensorboard"
 
     def benchmark(self, name: str) -> str:
         return f"{self.results}/benchmarks/{name}.tsv"

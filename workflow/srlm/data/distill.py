@@ -6,7 +6,7 @@ The completion is "<think>{the trace's <think> content}</think>\\n<answer>{gold}
 the teacher wrote after </think> is dropped, and the answer tag holds the gold string (equal to the boxed
 answer by the check above, without the LaTeX/units a boxed value may carry). The kept rows are then
 deduplicated and decontaminated against the benchmarks like GSM8K's train split (params "clean" = config
-data.gsm8k.clean's dedup and decontaminate; --bench; srlm.data.clean). kd_report.json beside the output counts
+data.gsm8k.clean's dedup and decontaminate; --bench; srlm.data.clean). --report (kd_report.json) counts
 kept rows, each drop reason and what cleaning dropped.
 """
 
@@ -119,7 +119,6 @@ def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
         counts = {k: report[k] for k in ("converted", "duplicates", "contaminated")}
         raise DataError(f"KD data: no usable trace among {len(raw)} rows ({dict(reasons)}; {counts})")
     write_jsonl(out, kept)
-    write_json(Path(out).with_name("kd_report.json"), report)
     return report
 
 
@@ -129,12 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str, "clean": ...}'
     )
-    ap.add_argument("--out", required=True, help="train.jsonl; kd_report.json is written beside it")
+    ap.add_argument("--out", required=True, help="train.jsonl")
+    ap.add_argument("--report", required=True, help="kd_report.json: what was kept and dropped, and why")
     ap.add_argument(
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
     a = ap.parse_args(argv)
     rep = prepare(json.loads(a.params), a.out, a.bench)
+    write_json(a.report, rep)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 

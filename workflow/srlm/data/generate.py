@@ -14,9 +14,9 @@ answer after </think> math-verifies against the gold), so both KD sources give i
 connection errors, HTTP 429 and 5xx are retried with back-off; a body that cannot be parsed, another 4xx, or a
 request out of retries is recorded as a failed attempt, never a crash.
 
-Resumable: every attempt is appended to <out stem>.partial.jsonl (train.partial.jsonl) as it arrives, flushed
+Resumable: every attempt is appended to --partial (train.partial.jsonl) as it arrives, flushed
 and fsynced, under an exclusive lock. A restarted job drops a torn last line, skips finished problems (a kept
-trace, or `attempts` recorded attempts) and continues the others. The output and kd_report.json are written
+trace, or `attempts` recorded attempts) and continues the others. The output and --report are written
 only once every problem is finished, from the partial file alone, so a rerun rewrites them byte for byte.
 """
 
@@ -476,7 +476,7 @@ async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str
         await teacher.close()
 
 
-def prepare(params: dict, problems_path: str | Path, out: str | Path) -> dict:
+def prepare(params: dict, problems_path: str | Path, out: str | Path, report: str | Path, partial: str | Path) -> dict:
     data, system_prompt = params["data"], params["system_prompt"]
     form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
     g = data.get("generate")
@@ -488,7 +488,7 @@ def prepare(params: dict, problems_path: str | Path, out: str | Path) -> dict:
     template = g["prompt"] or (CamelTeacher.template() if g["client"] == "camel" else REASONING_TEMPLATE)
     settings = {"model": g["model"], "prompt": template, "temperature": g["temperature"],
                 "max_tokens": g["max_tokens"]}  # fmt: skip
-    log = Partial(out.with_suffix(".partial.jsonl"), settings)
+    log = Partial(Path(partial), settings)
     try:
         usable = [i for i, p in enumerate(problems)
                   if isinstance(p.get("question"), str) and p["question"].strip()
@@ -502,12 +502,14 @@ def prepare(params: dict, problems_path: str | Path, out: str | Path) -> dict:
             with teacher_endpoint(g) as (url, key, server):
                 teacher = (CamelTeacher if g["client"] == "camel" else HttpTeacher)(url, g["model"], key, g)
                 asyncio.run(run(todo, problems, log, teacher, g, system_prompt, template, server, form))
-        return finish(problems, log, g, system_prompt, out, form)
+        return finish(problems, log, g, system_prompt, out, Path(report), form)
     finally:
         log.close()
 
 
-def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out: Path, form: str = "r1") -> dict:
+def finish(
+    problems: list[dict], log: Partial, g: dict, system_prompt: str, out: Path, report_path: Path, form: str = "r1"
+) -> dict:
     """train.jsonl (kept traces in problem order, via distill.convert) and kd_report.json, from the log."""
     kept, dropped, statuses = [], [], Counter()
     retries = tokens = 0
@@ -544,11 +546,11 @@ def finish(problems: list[dict], log: Partial, g: dict, system_prompt: str, out:
         "retries": retries,
         "completion_tokens": tokens,
     }
-    write_json(out.with_name("kd_report.json"), report)
+    write_json(report_path, report)
     if not kept:
         raise ValueError(
             f"KD generation: no usable trace among {len(problems)} problems "
-            f"({report['attempts_by_status']}); see {out.with_name('kd_report.json')}"
+            f"({report['attempts_by_status']}); see {report_path}"
         )
     if None in kept:
         raise RuntimeError("a trace recorded as ok no longer verifies (internal error)")
@@ -561,9 +563,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help='JSON: {"data": <config data.kd>, "system_prompt": str}')
     ap.add_argument("--problems", required=True, help="GSM8K rows {id, question, answer} (gsm8k/train.jsonl)")
-    ap.add_argument("--out", required=True, help="train.jsonl; kd_report.json, train.partial.jsonl beside it")
+    ap.add_argument("--out", required=True, help="train.jsonl")
+    ap.add_argument("--report", required=True, help="kd_report.json: what was kept and dropped, and why")
+    ap.add_argument("--partial", required=True, help="every attempt as it arrives (a restarted job resumes from it)")
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.problems, a.out)
+    rep = prepare(json.loads(a.params), a.problems, a.out, a.report, a.partial)
     print(json.dumps({k: v for k, v in rep.items() if k != "dropped_rows"}))
 
 

@@ -1,9 +1,9 @@
 """GSM8K training data: CoT-formatted SFT rows and GRPO prompt rows (§3.1), from the hub, a local folder
 in the openai/grade-school-math format, or the synthetic generator.
 
-Outputs (in --out-dir): train.jsonl (the kept raw rows, with ids), test.jsonl (raw test rows),
-sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and cleaning.json (what each step dropped;
-srlm.data.prep_report adds token-length statistics to it as prep_report.json).
+Outputs, each at the path its flag names (srlm.layout's gsm8k files under the workflow): --train (the kept raw
+rows, with ids), --test (raw test rows), --sft, --rl (JSONL, fixed schemas, see .agents/CONTEXT.md) and
+--cleaning (JSON: what each step dropped; srlm.data.prep_report adds token-length statistics to it).
 
 Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
 against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from srlm.data.clean import clean as clean_rows
@@ -29,6 +30,8 @@ from srlm.data.io import (
     write_jsonl,
 )
 
+# What prepare() writes: the keys of its `out` argument and the CLI's flags.
+FILES = ("train", "test", "sft", "rl", "cleaning")
 _CALC = re.compile(r"<<[^<>]*>>")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # ASCII digits: the grader cannot read "１２" (\d takes it)
 
@@ -109,8 +112,9 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
 # ---------------------------------------------------------------- main
 
 
-def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> dict:
-    """Write train/test/sft/rl JSONL and cleaning.json; cleaning steps run only when configured."""
+def prepare(params: dict, out: Mapping[str, str | Path], bench_files: list[str] = ()) -> dict:
+    """Write train/test/sft/rl JSONL and the cleaning JSON to out[name] for each name of FILES; cleaning steps
+    run only when configured."""
     data, system_prompt = params["data"], params["system_prompt"]
     form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
     clean = data.get("clean") or {}
@@ -145,12 +149,11 @@ def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> d
         sft.append(sft_row(r["id"], system_prompt, r["question"], cot_completion(r["answer"]), gold, form))
         rl.append({"id": r["id"], "prompt": messages(system_prompt, r["question"], form), "answer": gold})
     report.update(rows_out=len(train), test_rows_out=len(splits["test"]))
-    out = Path(out_dir)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "test.jsonl", splits["test"])
-    write_jsonl(out / "sft.jsonl", sft)
-    write_jsonl(out / "rl.jsonl", rl)
-    write_json(out / "cleaning.json", report)
+    write_jsonl(out["train"], train)
+    write_jsonl(out["test"], splits["test"])
+    write_jsonl(out["sft"], sft)
+    write_jsonl(out["rl"], rl)
+    write_json(out["cleaning"], report)
     return report
 
 
@@ -160,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--params", required=True, help='JSON: {"data": <config data.gsm8k>, "system_prompt": str}'
     )
-    ap.add_argument("--out-dir", required=True)
+    for name in FILES:
+        ap.add_argument(f"--{name}", required=True, help=f"where the {name} file goes")
     ap.add_argument(
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.out_dir, a.bench)
+    rep = prepare(json.loads(a.params), {name: getattr(a, name) for name in FILES}, a.bench)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 

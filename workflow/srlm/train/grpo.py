@@ -17,7 +17,7 @@ import os
 import srlm.speed
 from srlm import generation, rewards
 from srlm.data.io import cli
-from srlm.train import common, speed
+from srlm.train import arguments, job, records, speed
 
 # Stage config keys passed to GRPOConfig under the same name (config.yaml says why each has its value).
 CONFIG_KEYS = (
@@ -65,7 +65,7 @@ def config_kwargs(
 ) -> dict:
     """GRPOConfig kwargs of a job: the stage's objective and sampling settings, EQ3, and the speed settings."""
     kwargs = dict(
-        **common.common_args(stage, work_dir, mixed_precision),
+        **arguments.common_args(stage, work_dir, mixed_precision),
         **{k: stage[k] for k in CONFIG_KEYS},
         **EQ3,
         use_vllm=use_vllm,
@@ -162,7 +162,7 @@ def end_turn_at(model, tokenizer, token: str) -> None:
 
 @cli
 def main(argv=None) -> None:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = job.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
     # rollout_func is documented but marked experimental: say so once here, not in every job log.
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -180,11 +180,11 @@ def main(argv=None) -> None:
         args.work_dir,
         p["mixed_precision"],
         use_vllm=use_vllm,
-        n_processes=common.world_size(),
-        has_cuda=common.has_cuda(),
+        n_processes=arguments.world_size(),
+        has_cuda=arguments.has_cuda(),
         node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
     )
-    if use_vllm and not common.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
+    if use_vllm and not arguments.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
         from srlm.generation.vllm import CPU_MEMORY_SHARE
 
         kwargs["vllm_gpu_memory_utilization"] = CPU_MEMORY_SHARE
@@ -202,16 +202,16 @@ def main(argv=None) -> None:
         train_dataset=data,
         processing_class=tokenizer,
         reward_funcs=list(funcs.values()),
-        peft_config=common.lora_config(stage["lora"]),
+        peft_config=arguments.lora_config(stage["lora"]),
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
     # What ran: srlm.speed takes the padded path where it is not proven on the installed libraries.
     maskless_attention = bool(stage.get("maskless_attention")) and maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
     # compilation per layer index; srlm.decode inlines them into its compiled step or runs them eagerly).
-    compiled = compile_models(trainer) if common.compiles(p) and engine != "transformers generate" else 0
+    compiled = compile_models(trainer) if arguments.compiles(p) and engine != "transformers generate" else 0
     settings = {
-        **common.used_settings(trainer, kwargs),
+        **records.used_settings(trainer, kwargs),
         "compiled_layers": compiled,
         "maskless_attention": maskless_attention,
         "rewards": rw,
@@ -219,7 +219,7 @@ def main(argv=None) -> None:
         "vllm_fallback": stage.get("vllm_fallback", False),
         "generation_engine": engine,
     }
-    common.run(trainer, args, "grpo", settings)
+    job.run(trainer, args, "grpo", settings)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ class Progress(TrainerCallback):
 
 def attach(trainer, report_to: list[str], log_dir: Path, processes: int) -> None:
     """Print the header (main process), add the progress line and the `report_to` integrations. TensorBoard
-    writes to `log_dir` (beside the run's metrics, so it outlives the checkpoints in work/)."""
+    writes to `log_dir` (the rule's, beside the job's log: srlm.layout; it outlives the checkpoints in work/)."""
     from transformers.integrations import get_reporting_integration_callbacks
 
     if trainer.accelerator.is_main_process:

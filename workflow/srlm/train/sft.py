@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import srlm.speed
 from srlm.data.io import cli
-from srlm.train import common, speed
+from srlm.train import arguments, job, records, speed
 
 
 @cli
 def main(argv=None) -> None:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = job.parse_args(argv, __doc__.splitlines()[0])
     stage, p = args.params["stage"], args.params
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
     data = load_dataset("json", data_files=args.data, split="train")
     kwargs = dict(
-        **common.common_args(stage, args.work_dir, p["mixed_precision"]),
+        **arguments.common_args(stage, args.work_dir, p["mixed_precision"]),
         max_length=stage["max_length"],
         eos_token=p["model"]["eos_token"],
         completion_only_loss=True,
@@ -38,17 +38,17 @@ def main(argv=None) -> None:
     )
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
     node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
-    compiled = common.compiles(p)
+    compiled = arguments.compiles(p)
     kwargs.update(
-        speed.sft_speed_args(stage, common.world_size(), common.has_cuda(), node_gpus=node_gpus, compiled=compiled)
+        speed.sft_speed_args(stage, arguments.world_size(), arguments.has_cuda(), node_gpus=node_gpus, compiled=compiled)
     )
     srlm.speed.attention_backends()
     trainer = make_trainer(
         model, kwargs, stage["max_length"], train_dataset=data, processing_class=tokenizer,
-        peft_config=common.lora_config(stage["lora"]), compiled=compiled,
+        peft_config=arguments.lora_config(stage["lora"]), compiled=compiled,
     )  # fmt: skip
-    settings = {**common.used_settings(trainer, kwargs), "compiled_layers": trainer.compiled_layers}
-    common.run(trainer, args, "sft", settings)
+    settings = {**records.used_settings(trainer, kwargs), "compiled_layers": trainer.compiled_layers}
+    job.run(trainer, args, "sft", settings)
 
 
 def make_trainer(

@@ -92,7 +92,7 @@ def has_liger() -> bool:
 def sft_speed_args(
     stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS, compiled: bool = False
 ) -> dict:
-    """Extra SFTConfig kwargs (override the ones common.common_args gives). `compiled`: the job compiles its
+    """Extra SFTConfig kwargs (override the ones arguments.common_args gives). `compiled`: the job compiles its
     decoder layers (`compiles`), so liger keeps only its fused loss (COMPILED_LIGER).
 
     Padding-free (the stage's `padding_free`) needs max_length=None in TRL: the trainer must then truncate with
