@@ -46,7 +46,7 @@ BAD_CONFIGS = [
     (overlay({"benchmarks": {"aime": {"label": "A", "source": "hub", "format": "math500",
                                        "generation": {}}}}),
      "benchmarks.aime.hub_id: not set (needed when source is hub)"),
-    (overlay({"benchmarks": {"math500": {"source": "synthetic", "synthetic": {"n": 8}}}}),
+    (overlay({"benchmarks": {"math500": {"source": "synthetic", "synthetic": {"n": 8, "level": "gsm8k"}}}}),
      "benchmarks.math500.synthetic: lacks seed"),
     (overlay({"data": {"gsm8k": {"source": "local"}}}), "data.gsm8k.local_dir: not set"),
     (overlay({"data": {"gsm8k": {"source": "local", "local_dir": "no/such/dir"}}}),
