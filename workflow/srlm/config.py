@@ -340,8 +340,8 @@ def _check_references(config: dict) -> list[str]:
                 f"benchmarks.{key}.format: unknown format {b['format']!r} (one of {', '.join(FORMATS)}; a new "
                 "layout is an entry of srlm.data.benchmarks.FORMATS, docs/howto.md)"
             )
-    tok = config["data"]["gsm8k"].get("clean", {}).get("tokenizer_model")
-    if tok is not None and tok not in models:
+    tok = config["data"]["gsm8k"]["clean"]["tokenizer_model"]
+    if tok not in models:
         problems.append(f"data.gsm8k.clean.tokenizer_model: unknown model {tok!r}")
     for name, table in config["tables"].items():
         for i, col in enumerate(table["columns"]):

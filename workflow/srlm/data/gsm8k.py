@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from srlm.config import job_params
 from srlm.data.clean import clean as clean_rows
 from srlm.data.io import (
     DataError,
@@ -99,7 +100,7 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
         return {
             s: [
                 (f"synthetic[{s}][{i}]", r)
-                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}", syn.get("level", "gsm8k")))
+                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}", syn["level"]))
             ]
             for s in ("train", "test")
         }
@@ -112,9 +113,9 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
 def prepare(params: dict, out_dir: str | Path, bench_files: list[str] = ()) -> dict:
     """Write train/test/sft/rl JSONL and cleaning.json; cleaning steps run only when configured."""
     data, system_prompt = params["data"], params["system_prompt"]
-    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
-    clean = data.get("clean") or {}
-    on_malformed = clean.get("on_malformed", "error")
+    form = params["prompt_training"]  # config prompt.training
+    clean = data["clean"]  # config data.gsm8k.clean less its report-only keys
+    on_malformed = clean["on_malformed"]
     if on_malformed not in ("error", "drop"):
         raise ValueError(f"data.gsm8k.clean.on_malformed: {on_malformed!r} (error|drop)")
     raw = load_raw(data)
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.out_dir, a.bench)
+    rep = prepare(job_params(a.params, "gsm8k"), a.out_dir, a.bench)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 

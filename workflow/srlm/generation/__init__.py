@@ -91,12 +91,12 @@ def load(
     name: str,
     model_dir: Path,
     *,
-    dtype: str = "bfloat16",
-    max_model_length: int = 32768,
-    batch_size: int | str = "auto",
-    gpu_memory_utilization: float = 0.9,
-    seed: int = 0,
-    compile_decode: bool = False,
+    dtype: str,
+    max_model_length: int,
+    batch_size: int | str,
+    gpu_memory_utilization: float,
+    seed: int,
+    compile_decode: bool,
     end_of_turn: str | None = None,
 ) -> Engine:
     """An engine over the weights in `model_dir` (a save_pretrained folder). `end_of_turn` (config

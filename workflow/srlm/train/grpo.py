@@ -167,13 +167,13 @@ def vllm_choice(stage: dict) -> bool:
     why = None
     if importlib.util.find_spec("vllm") is None:
         why = "vllm is not installed in this environment: build the cluster environment (envs/train.yaml, docs/vllm.md)"
-    elif not arguments.has_cuda() and stage.get("vllm_mode", "colocate") == "colocate":
+    elif not arguments.has_cuda() and stage["vllm_mode"] == "colocate":
         from srlm.generation.vllm import cpu_weight_sync_blocker
 
         why = cpu_weight_sync_blocker()
     if why is None:
         return True
-    if not stage.get("vllm_fallback", False):
+    if not stage["vllm_fallback"]:
         raise RuntimeError(
             f"use_vllm is true but {why}: set the stage's use_vllm: false, or vllm_fallback: true to sample the "
             "rollouts with srlm.decode instead"
@@ -217,7 +217,7 @@ def main(argv=None) -> None:
         use_vllm=use_vllm,
         n_processes=arguments.world_size(),
         has_cuda=arguments.has_cuda(),
-        node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
+        node_gpus=p["node_gpus"],
     )
     if use_vllm and not arguments.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
         from srlm.generation.vllm import CPU_MEMORY_SHARE
@@ -240,7 +240,7 @@ def main(argv=None) -> None:
         peft_config=arguments.lora_config(stage["lora"]),
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
-    if stage.get("maskless_attention"):
+    if stage["maskless_attention"]:
         maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
     # compilation per layer index; srlm.decode inlines them into its compiled step or runs them eagerly).
@@ -248,10 +248,10 @@ def main(argv=None) -> None:
     settings = {
         **records.used_settings(trainer, kwargs),
         "compiled_layers": compiled,
-        "maskless_attention": bool(stage.get("maskless_attention")),
+        "maskless_attention": stage["maskless_attention"],
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
-        "vllm_fallback": stage.get("vllm_fallback", False),
+        "vllm_fallback": stage["vllm_fallback"],
         "generation_engine": engine,
     }
     job.run(trainer, args, "grpo", settings)
