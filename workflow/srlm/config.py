@@ -419,16 +419,32 @@ def _schema_node(path: str) -> dict:
     return _resolve(node)
 
 
-def _walk(value: dict, properties: dict, fill: bool) -> None:
-    for key, sub in properties.items():
+def _forbidden(node: dict, value: dict) -> set[str]:
+    """Keys an `allOf` branch of `node` forbids for this value (a sft stage has no maskless_attention)."""
+    off = set()
+    for branch in node.get("allOf", []):
+        cond = branch["if"]
+        if set(cond) == {"properties"} and all(
+            k in value and (value[k] == c["const"] if "const" in c else value[k] in c["enum"])
+            for k, c in cond["properties"].items()
+        ):
+            off |= {k for k, v in branch["then"].get("properties", {}).items() if v is False}
+    return off
+
+
+def _walk(value: dict, node: dict, fill: bool) -> None:
+    off = _forbidden(node, value)
+    for key, sub in node.get("properties", {}).items():
         sub = _resolve(sub)
+        if key in off:
+            continue
         if "default" in sub:
             if fill:
                 value.setdefault(key, sub["default"])
             elif key in value and value[key] == sub["default"] and type(value[key]) is type(sub["default"]):
                 del value[key]
         elif isinstance(value.get(key), dict):
-            _walk(value[key], sub.get("properties", {}), fill)
+            _walk(value[key], sub, fill)
 
 
 def _apply(params: dict, kind: str, fill: bool) -> dict:
@@ -439,9 +455,9 @@ def _apply(params: dict, kind: str, fill: bool) -> dict:
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if not where:
-            _walk(params, _schema_node(path).get("properties", {}), fill)
+            _walk(params, _schema_node(path), fill)
         elif isinstance(node, dict):
-            _walk(node, {last: _schema_node(path)}, fill)
+            _walk(node, {"properties": {last: _schema_node(path)}}, fill)
     return params
 
 
