@@ -133,7 +133,7 @@ def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dic
 def load_raw(params: dict) -> list[tuple[str, dict]]:
     """(origin, raw row) pairs of one benchmark for params.source hub | local | synthetic; origin is file:line
     (1-based) for a local file, dataset[split][index] for the hub."""
-    src, name = params.get("source"), params.get("name", "?")
+    src, name = params["source"], params["name"]
     if src == "hub":
         import datasets
 
