@@ -5,7 +5,7 @@ Outputs (in --out-dir): train.jsonl (the kept raw rows, with ids), test.jsonl (r
 sft.jsonl, rl.jsonl (fixed schemas, see .agents/CONTEXT.md) and cleaning.json (what each step dropped;
 srlm.data.prep_report adds token-length statistics to it as prep_report.json).
 
-Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
+Cleaning (params data.clean: config data.gsm8k.clean, each step off by its own value): exact/normalized dedup, n-gram decontamination
 against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
 malformed-row handling.
 """
