@@ -1,6 +1,7 @@
 """One generation interface for evaluation samples and GRPO rollouts, with interchangeable engines.
 
-    engine = generation.load("auto", model_dir, dtype="bfloat16", max_model_length=32768)
+    engine = generation.load("auto", model_dir, dtype="bfloat16", max_model_length=32768, batch_size="auto",
+                             gpu_memory_utilization=0.95, seed=0, compile_decode=False)
     outs = engine.generate(prompt_ids, Sampling(temperature=0.6, top_p=0.95, max_new_tokens=2048, n=4))
     outs[i][j].text, outs[i][j].token_ids, outs[i][j].finish_reason      # prompt i, sample j
 
