@@ -20,6 +20,9 @@ REAL_DATA_MISSING = (
     f"real data not found at {REAL_DATA}: these tests read the public GSM8K/benchmark files "
     "(put them at ../shared/data beside the repository, or set SRLM_DATA to their folder)"
 )
+# config data.gsm8k.clean's steps, both off, as the data jobs' params hold them (GSM8K's add on_malformed).
+# Jobs keep no fallbacks (docs/architecture.md, "Defaults"): a test that calls a data job states every key.
+NO_CLEANING = {"dedup": False, "decontaminate": None}
 # Files a copy of the workflow needs (outputs and caches are left behind).
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"]
 

@@ -15,7 +15,7 @@ from srlm import grading, rewards
 from srlm.data import distill, gsm8k
 from srlm.data.io import format_completion, read_jsonl
 from srlm.data.synthetic import camel_rows, gsm8k_rows
-from tests.conftest import REAL_DATA, gsm8k_files
+from tests.conftest import NO_CLEANING, REAL_DATA, gsm8k_files
 
 # The issue's cases: the reasoning ends in another number, in an expression, or in nothing gradable.
 TRICKY = [
@@ -54,11 +54,13 @@ def _sft_targets(rows: list[dict]) -> list[tuple[str, str]]:
 
 def test_gsm8k_and_kd_targets_are_graded_as_their_gold(tmp_path):
     """Every SFT row of the synthetic GSM8K set and every KD row (hub-schema traces, converted) grade right."""
-    params = {"data": {"source": "synthetic", "synthetic": {"n_train": 48, "n_test": 4, "seed": 3}},
-              "system_prompt": "S"}  # fmt: skip
+    params = {"data": {"source": "synthetic", "synthetic": {"n_train": 48, "n_test": 4, "seed": 3, "level": "gsm8k"},
+                       "clean": {**NO_CLEANING, "on_malformed": "error"}},
+              "system_prompt": "S", "prompt_training": "r1"}  # fmt: skip
     gsm8k.prepare(params, gsm8k_files(tmp_path / "g"))
     kd = tmp_path / "kd.jsonl"
-    distill.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 24, "seed": 3}}, "system_prompt": "S"}, kd)
+    distill.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 24, "seed": 3, "level": "gsm8k"}},
+                     "system_prompt": "S", "prompt_training": "r1", "clean": NO_CLEANING}, kd)  # fmt: skip
     targets = _sft_targets(read_jsonl(tmp_path / "g" / "sft.jsonl")) + _sft_targets(read_jsonl(kd))
     assert len(targets) > 60
     for target, gold in targets:
@@ -70,15 +72,16 @@ def test_gsm8k_and_kd_targets_are_graded_as_their_gold(tmp_path):
 
 def test_prompt_training_paper_asks_as_the_paper_protocol_evaluates(tmp_path):
     """config prompt.training: paper puts the evaluation's prompt (srlm.prompts "paper") in SFT, RL and KD rows;
-    absent, the rows keep the system prompt and the raw problem."""
+    r1, the rows keep the system prompt and the raw problem."""
     from srlm import prompts
 
-    syn = {"source": "synthetic", "synthetic": {"n_train": 8, "n_test": 2, "seed": 3, "level": "easy"}}
+    syn = {"source": "synthetic", "synthetic": {"n_train": 8, "n_test": 2, "seed": 3, "level": "easy"},
+           "clean": {**NO_CLEANING, "on_malformed": "error"}}
     gsm8k.prepare({"data": syn, "system_prompt": "S", "prompt_training": "paper"}, gsm8k_files(tmp_path / "p"))
-    gsm8k.prepare({"data": syn, "system_prompt": "S"}, gsm8k_files(tmp_path / "r"))
+    gsm8k.prepare({"data": syn, "system_prompt": "S", "prompt_training": "r1"}, gsm8k_files(tmp_path / "r"))
     kd = tmp_path / "kd.jsonl"
-    distill.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 8, "seed": 3}}, "system_prompt": "S",
-                     "prompt_training": "paper"}, kd)  # fmt: skip
+    distill.prepare({"data": {"source": "synthetic", "synthetic": {"n_train": 8, "seed": 3, "level": "gsm8k"}},
+                     "system_prompt": "S", "prompt_training": "paper", "clean": NO_CLEANING}, kd)  # fmt: skip
     train = {r["id"]: r["question"] for r in read_jsonl(tmp_path / "p" / "train.jsonl")}
     for name in ("sft.jsonl", "rl.jsonl"):
         for row in read_jsonl(tmp_path / "p" / name):

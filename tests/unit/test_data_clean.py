@@ -9,6 +9,7 @@ from srlm.data import benchmarks, clean, gsm8k, prep_report
 from srlm.data.io import write_jsonl
 from srlm.data.synthetic import benchmark_rows, camel_rows, gsm8k_rows
 
+from tests.conftest import NO_CLEANING
 from tests.conftest import REAL_DATA as DATA
 from tests.conftest import gsm8k_argv, gsm8k_files
 
@@ -18,6 +19,14 @@ SYS = "Think, then answer."
 
 def _lines(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+# config data.gsm8k.clean as prepare_gsm8k's params hold it, every step off
+CLEAN_OFF = {**NO_CLEANING, "on_malformed": "error"}
+
+
+def _params(data: dict) -> dict:
+    return {"data": data, "system_prompt": SYS, "prompt_training": "r1"}
 
 
 def _rows(questions):
@@ -80,8 +89,8 @@ def test_real_gsm8k_train(tmp_path):
     write_jsonl(bench, benchmarks.prepare({"name": "gsm8k", "source": "local", "format": "gsm8k",
                                            "local_path": str(DATA / "gsm8k" / "test.jsonl")}))  # fmt: skip
     data = {"source": "local", "local_dir": str(DATA / "gsm8k"),
-            "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "a"), [str(bench)])
+            "clean": {**CLEAN_OFF, "dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
+    rep = gsm8k.prepare(_params(data), gsm8k_files(tmp_path / "a"), [str(bench)])
     assert (rep["rows_in"], rep["duplicates"], rep["contaminated"], rep["rows_out"]) == (7473, 0, 2, 7471)
     assert sorted(e["id"] for e in rep["contaminated_rows"]) == ["gsm8k-train-1314", "gsm8k-train-5162"]
     assert {e["benchmark"] for e in rep["contaminated_rows"]} == {f"{bench}:602"}
@@ -97,8 +106,7 @@ def test_real_gsm8k_train(tmp_path):
     again.mkdir()
     for f in ("train.jsonl", "test.jsonl"):
         shutil.copy(tmp_path / "a" / f, again / f)
-    rep2 = gsm8k.prepare({"data": {**data, "local_dir": str(again)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "b"),
-                         [str(bench)])  # fmt: skip
+    rep2 = gsm8k.prepare(_params({**data, "local_dir": str(again)}), gsm8k_files(tmp_path / "b"), [str(bench)])
     assert (rep2["duplicates"], rep2["contaminated"], rep2["rows_out"]) == (0, 0, 7471)
     for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
@@ -127,15 +135,13 @@ BAD = [
 def test_malformed_error_names_file_and_line(tmp_path, line, msg):
     d = _local_dir(tmp_path, [BAD[0], BAD[line - 1]])
     with pytest.raises(gsm8k.MalformedRow, match=rf"train\.jsonl:2: .*{msg}"):
-        gsm8k.prepare(
-            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "o")
-        )
+        gsm8k.prepare(_params({"source": "local", "local_dir": str(d), "clean": CLEAN_OFF}), gsm8k_files(tmp_path / "o"))
 
 
 def test_malformed_dropped_when_configured(tmp_path):
     d = _local_dir(tmp_path, BAD)
-    data = {"source": "local", "local_dir": str(d), "clean": {"on_malformed": "drop"}}
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"))
+    data = {"source": "local", "local_dir": str(d), "clean": {**CLEAN_OFF, "on_malformed": "drop"}}
+    rep = gsm8k.prepare(_params(data), gsm8k_files(tmp_path / "o"))
     assert (rep["rows_in"], rep["malformed"], rep["rows_out"]) == (5, 3, 2)
     assert [m.split(": ")[0].rsplit(":", 1)[1] for m in rep["malformed_rows"]] == ["2", "3", "4"]
     assert [r["answer"] for r in _lines(tmp_path / "o" / "rl.jsonl")] == ["4", "1250"]
@@ -154,9 +160,9 @@ def test_cli_with_bench_and_tokenizer_is_deterministic(tmp_path):
     data = {
         "source": "local",
         "local_dir": str(d),
-        "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}},
+        "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}, "on_malformed": "error"},
     }
-    args = ["--params", json.dumps({"data": data, "system_prompt": SYS}), "--bench", str(bench)]
+    args = ["--params", json.dumps(_params(data)), "--bench", str(bench)]
     for run in ("a", "b"):
         out = tmp_path / run
         gsm8k.main([*args, *gsm8k_argv(out)])
@@ -186,8 +192,8 @@ def test_decontaminate_null_turns_it_off(tmp_path, dc):
     """config data.gsm8k.clean.decontaminate: null means off (schema and config say so): the planted benchmark
     problem stays, and the report says the step did not run."""
     d, bench = _planted_local(tmp_path)
-    data = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": dc}}
-    rep = gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [str(bench)] if dc else [])
+    data = {"source": "local", "local_dir": str(d), "clean": {**CLEAN_OFF, "dedup": True, "decontaminate": dc}}
+    rep = gsm8k.prepare(_params(data), gsm8k_files(tmp_path / "o"), [str(bench)] if dc else [])
     if dc:
         assert (rep["contaminated"], rep["rows_out"]) == (1, 30)
         assert rep["decontamination"]["benchmarks"] == [str(bench)]
@@ -198,9 +204,9 @@ def test_decontaminate_null_turns_it_off(tmp_path, dc):
 def test_benchmark_files_must_match_the_setting(tmp_path):
     """The rule passes benchmark files exactly when decontamination is on; a mismatch is refused."""
     d, bench = _planted_local(tmp_path)
-    off = {"source": "local", "local_dir": str(d), "clean": {"dedup": True, "decontaminate": None}}
+    off = {"source": "local", "local_dir": str(d), "clean": {**CLEAN_OFF, "dedup": True}}
     with pytest.raises(ValueError, match="decontamination is off"):
-        gsm8k.prepare({"data": off, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [str(bench)])
-    on = {**off, "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}
+        gsm8k.prepare(_params(off), gsm8k_files(tmp_path / "o"), [str(bench)])
+    on = {**off, "clean": {**CLEAN_OFF, "dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}
     with pytest.raises(gsm8k.DataError, match="no benchmark file given"):
-        gsm8k.prepare({"data": on, "system_prompt": SYS}, gsm8k_files(tmp_path / "o"), [])
+        gsm8k.prepare(_params(on), gsm8k_files(tmp_path / "o"), [])

@@ -6,6 +6,8 @@ import pytest
 from srlm.data import distill
 from srlm.data.synthetic import camel_rows
 
+from tests.conftest import NO_CLEANING
+
 SYS = "S"
 
 
@@ -33,7 +35,8 @@ def test_convert_file(tmp_path):
     src = tmp_path / "camel.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     out = tmp_path / "kd" / "train.jsonl"
-    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS}
+    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS, "prompt_training": "r1",
+              "clean": NO_CLEANING}  # fmt: skip
     distill.main(["--params", json.dumps(params), "--out", str(out), "--report", str(out.with_name("kd_report.json"))])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["kd-0", "kd-4", "kd-5"]
@@ -58,7 +61,8 @@ def test_synthetic_camel_rows(tmp_path):
     raw = camel_rows(120, 1)
     assert set(raw[0]) == {"problem", "reasoning_solution", "groud_truth_solution", "boxed_answer_success"}
     rep = distill.prepare(
-        {"data": {"source": "synthetic", "synthetic": {"n_train": 120, "seed": 1}}, "system_prompt": SYS},
+        {"data": {"source": "synthetic", "synthetic": {"n_train": 120, "seed": 1, "level": "gsm8k"}},
+         "system_prompt": SYS, "prompt_training": "r1", "clean": NO_CLEANING},
         tmp_path / "train.jsonl",
     )
     flagged_bad = sum(not r["boxed_answer_success"] for r in raw)
@@ -93,7 +97,7 @@ def test_kd_rows_are_deduplicated_and_decontaminated(tmp_path):
     ]  # fmt: skip
     src = tmp_path / "camel.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS,
+    params = {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS, "prompt_training": "r1",
               "clean": {"dedup": True, "decontaminate": {"ngram": 13, "threshold": 0.5}}}  # fmt: skip
     out = tmp_path / "kd" / "train.jsonl"
     distill.main(["--params", json.dumps(params), "--out", str(out), "--report", str(out.with_name("kd_report.json")), "--bench", str(bench)])

@@ -19,6 +19,8 @@ import yaml
 
 from srlm.data import distill, generate
 
+from tests.conftest import NO_CLEANING
+
 REPO = Path(__file__).resolve().parents[2]
 SYS = "S"
 SECRET = "sk-test-7f3a9c"
@@ -105,7 +107,7 @@ def settings(endpoint: str, **over) -> dict:
          "attempts": 3, "concurrency": 2, "requests_per_minute": None, "timeout_s": 0.5, "max_retries": 2,
          "backoff": {"initial_s": 0.01, "factor": 2.0, "max_s": 0.05}, "abort_after_failures": 50,
          "temperature": 0.6, "max_tokens": 64}  # fmt: skip
-    return {"data": {"source": "generate", "generate": {**g, **over}}, "system_prompt": SYS}
+    return {"data": {"source": "generate", "generate": {**g, **over}}, "system_prompt": SYS, "prompt_training": "r1"}
 
 
 def problems_file(path: Path, questions: list[str], gold: str = "7") -> Path:
@@ -191,7 +193,9 @@ def test_faults_are_retried_then_recorded_and_rows_match_distill(
     src.write_text("".join(json.dumps(generate.camel_row(p, kept.get(p["id"], {}).get("response", ""))) + "\n"
                            for p in prob_rows))  # fmt: skip
     distill.prepare(
-        {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS}, tmp_path / "d.jsonl"
+        {"data": {"source": "local", "local_path": str(src)}, "system_prompt": SYS, "prompt_training": "r1",
+         "clean": NO_CLEANING},
+        tmp_path / "d.jsonl",
     )
     assert (tmp_path / "d.jsonl").read_bytes() == out.read_bytes()
 

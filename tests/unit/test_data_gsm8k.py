@@ -7,6 +7,7 @@ import pytest
 from srlm.data import gsm8k
 from srlm.data.synthetic import gsm8k_rows
 
+from tests.conftest import NO_CLEANING
 from tests.conftest import REAL_DATA as DATA
 from tests.conftest import gsm8k_argv, gsm8k_files
 
@@ -46,11 +47,14 @@ def test_cot_completion():
 
 
 def _params(data):
-    return json.dumps({"data": data, "system_prompt": SYS})
+    """prepare_gsm8k's params, cleaning off (tests/unit/test_data_clean.py tests it)."""
+    clean = {**NO_CLEANING, "on_malformed": "error"}
+    return {"data": {**data, "clean": clean}, "system_prompt": SYS, "prompt_training": "r1"}
 
 
 def test_synthetic_prepare_schemas_and_determinism(tmp_path):
-    params = _params({"source": "synthetic", "synthetic": {"n_train": 40, "n_test": 8, "seed": 0}})
+    syn = {"n_train": 40, "n_test": 8, "seed": 0, "level": "gsm8k"}
+    params = json.dumps(_params({"source": "synthetic", "synthetic": syn}))
     gsm8k.main(["--params", params, *gsm8k_argv(tmp_path / "a")])
     gsm8k.main(["--params", params, *gsm8k_argv(tmp_path / "b")])
     for f in ("train.jsonl", "test.jsonl", "sft.jsonl", "rl.jsonl", "cleaning.json"):
@@ -81,9 +85,7 @@ def test_synthetic_train_and_test_differ():
 
 @pytest.mark.real_data
 def test_local_real_files(tmp_path):
-    rep = gsm8k.prepare(
-        {"data": {"source": "local", "local_dir": str(DATA / "gsm8k")}, "system_prompt": SYS}, gsm8k_files(tmp_path)
-    )
+    rep = gsm8k.prepare(_params({"source": "local", "local_dir": str(DATA / "gsm8k")}), gsm8k_files(tmp_path))
     assert rep["rows_in"] == rep["rows_out"] == 7473 and rep["test_rows_out"] == 1319
     sft = _lines(tmp_path / "sft.jsonl")
     assert sft[0]["answer"] == "72" and sft[0]["completion"][0]["content"] == (
@@ -102,6 +104,4 @@ def test_malformed_row_names_file_and_line(tmp_path):
     )
     (d / "test.jsonl").write_text(json.dumps(good) + "\n")
     with pytest.raises(gsm8k.MalformedRow, match=r"train\.jsonl:2: no '####'"):
-        gsm8k.prepare(
-            {"data": {"source": "local", "local_dir": str(d)}, "system_prompt": SYS}, gsm8k_files(tmp_path / "o")
-        )
+        gsm8k.prepare(_params({"source": "local", "local_dir": str(d)}), gsm8k_files(tmp_path / "o"))

@@ -32,6 +32,7 @@ def _params(**over) -> dict:
         "max_model_length": 256,
         "gpu_memory_utilization": 0.9,
         "batch_size": 8,
+        "compile_decode": False,
         "generation": {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 16, "n_samples": 3, "seed": 0},
         "chat": {"chat_template": True, "enable_thinking": False, "system_prompt": SYSTEM},
     }

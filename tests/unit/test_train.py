@@ -28,7 +28,7 @@ from srlm.tables import Inputs
 from srlm.tiny import build_tiny, default_corpus
 from srlm.train import checkpoints, grpo, sft, speed
 
-from tests.conftest import gsm8k_files
+from tests.conftest import NO_CLEANING, gsm8k_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,8 +61,9 @@ def files(tmp_path_factory) -> Path:
 def make_files(root: Path) -> Path:
     """Tiny base model, GSM8K-style SFT/RL rows, and a short SFT set (first reasoning line only) for warm-up."""
     build_tiny(root / "base", CONFIG["tiny_model"], default_corpus(SYS))
-    data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0}}
-    gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(root / "data"))
+    data = {"source": "synthetic", "synthetic": {"n_train": 64, "n_test": 8, "seed": 0, "level": "gsm8k"},
+            "clean": {**NO_CLEANING, "on_malformed": "error"}}  # fmt: skip
+    gsm8k.prepare({"data": data, "system_prompt": SYS, "prompt_training": "r1"}, gsm8k_files(root / "data"))
     with open(root / "data" / "short.jsonl", "w") as f:
         for line in (root / "data" / "sft.jsonl").read_text().splitlines():
             row = json.loads(line)
@@ -73,7 +74,8 @@ def make_files(root: Path) -> Path:
 
 
 def argv(kind: str, stage: dict, model: Path, data: Path, out: Path) -> list[str]:
-    params = {"stage": stage, "model": {"eos_token": "<|im_end|>"}, "mixed_precision": "no"}
+    params = {"stage": stage, "model": {"eos_token": "<|im_end|>"}, "mixed_precision": "no",
+              "compile": CONFIG["launch"]["compile"], "node_gpus": CONFIG["gpus"]["train"]}  # fmt: skip
     return [
         "--params", json.dumps(params), "--model", str(model), "--data", str(data),
         "--work-dir", str(out / "work"), "--out", str(out / "model"), "--summary", str(out / "train_summary.json"),
@@ -284,7 +286,8 @@ def format_rate(model: Path, data: Path, stage: dict) -> float:
         prompts, add_generation_prompt=True, tokenize=True, return_dict=True
     )
     ids = rendered["input_ids"]
-    engine = generation.load("srlm.decode", model, dtype="float32", max_model_length=1024, batch_size=64)
+    engine = generation.load("srlm.decode", model, dtype="float32", max_model_length=1024, batch_size=64,
+                             gpu_memory_utilization=0.9, seed=0, compile_decode=False)
     sampling = generation.Sampling(stage["temperature"], 1.0, 0, stage["max_completion_length"], n=4, seed=0)
     ok = [rewards.format_ok(c.text) for outs in engine.generate(ids, sampling) for c in outs]
     return sum(ok) / len(ok)

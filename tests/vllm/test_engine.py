@@ -69,7 +69,7 @@ def greedy_hf(hf, tok, prompt: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def engine(model):
-    return VLLMEngine(model[0], dtype="float32", max_model_length=512, batch_size=64)
+    return VLLMEngine(model[0], dtype="float32", max_model_length=512, batch_size=64, gpu_memory_utilization=0.9)
 
 
 def ids_of(tok, prompts: list[str]) -> list[list[int]]:

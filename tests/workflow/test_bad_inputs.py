@@ -46,7 +46,7 @@ BAD_CONFIGS = [
     (overlay({"benchmarks": {"aime": {"label": "A", "source": "hub", "format": "math500",
                                        "generation": {}}}}),
      "benchmarks.aime.hub_id: not set (needed when source is hub)"),
-    (overlay({"benchmarks": {"math500": {"source": "synthetic", "synthetic": {"n": 8}}}}),
+    (overlay({"benchmarks": {"math500": {"source": "synthetic", "synthetic": {"n": 8, "level": "gsm8k"}}}}),
      "benchmarks.math500.synthetic: lacks seed"),
     (overlay({"data": {"gsm8k": {"source": "local"}}}), "data.gsm8k.local_dir: not set"),
     (overlay({"data": {"gsm8k": {"source": "local", "local_dir": "no/such/dir"}}}),
@@ -108,7 +108,8 @@ BAD_CONFIGS = [
      "evaluation.generation.n_samples: 1000000 is greater than the maximum of 1024"),
     (overlay({"evaluation": {"gpu_memory_utilization": 0}}), "evaluation.gpu_memory_utilization: 0 is less than"),
     # names a file system cannot hold, and tables that name what is not there or say one thing twice
-    (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x"}}}),
+    (overlay({"models": {"m" * 300: {"label": "M", "source": "tiny", "chat_template": True, "eos_token": "x",
+                                          "instruct": False}}}),
      "models: 'mmmm"),
     (overlay({"stages": {"s" * 65: {"label": "S"}}}), "is too long"),
     (overlay({"targets": ["table" + "9" * 300]}), "targets.0: 'table999"),
@@ -203,14 +204,16 @@ def bench(content: bytes, fmt: str = "math500") -> tuple[str, dict[str, bytes], 
 
 
 def gsm8k(train: bytes, test: bytes = lines(GOOD_TEST), on_malformed="error", bench_file=None):
-    data = {"source": "local", "local_dir": "gsm8k", "clean": {"on_malformed": on_malformed}}
+    clean = {"dedup": False, "decontaminate": None, "on_malformed": on_malformed}
+    data = {"source": "local", "local_dir": "gsm8k", "clean": clean}
     files = {"gsm8k/train.jsonl": train, "gsm8k/test.jsonl": test}
     argv = []
     if bench_file is not None:  # benchmark files come exactly when decontamination is on
         data["clean"]["decontaminate"] = {"ngram": 13, "threshold": 0.5}
         files["bench.jsonl"] = bench_file
         argv += ["--bench", "bench.jsonl"]
-    argv = ["--params", json.dumps({"data": data, "system_prompt": "S"}), *gsm8k_argv("out"), *argv]
+    params = {"data": data, "system_prompt": "S", "prompt_training": "r1"}
+    argv = ["--params", json.dumps(params), *gsm8k_argv("out"), *argv]
     return "srlm.data.gsm8k", files, argv
 
 
@@ -227,8 +230,9 @@ def grade(content: bytes):
 
 
 def kd(content: bytes):
-    argv = ["--params", json.dumps({"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S"}),
-            "--out", "out.jsonl", "--report", "report.json"]  # fmt: skip
+    params = {"data": {"source": "local", "local_path": "kd.jsonl"}, "system_prompt": "S", "prompt_training": "r1",
+              "clean": {"dedup": False, "decontaminate": None}}  # fmt: skip
+    argv = ["--params", json.dumps(params), "--out", "out.jsonl", "--report", "report.json"]
     return "srlm.data.distill", {"kd.jsonl": content}, argv
 
 

@@ -3,6 +3,7 @@ and partial rebuilds: which jobs one config change reruns once every output exis
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from srlm.completions import Params
 from tests.conftest import copy_workflow, job_counts, planned_jobs, snakemake
 
 TRAIN = ("train_sft", "train_grpo")
@@ -107,6 +109,18 @@ def test_decontamination_switch_reaches_both_training_sets(off, tmp_path):
         assert ("results/data/bench/" in command) is not off, command
         assert command.count("results/data/bench/") == (0 if off else 5)
     assert ('"decontaminate": null' in kd) is off  # a params change: switching prepares the KD rows again
+
+
+def test_gpu_memory_utilization_reaches_the_engine_from_config(tmp_path):
+    """config evaluation.gpu_memory_utilization is in every generation job's params, and srlm.completions hands
+    it to generation.load, which has no default of its own (tests/unit/test_defaults.py)."""
+    (tmp_path / "mem.yaml").write_text(yaml.safe_dump({"evaluation": {"gpu_memory_utilization": 0.5}}))
+    for configs, want in ((("config.yaml",), 0.95), (("config.yaml", str(tmp_path / "mem.yaml")), 0.5)):
+        out = snakemake("-n", "-p", "results/table2.md", "--configfile", *configs).stdout
+        commands = [shlex.split(x) for x in out.splitlines() if "python -m srlm.completions" in x]
+        params = [c[i + 1] for c in commands for i, a in enumerate(c) if a == "--params"]
+        assert len(commands) == 60 and len(params) == 60
+        assert {Params.from_json(p).gpu_memory_utilization for p in params} == {want}
 
 
 BAD = [
@@ -248,6 +262,24 @@ def test_switching_maskless_attention_off_retrains_grpo_only(built):
     switching it off retrains what a change of rl's learning rate retrains, and nothing else."""
     off = rules(replan(built, {"stages": {"rl": {"maskless_attention": False}}}))
     assert off == rules(replan(built, {"stages": {"rl": {"learning_rate": 2.0e-6}}})) and off["train_grpo"] == 10
+
+
+def test_a_new_stage_key_at_its_schema_default_reruns_nothing(built):
+    """The schema's `default` marks a key that came after finished jobs (docs/architecture.md, "Defaults"): at that
+    value it is left out of the jobs' params, so stating it reruns no job (the configuration page shows it); any
+    other value retrains what a change of that stage's learning rate retrains."""
+    schema_file = built / "workflow" / "schemas" / "config.schema.yaml"
+    original = schema_file.read_text()
+    schema = yaml.safe_load(original)
+    stage = schema["properties"]["stages"]["additionalProperties"]
+    stage["properties"]["new_switch"] = {"type": "boolean", "default": False}
+    schema_file.write_text(yaml.safe_dump(schema, sort_keys=False))
+    try:
+        assert rules(replan(built, {"stages": {"rl": {"new_switch": False}}})) == CONFIG_PAGE
+        on = rules(replan(built, {"stages": {"rl": {"new_switch": True}}}))
+        assert on == rules(replan(built, {"stages": {"rl": {"learning_rate": 2.0e-6}}})) and on["train_grpo"] == 10
+    finally:
+        schema_file.write_text(original)
 
 
 def test_sft_epochs_retrain_sft_and_what_starts_from_it(built):

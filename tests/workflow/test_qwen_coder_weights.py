@@ -82,7 +82,8 @@ def test_turns_end_at_im_end(model):
 
     from srlm import generation
 
-    engine = generation.load("srlm.decode", model, dtype="float32", max_model_length=256, batch_size=1)
+    engine = generation.load("srlm.decode", model, dtype="float32", max_model_length=256, batch_size=1,
+                             gpu_memory_utilization=0.9, seed=0, compile_decode=False)  # fmt: skip
     assert engine.name == "srlm.decode"
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "What is 2 + 3? Reply with the number only."}]  # fmt: skip

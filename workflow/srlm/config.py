@@ -6,6 +6,7 @@ The chain syntax ("kd-lora+rl", "base") and the file layout belong to srlm.layou
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from functools import cache
@@ -76,11 +77,16 @@ def _describe(err, config: dict) -> str:
 
 
 @cache
+def _schema() -> dict:
+    # libyaml's loader where PyYAML has it: the pure-Python one spends ~0.2 s of every Snakemake start here.
+    return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@cache
 def _validator():
     import jsonschema
 
-    # libyaml's loader where PyYAML has it: the pure-Python one spends ~0.2 s of every Snakemake start here.
-    schema = yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    schema = _schema()
     # JSON Schema's `integer` accepts 2.0 (a float with no fraction); a float batch size or sample count fails
     # only inside the job, so here an integer is a Python int (never a bool).
     base = jsonschema.Draft202012Validator
@@ -334,8 +340,8 @@ def _check_references(config: dict) -> list[str]:
                 f"benchmarks.{key}.format: unknown format {b['format']!r} (one of {', '.join(FORMATS)}; a new "
                 "layout is an entry of srlm.data.benchmarks.FORMATS, docs/howto.md)"
             )
-    tok = config["data"]["gsm8k"].get("clean", {}).get("tokenizer_model")
-    if tok is not None and tok not in models:
+    tok = config["data"]["gsm8k"]["clean"]["tokenizer_model"]
+    if tok not in models:
         problems.append(f"data.gsm8k.clean.tokenizer_model: unknown model {tok!r}")
     for name, table in config["tables"].items():
         for i, col in enumerate(table["columns"]):
@@ -382,3 +388,85 @@ def table_runs(config: dict, table: str) -> list[tuple[str, str]]:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- a job's params: values at their schema `default` are left out ------------------------------------------
+# config.yaml states every value and the schema requires every key; a key that came after jobs had finished
+# (a speed switch, an option) also has a schema `default`: the value that does what those jobs did. A job's
+# params, Snakemake's rerun trigger, leave such a key out while it holds that value (`without_defaults`, in
+# common.smk's arg()), so adding one reruns nothing; the job's params loader puts it back (`job_params`). Both
+# follow SLICES: where in each kind of job's params a config slice sits, and the schema node of that slice.
+SLICES = {
+    "train": {("stage",): "stages.*", ("compile",): "launch.compile"},
+    "gsm8k": {("data",): "data.gsm8k", ("prompt_training",): "prompt.training"},
+    "kd": {("data",): "data.kd", ("prompt_training",): "prompt.training"},
+    "benchmark": {(): "benchmarks.*"},
+}
+
+
+def _resolve(node: dict) -> dict:
+    while "$ref" in node:
+        node = _schema()["$defs"][node["$ref"].removeprefix("#/$defs/")]
+    return node
+
+
+def _schema_node(path: str) -> dict:
+    """The schema of a config key by its dotted path (`*`: any key of a mapping, as stages.*)."""
+    node = _schema()
+    for part in path.split("."):
+        node = _resolve(node)
+        node = node["additionalProperties"] if part == "*" else node["properties"][part]
+    return _resolve(node)
+
+
+def _forbidden(node: dict, value: dict) -> set[str]:
+    """Keys an `allOf` branch of `node` forbids for this value (a sft stage has no maskless_attention)."""
+    off = set()
+    for branch in node.get("allOf", []):
+        cond = branch["if"]
+        if set(cond) == {"properties"} and all(
+            k in value and (value[k] == c["const"] if "const" in c else value[k] in c["enum"])
+            for k, c in cond["properties"].items()
+        ):
+            off |= {k for k, v in branch["then"].get("properties", {}).items() if v is False}
+    return off
+
+
+def _walk(value: dict, node: dict, fill: bool) -> None:
+    off = _forbidden(node, value)
+    for key, sub in node.get("properties", {}).items():
+        sub = _resolve(sub)
+        if key in off:
+            continue
+        if "default" in sub:
+            if fill:
+                value.setdefault(key, sub["default"])
+            elif key in value and value[key] == sub["default"] and type(value[key]) is type(sub["default"]):
+                del value[key]
+        elif isinstance(value.get(key), dict):
+            _walk(value[key], sub, fill)
+
+
+def _apply(params: dict, kind: str, fill: bool) -> dict:
+    params = json.loads(json.dumps(params))  # a copy: the caller's slices stay whole
+    for where, path in SLICES[kind].items():
+        *parents, last = where or (None,)
+        node = params
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not where:
+            _walk(params, _schema_node(path), fill)
+        elif isinstance(node, dict):
+            _walk(node, {"properties": {last: _schema_node(path)}}, fill)
+    return params
+
+
+def without_defaults(params: dict, kind: str) -> dict:
+    """A job's params (the rerun trigger) less the keys of its SLICES that hold their schema default."""
+    return _apply(params, kind, fill=False)
+
+
+def job_params(text: str, kind: str) -> dict:
+    """A job's --params (JSON) with the keys that `without_defaults` left out put back at their schema default."""
+    return _apply(json.loads(text), kind, fill=True)
+

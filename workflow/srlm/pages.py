@@ -107,7 +107,7 @@ def subcategory(wildcards) -> str:
 
 def labeller(config: dict):
     """`report(labels=...)`: what the report's navigation lists for a result instead of its file path."""
-    model_labels = {k: m.get("label", k) for k, m in config["models"].items()}
+    model_labels = {k: m["label"] for k, m in config["models"].items()}
 
     def labels(wildcards) -> dict:
         w = dict(wildcards.items())

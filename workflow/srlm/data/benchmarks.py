@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from srlm.config import job_params
 from srlm.data.io import DataError, cli, read_jsonl_numbered, write_jsonl
 
 _DOLLAR = re.compile(r"(?<!\\)\$")
@@ -132,7 +133,7 @@ def normalize(row: dict, fmt: str, index: int, origin: str | None = None) -> dic
 def load_raw(params: dict) -> list[tuple[str, dict]]:
     """(origin, raw row) pairs of one benchmark for params.source hub | local | synthetic; origin is file:line
     (1-based) for a local file, dataset[split][index] for the hub."""
-    src, name = params.get("source"), params.get("name", "?")
+    src, name = params["source"], params["name"]
     if src == "hub":
         import datasets
 
@@ -149,7 +150,7 @@ def load_raw(params: dict) -> list[tuple[str, dict]]:
         syn = params.get("synthetic") or {}
         if "n" not in syn or "seed" not in syn:
             raise ValueError(f"benchmarks.{name}.synthetic needs n and seed when source is synthetic")
-        rows = benchmark_rows(params["format"], syn["n"], syn["seed"], syn.get("level", "gsm8k"))
+        rows = benchmark_rows(params["format"], syn["n"], syn["seed"], syn["level"])
         return [(f"synthetic[{i}]", r) for i, r in enumerate(rows)]
     raise ValueError(f"benchmarks.{name}.source: unknown source {src!r} (hub|local|synthetic)")
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", required=True, help='JSON: config benchmarks.<name> plus "name"')
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    rows = prepare(json.loads(a.params))
+    rows = prepare(job_params(a.params, "benchmark"))
     write_jsonl(a.out, rows)
     print(json.dumps({"out": a.out, "rows": len(rows)}))
 

@@ -65,17 +65,16 @@ def decontaminate(rows: list[dict], bench: dict[str, list[dict]], n: int, thresh
     return kept, log
 
 
-def clean(rows: list[dict], settings: dict | None, bench_files: list[str] = ()) -> tuple[list[dict], dict]:
+def clean(rows: list[dict], settings: dict, bench_files: list[str] = ()) -> tuple[list[dict], dict]:
     """Deduplicate when `settings["dedup"]`, then decontaminate against `bench_files` when
-    `settings["decontaminate"]` is set (absent or null = off). Returns the kept rows and the report's fields
+    `settings["decontaminate"]` is set (null: off). Returns the kept rows and the report's fields
     (None for a step that did not run). Benchmark files must be given exactly when decontamination is on: the
     rule passes none when it is off, so a mismatch is a bug, not a setting."""
-    settings = settings or {}
     report = {"duplicates": None, "contaminated": None, "decontamination": None}
-    if settings.get("dedup", False):
+    if settings["dedup"]:
         rows, log = dedup(rows)
         report.update(duplicates=len(log), duplicate_rows=log)
-    dc = settings.get("decontaminate")
+    dc = settings["decontaminate"]
     if dc is None:
         if bench_files:
             raise ValueError("benchmark files given (--bench) but decontamination is off (null)")

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from srlm.config import job_params
 from srlm.data.clean import clean as clean_rows
 from srlm.data.io import DataError, cli, format_completion, sft_row, write_json, write_jsonl
 from srlm.grading import last_boxed, verify
@@ -69,7 +70,7 @@ def load_raw(data: dict) -> list[dict]:
         from srlm.data.synthetic import camel_rows
 
         syn = data["synthetic"]
-        return camel_rows(syn["n_train"], syn["seed"], level=syn.get("level", "gsm8k"))
+        return camel_rows(syn["n_train"], syn["seed"], level=syn["level"])
     if src == "local":  # a JSONL file in the camel schema (tests, offline copies)
         from srlm.data.io import read_jsonl
 
@@ -80,9 +81,9 @@ def load_raw(data: dict) -> list[dict]:
 
 
 def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
-    """Convert, then clean (params "clean": {dedup, decontaminate}, absent = off) against `bench_files`."""
+    """Convert, then clean (params "clean": {dedup, decontaminate}) against `bench_files`."""
     data, system_prompt = params["data"], params["system_prompt"]
-    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
+    form = params["prompt_training"]  # config prompt.training
     raw = load_raw(data)
     kept, reasons = [], Counter()
     dropped, questions = [], []
@@ -95,7 +96,7 @@ def prepare(params: dict, out: str | Path, bench_files: list[str] = ()) -> dict:
             kept.append(sft)
             questions.append({"id": sft["id"], "question": row["problem"].strip()})
     converted = len(kept)
-    clean_ids, cleaning = clean_rows(questions, params.get("clean"), bench_files)
+    clean_ids, cleaning = clean_rows(questions, params["clean"], bench_files)
     clean_ids = {q["id"] for q in clean_ids}
     kept = [r for r in kept if r["id"] in clean_ids]
     gone = {d["index"] for d in dropped}
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.out, a.bench)
+    rep = prepare(job_params(a.params, "kd"), a.out, a.bench)
     write_json(a.report, rep)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 

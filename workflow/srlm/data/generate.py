@@ -42,6 +42,7 @@ from pathlib import Path
 
 import httpx
 
+from srlm.config import job_params
 from srlm.data.distill import convert, gold_answer
 from srlm.data.io import cli, dumps_line, read_jsonl, write_json, write_jsonl
 
@@ -478,7 +479,7 @@ async def run(todo, problems, log: Partial, teacher, g: dict, system_prompt: str
 
 def prepare(params: dict, problems_path: str | Path, out: str | Path, report: str | Path, partial: str | Path) -> dict:
     data, system_prompt = params["data"], params["system_prompt"]
-    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
+    form = params["prompt_training"]  # config prompt.training
     g = data.get("generate")
     if not isinstance(g, dict):
         raise ValueError("data.kd.generate must be set when data.kd.source is generate")
@@ -567,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report", required=True, help="kd_report.json: what was kept and dropped, and why")
     ap.add_argument("--partial", required=True, help="every attempt as it arrives (a restarted job resumes from it)")
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), a.problems, a.out, a.report, a.partial)
+    rep = prepare(job_params(a.params, "kd"), a.problems, a.out, a.report, a.partial)
     print(json.dumps({k: v for k, v in rep.items() if k != "dropped_rows"}))
 
 

@@ -5,7 +5,7 @@ Outputs, each at the path its flag names (srlm.layout's gsm8k files under the wo
 rows, with ids), --test (raw test rows), --sft, --rl (JSONL, fixed schemas, see .agents/CONTEXT.md) and
 --cleaning (JSON: what each step dropped; srlm.data.prep_report adds token-length statistics to it).
 
-Optional cleaning (params data.clean, absent = off): exact/normalized dedup, n-gram decontamination
+Cleaning (params data.clean: config data.gsm8k.clean, each step off by its own value): exact/normalized dedup, n-gram decontamination
 against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
 malformed-row handling.
 """
@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from srlm.config import job_params
 from srlm.data.clean import clean as clean_rows
 from srlm.data.io import (
     DataError,
@@ -102,7 +103,7 @@ def load_raw(data: dict) -> dict[str, list[tuple[str, dict]]]:
         return {
             s: [
                 (f"synthetic[{s}][{i}]", r)
-                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}", syn.get("level", "gsm8k")))
+                for i, r in enumerate(gsm8k_rows(syn[f"n_{s}"], syn["seed"], f"gsm8k-{s}", syn["level"]))
             ]
             for s in ("train", "test")
         }
@@ -116,9 +117,9 @@ def prepare(params: dict, out: Mapping[str, str | Path], bench_files: list[str] 
     """Write train/test/sft/rl JSONL and the cleaning JSON to out[name] for each name of FILES; cleaning steps
     run only when configured."""
     data, system_prompt = params["data"], params["system_prompt"]
-    form = params.get("prompt_training", "r1")  # config prompt.training (absent: r1)
-    clean = data.get("clean") or {}
-    on_malformed = clean.get("on_malformed", "error")
+    form = params["prompt_training"]  # config prompt.training
+    clean = data["clean"]  # config data.gsm8k.clean less its report-only keys
+    on_malformed = clean["on_malformed"]
     if on_malformed not in ("error", "drop"):
         raise ValueError(f"data.gsm8k.clean.on_malformed: {on_malformed!r} (error|drop)")
     raw = load_raw(data)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         "--bench", nargs="*", default=[], help="normalized benchmark JSONL files to decontaminate against"
     )
     a = ap.parse_args(argv)
-    rep = prepare(json.loads(a.params), {name: getattr(a, name) for name in FILES}, a.bench)
+    rep = prepare(job_params(a.params, "gsm8k"), {name: getattr(a, name) for name in FILES}, a.bench)
     print(json.dumps({k: v for k, v in rep.items() if not isinstance(v, list)}))
 
 

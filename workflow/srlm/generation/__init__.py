@@ -1,6 +1,7 @@
 """One generation interface for evaluation samples and GRPO rollouts, with interchangeable engines.
 
-    engine = generation.load("auto", model_dir, dtype="bfloat16", max_model_length=32768)
+    engine = generation.load("auto", model_dir, dtype="bfloat16", max_model_length=32768, batch_size="auto",
+                             gpu_memory_utilization=0.95, seed=0, compile_decode=False)
     outs = engine.generate(prompt_ids, Sampling(temperature=0.6, top_p=0.95, max_new_tokens=2048, n=4))
     outs[i][j].text, outs[i][j].token_ids, outs[i][j].finish_reason      # prompt i, sample j
 
@@ -124,13 +125,13 @@ def vllm_choice(stage: dict) -> bool:
     why = None
     if not vllm_installed():
         why = "vllm is not installed in this environment: build the cluster environment (envs/train.yaml, docs/vllm.md)"
-    elif not torch.cuda.is_available() and stage.get("vllm_mode", "colocate") == "colocate":
+    elif not torch.cuda.is_available() and stage["vllm_mode"] == "colocate":
         from srlm.generation.vllm import cpu_weight_sync_blocker
 
         why = cpu_weight_sync_blocker()
     if why is None:
         return True
-    if not stage.get("vllm_fallback", False):
+    if not stage["vllm_fallback"]:
         raise RuntimeError(
             f"use_vllm is true but {why}: set the stage's use_vllm: false, or vllm_fallback: true to sample the "
             "rollouts with srlm.decode instead"
@@ -175,12 +176,12 @@ def load(
     name: str,
     model_dir: Path,
     *,
-    dtype: str = "bfloat16",
-    max_model_length: int = 32768,
-    batch_size: int | str = "auto",
-    gpu_memory_utilization: float = 0.9,
-    seed: int = 0,
-    compile_decode: bool = False,
+    dtype: str,
+    max_model_length: int,
+    batch_size: int | str,
+    gpu_memory_utilization: float,
+    seed: int,
+    compile_decode: bool,
     end_of_turn: str | None = None,
 ) -> Engine:
     """An engine over the weights in `model_dir` (a save_pretrained folder). `end_of_turn` (config

@@ -61,7 +61,7 @@ class VLLMEngine:
         dtype: str = "bfloat16",
         max_model_length: int | None = None,
         batch_size: int | None = None,
-        gpu_memory_utilization: float | None = None,
+        gpu_memory_utilization: float,
         seed: int = 0,
         end_of_turn: str | None = None,
     ):
@@ -70,8 +70,6 @@ class VLLMEngine:
         from srlm.generation.hf import token_id
 
         cpu = on_cpu()
-        if gpu_memory_utilization is None:
-            gpu_memory_utilization = 0.9
         if cpu:  # a share of the node's RAM there, not of a device the engine has to itself
             gpu_memory_utilization = min(gpu_memory_utilization, CPU_MEMORY_SHARE)
         self.llm = LLM(

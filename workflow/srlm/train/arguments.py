@@ -47,9 +47,8 @@ def has_cuda() -> bool:
 
 
 def compiles(params: dict) -> bool:
-    """Whether this job compiles its decoder layers (speed.compiles): config launch.compile, which the job's params
-    hold only when it is off."""
-    return speed.compiles(has_cuda(), params.get("compile", True))
+    """Whether this job compiles its decoder layers (speed.compiles): config launch.compile."""
+    return speed.compiles(has_cuda(), params["compile"])
 
 
 def lora_config(lora: dict | None):

@@ -182,7 +182,7 @@ def main(argv=None) -> None:
         use_vllm=use_vllm,
         n_processes=arguments.world_size(),
         has_cuda=arguments.has_cuda(),
-        node_gpus=p.get("node_gpus", speed.PAPER_GPUS),
+        node_gpus=p["node_gpus"],
     )
     if use_vllm and not arguments.has_cuda():  # vLLM's CPU build (tests): TRL's 0.9 would be 90% of the node's RAM
         from srlm.generation.vllm import CPU_MEMORY_SHARE
@@ -206,7 +206,7 @@ def main(argv=None) -> None:
         rollout_func=decode_rollouts if engine == "srlm.decode" else None,
     )
     # What ran: srlm.speed takes the padded path where it is not proven on the installed libraries.
-    maskless_attention = bool(stage.get("maskless_attention")) and maskless(trainer)
+    maskless_attention = stage["maskless_attention"] and maskless(trainer)
     # Not with TRL's own model.generate rollouts, which would run the compiled layers with a KV cache (one
     # compilation per layer index; srlm.decode inlines them into its compiled step or runs them eagerly).
     compiled = compile_models(trainer) if arguments.compiles(p) and engine != "transformers generate" else 0
@@ -216,7 +216,7 @@ def main(argv=None) -> None:
         "maskless_attention": maskless_attention,
         "rewards": rw,
         "vllm_requested": stage["use_vllm"],
-        "vllm_fallback": stage.get("vllm_fallback", False),
+        "vllm_fallback": stage["vllm_fallback"],
         "generation_engine": engine,
     }
     job.run(trainer, args, "grpo", settings)

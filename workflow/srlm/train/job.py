@@ -24,6 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
+from srlm.config import job_params
 from srlm.train import progress
 from srlm.train.arguments import has_cuda
 from srlm.train.checkpoints import job_identity, prepare_resume
@@ -56,7 +57,7 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     args.started = time.time()  # the attempt starts here: loading the model is part of its GPU time
-    args.params = json.loads(args.params)
+    args.params = job_params(args.params, "train")
     return args
 
 

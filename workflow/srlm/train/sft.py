@@ -37,7 +37,7 @@ def main(argv=None) -> None:
         average_tokens_across_devices=True,
     )
     # The libraries' speed switches (batch split keeping the global batch, liger, no checkpointing): perf/bench.py.
-    node_gpus = p.get("node_gpus", speed.PAPER_GPUS)
+    node_gpus = p["node_gpus"]
     compiled = arguments.compiles(p)
     kwargs.update(
         speed.sft_speed_args(stage, arguments.world_size(), arguments.has_cuda(), node_gpus=node_gpus, compiled=compiled)

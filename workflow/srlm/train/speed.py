@@ -98,7 +98,7 @@ def sft_speed_args(
     Padding-free (the stage's `padding_free`) needs max_length=None in TRL: the trainer must then truncate with
     `truncate_rows` and attend with srlm.speed.packed (`srlm.speed.use_packed(model)`), as srlm.train.sft does.
     """
-    padding_free = stage.get("padding_free", False)
+    padding_free = stage["padding_free"]
     cap = SFT_MAX_MICRO_PADDING_FREE if padding_free else SFT_MAX_MICRO
     micro, accum = split_batch(_global_batch(stage, n_processes, has_cuda, node_gpus), n_processes, cap)
     args: dict = dict(
