@@ -36,7 +36,7 @@ NOT_CONFIG = {
     ("rewards.py", "p.get('text', '')"): "a message part",
     ("train/checkpoints.py", "state.get('max_steps', float('inf'))"): "the Trainer's trainer_state.json",
     ("train/checkpoints.py", "r.get('step', 0)"): "a metrics record",
-    ("train/packed.py", "kwargs.get('mask_function', causal_mask_function)"): "transformers' keyword arguments",
+    ("speed/packed.py", "kwargs.get('mask_function', causal_mask_function)"): "transformers' keyword arguments",
 }
 # The process environment (launch.py's `env` is a copy of it): not config.
 ENVIRONMENT = {"os.environ", "env"}
