@@ -39,7 +39,7 @@ CASES = [
     ("sft-trl", "SFT", "trl", "SFTConfig() defaults: batch 8, grad. checkpointing, max_length 1024"),
     ("sft-pipe", "SFT", "pipe", "stage sft + sft_speed_args with padding_free: false (global batch 64 = 32×2 on "
      "1 GPU), rows padded per micro-batch"),
-    ("sft-pipe-pf", "SFT", "pipe", "the stage as configured: padding-free (srlm.train.packed: varlen FlashAttention "
+    ("sft-pipe-pf", "SFT", "pipe", "the stage as configured: padding-free (srlm.speed.packed: varlen FlashAttention "
      "on a GPU), micro-batches up to 64 rows (64×1 on 1 GPU), decoder layers compiled on a GPU (launch.compile)"),
     ("grpo-trl", "GRPO", "trl", "GRPOConfig() defaults, 16 gens, batch 16, generate()"),
     ("grpo-pipe", "GRPO", "pipe", "stage rl + grpo_speed_args (batch 128 = 32×4 at 256 new tokens, one generation per "
@@ -212,7 +212,7 @@ class Clock:
 
 
 class GenTimer:
-    """Wraps model.generate / model.generate_batch / srlm.decode.generate: seconds and generated tokens of each
+    """Wraps model.generate / model.generate_batch / srlm.speed.decode.generate: seconds and generated tokens of each
     call."""
 
     def __init__(self, model, device: str, eos_ids: list[int], pad_id: int | None):
@@ -256,7 +256,7 @@ class GenTimer:
 
 
 class Phases:
-    """Wall time of each phase of a GRPO optimizer step: every wrapped trainer method (and srlm.decode.generate,
+    """Wall time of each phase of a GRPO optimizer step: every wrapped trainer method (and srlm.speed.decode.generate,
     through GenTimer's wrapper) syncs the device on entry and exit, so a phase's time is its kernels plus the host
     work between them; nested calls are named by their path ("training_step/compute_loss"). The syncs themselves
     cost a little: compare the step time with grpo-pipe's. The optimizer phase runs from the pre-optimizer-step to

@@ -1,7 +1,7 @@
 """srlm.train.speed: the speed settings keep the paper's global batch, and leave SFT's losses unchanged.
 
 The loss check trains a tiny model for a few steps twice on CPU, with the plain settings (padded batches of 8) and
-with the speed settings that apply on CPU (padding-free rows attended by srlm.train.packed, the batch split
+with the speed settings that apply on CPU (padding-free rows attended by srlm.speed.packed, the batch split
 into micro-batches of 4 × 2 accumulation steps), and compares the loss of every optimizer step.
 """
 
