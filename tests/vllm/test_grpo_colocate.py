@@ -101,12 +101,13 @@ def test_the_grpo_job_runs_colocated_vllm(tmp_path):
     vLLM engine per process), config.yaml's rl stage with use_vllm: true."""
     from srlm.data import gsm8k
 
-    from tests.conftest import gsm8k_files
+    from tests.conftest import NO_CLEANING, gsm8k_files
     from tests.unit.test_train import GRPO_TEST, argv
 
     build_tiny(tmp_path / "base", CONFIG["tiny_model"], default_corpus(SYS))
-    data = {"source": "synthetic", "synthetic": {"n_train": 16, "n_test": 4, "seed": 0}}
-    gsm8k.prepare({"data": data, "system_prompt": SYS}, gsm8k_files(tmp_path / "data"))
+    data = {"source": "synthetic", "synthetic": {"n_train": 16, "n_test": 4, "seed": 0, "level": "gsm8k"},
+            "clean": {**NO_CLEANING, "on_malformed": "error"}}  # fmt: skip
+    gsm8k.prepare({"data": data, "system_prompt": SYS, "prompt_training": "r1"}, gsm8k_files(tmp_path / "data"))
     stage = {**CONFIG["stages"]["rl"], **GRPO_TEST, "use_vllm": True, "vllm_fallback": False, "max_steps": 1,
              "save_steps": 1, "max_completion_length": 8}  # fmt: skip
     args = argv("rl", stage, tmp_path / "base", tmp_path / "data" / "rl.jsonl", tmp_path / "out")
