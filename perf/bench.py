@@ -380,7 +380,7 @@ def run_sft(a, case: str, facts: dict) -> dict:
     cuda, work, tok, model = load_model(a)
     data = load_dataset("json", data_files=str(work / "sft.jsonl"), split="train")
     attention = "sdpa"
-    compiled = speed.compiles(cuda) and case in AS_CONFIGURED
+    compiled = speed_compiles(cuda) and case in AS_CONFIGURED
     backend = case.removeprefix("sft-pipe-pf-") if case.startswith("sft-pipe-pf-") else None  # packed kernel
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.sft_steps, logging_steps=1, save_strategy="no",
                report_to="none", disable_tqdm=True, use_cpu=not cuda)
@@ -394,7 +394,8 @@ def run_sft(a, case: str, facts: dict) -> dict:
             **arguments.common_args(stage, work / f"ck-{case}", "bf16" if cuda else "no"),
             max_length=stage["max_length"], eos_token="<|im_end|>", completion_only_loss=True, packing=False,
         )
-        settings.update(speed.sft_speed_args(stage, 1, cuda, compiled=compiled))
+        node_gpus = load_config()["gpus"]["train"]
+        settings.update(speed.sft_speed_args(stage, 1, cuda, node_gpus=node_gpus, compiled=compiled))
         if case == "sft-pipe-nolig":
             settings.pop("use_liger_kernel", None)
         if settings.get("padding_free"):
@@ -438,7 +439,7 @@ def run_grpo(a, case: str, facts: dict) -> dict:
     from srlm.train import grpo, speed
 
     cuda, work, tok, model = load_model(a)
-    compiled = speed.compiles(cuda) and (case in AS_CONFIGURED or case.startswith("grpo-pipe-micro"))
+    compiled = speed_compiles(cuda) and (case in AS_CONFIGURED or case.startswith("grpo-pipe-micro"))
     data = load_dataset("json", data_files=str(work / "rl.jsonl"), split="train")
     stage = dict(stage_params("rl"), max_completion_length=a.gen_tokens)  # the speed args depend on it
     run = dict(output_dir=str(work / f"ck-{case}"), max_steps=a.grpo_steps, logging_steps=1, save_strategy="no",
@@ -698,9 +699,10 @@ def run_rollout(a, case: str, facts: dict) -> dict:
 
 
 def speed_compiles(cuda: bool) -> bool:
+    """Whether the jobs compile their decoder layers here (config launch.compile, on a GPU only)."""
     from srlm.train import speed
 
-    return speed.compiles(cuda)
+    return speed.compiles(cuda, load_config()["launch"]["compile"])
 
 
 def profile_ctx(a, case: str, trainer=None):

@@ -17,14 +17,17 @@ from srlm.train import arguments, sft, speed
 from tests.conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+NODE_GPUS = CONFIG["gpus"]["train"]  # the rules pass config gpus.train as node_gpus
 
 
 @pytest.mark.parametrize("stage_key", ["sft", "kd", "sft-lora", "rl"])
 @pytest.mark.parametrize("n_processes", [1, 2, 4, 8])
 def test_gpu_args_keep_paper_global_batch(stage_key, n_processes):
     stage = CONFIG["stages"][stage_key]
-    fn = speed.grpo_speed_args if stage["type"] == "grpo" else speed.sft_speed_args
-    args = fn(stage, n_processes, True)
+    if stage["type"] == "grpo":
+        args = speed.grpo_speed_args(stage, n_processes, True, node_gpus=NODE_GPUS)
+    else:
+        args = speed.sft_speed_args(stage, n_processes, True, node_gpus=NODE_GPUS, compiled=False)
     glob = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"] * n_processes
     assert glob == speed.paper_global_batch(stage) == stage["per_device_train_batch_size"] * 8
     assert args["gradient_checkpointing"] is False
@@ -35,7 +38,7 @@ def test_gpu_args_keep_paper_global_batch(stage_key, n_processes):
 
 def test_cpu_keeps_stage_batch_and_split():
     stage = dict(CONFIG["stages"]["sft"], per_device_train_batch_size=4, gradient_accumulation_steps=2)
-    args = speed.sft_speed_args(stage, 1, False)
+    args = speed.sft_speed_args(stage, 1, False, node_gpus=NODE_GPUS, compiled=False)
     assert args["per_device_train_batch_size"] * args["gradient_accumulation_steps"] == 8
     assert speed.split_batch(64, 1, 32) == (32, 2)
     assert speed.split_batch(24, 1, 16) == (12, 2)
@@ -47,13 +50,13 @@ def test_padding_free_is_the_stages_switch():
     stage = CONFIG["stages"]["sft"]
     assert stage["padding_free"] is True  # measured faster on a GPU, the same losses (docs/performance.md)
     for has_cuda in (False, True):
-        args = speed.sft_speed_args(stage, 1, has_cuda)
+        args = speed.sft_speed_args(stage, 1, has_cuda, node_gpus=NODE_GPUS, compiled=False)
         assert args["padding_free"] is True and args["max_length"] is None  # srlm.train.sft truncates instead
         # One GPU runs the node's 64 rows as one micro-batch padding-free, as 32 × 2 padded (a CPU: the stage's 8).
         split = (64, 1) if has_cuda else (8, 1)
         assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == split
         # Off: a job's params leave the key out (srlm.config.without_defaults) and its loader puts it back false.
-        args = speed.sft_speed_args(dict(stage, padding_free=False), 1, has_cuda)
+        args = speed.sft_speed_args(dict(stage, padding_free=False), 1, has_cuda, node_gpus=NODE_GPUS, compiled=False)
         assert "padding_free" not in args and "max_length" not in args  # the config's max_length stays
         split = (32, 2) if has_cuda else (8, 1)
         assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == split
@@ -70,15 +73,16 @@ def test_eval_batch_bounded_by_kv_memory():
 
 
 def test_compile_switch_and_grpo_micro_batches(monkeypatch):
-    assert speed.compiles(True) and not speed.compiles(False) and not speed.compiles(True, enabled=False)
+    assert speed.compiles(True, True) and not speed.compiles(False, True) and not speed.compiles(True, False)
     stage = CONFIG["stages"]["sft"]
     monkeypatch.setattr(speed, "has_liger", lambda: True)  # as on the GPU image
     # Compiled layers keep only liger's fused loss (Dynamo cannot trace its RMSNorm); eager ones all its kernels.
-    compiled = speed.sft_speed_args(stage, 1, True, compiled=True)
+    compiled = speed.sft_speed_args(stage, 1, True, node_gpus=NODE_GPUS, compiled=True)
     assert compiled["use_liger_kernel"] and compiled["liger_kernel_config"] == speed.COMPILED_LIGER
-    assert "liger_kernel_config" not in speed.sft_speed_args(stage, 1, True)
+    assert "liger_kernel_config" not in speed.sft_speed_args(stage, 1, True, node_gpus=NODE_GPUS, compiled=False)
     rl = CONFIG["stages"]["rl"]
-    split = {n: speed.grpo_speed_args(dict(rl, max_completion_length=n), 1, True) for n in (256, 1024, 2048)}
+    split = {n: speed.grpo_speed_args(dict(rl, max_completion_length=n), 1, True, node_gpus=NODE_GPUS)
+             for n in (256, 1024, 2048)}  # fmt: skip
     got = {n: (a["per_device_train_batch_size"], a["gradient_accumulation_steps"]) for n, a in split.items()}
     # Micro-batches within GRPO_MICRO_TOKENS completion tokens, never below GRPO_MAX_MICRO rows.
     assert got == {256: (32, 4), 1024: (16, 8), 2048: (16, 8)}
@@ -125,7 +129,7 @@ def test_speed_args_keep_sft_losses(tmp_path):
     ))
     stage = dict(CONFIG["stages"]["sft"], per_device_train_batch_size=8, gradient_accumulation_steps=1,
                  max_length=1024, padding_free=True)
-    fast = speed.sft_speed_args(stage, 1, False)
+    fast = speed.sft_speed_args(stage, 1, False, node_gpus=NODE_GPUS, compiled=False)
     assert fast["padding_free"] and fast["gradient_checkpointing"] is False
     micro, accum = speed.split_batch(8, 1, 4)  # exercise accumulation too: 4 rows × 2 steps
     fast.update(per_device_train_batch_size=micro, gradient_accumulation_steps=accum)

@@ -56,7 +56,7 @@ GRPO_COMPILE_REF_MIN_MICRO = 32
 COMPILED_LIGER = {"rope": False, "rms_norm": False, "swiglu": False}
 
 
-def compiles(has_cuda: bool, enabled: bool = True) -> bool:
+def compiles(has_cuda: bool, enabled: bool) -> bool:
     """Whether a training job compiles its decoder layers (config launch.compile): on a GPU only. A CPU job (demo,
     tests) stays eager: compiling would cost more than its few steps."""
     return enabled and has_cuda
@@ -67,7 +67,7 @@ def paper_global_batch(stage: dict, paper_gpus: int = PAPER_GPUS) -> int:
     return stage["per_device_train_batch_size"] * stage["gradient_accumulation_steps"] * paper_gpus
 
 
-def _global_batch(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> int:
+def _global_batch(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int) -> int:
     """GPU jobs keep the global batch of a full node (config gpus.train) on any GPU count; CPU jobs (demo,
     tests) keep the stage's own."""
     return paper_global_batch(stage, node_gpus if has_cuda else n_processes)
@@ -89,9 +89,7 @@ def has_liger() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def sft_speed_args(
-    stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS, compiled: bool = False
-) -> dict:
+def sft_speed_args(stage: dict, n_processes: int, has_cuda: bool, *, node_gpus: int, compiled: bool) -> dict:
     """Extra SFTConfig kwargs (override the ones arguments.common_args gives). `compiled`: the job compiles its
     decoder layers (`compiles`), so liger keeps only its fused loss (COMPILED_LIGER).
 
@@ -129,7 +127,7 @@ def truncate_rows(dataset, max_length: int):
     return dataset.filter(lambda row: any(t != -100 for t in row["labels"]), desc="Dropping fully masked rows")
 
 
-def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, node_gpus: int = PAPER_GPUS) -> dict:
+def grpo_speed_args(stage: dict, n_processes: int, has_cuda: bool, *, node_gpus: int) -> dict:
     """Extra GRPOConfig kwargs: the paper's global batch in the largest micro-batches, one on-policy generation of
     the whole global batch per optimizer step, no gradient checkpointing."""
     total = _global_batch(stage, n_processes, has_cuda, node_gpus)
