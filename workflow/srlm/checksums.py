@@ -64,8 +64,9 @@ def _damaged(folder: Path, rel: str, what: str) -> DataError:
     return DataError(f"{folder / rel}: {what} since its job wrote it (damaged model): remove {folder} to rebuild it")
 
 
-def sizes(folder: str | Path) -> None:
-    """The cheap check: every file of the manifest is there with its size, and no file was added."""
+def sizes(folder: str | Path) -> dict:
+    """The cheap check: every file of the manifest is there with its size, and no file was added; the manifest's
+    files."""
     folder = Path(folder)
     files = _manifest(folder)
     for rel, entry in files.items():
@@ -78,13 +79,13 @@ def sizes(folder: str | Path) -> None:
     extra = sorted(set(_files(folder)) - set(files))
     if extra:
         raise _damaged(folder, extra[0], "added")
+    return files
 
 
 def verify(folder: str | Path) -> None:
     """The full check a job runs before reading a model: sizes, then every file's sha256."""
     folder = Path(folder)
-    sizes(folder)
-    for rel, entry in _manifest(folder).items():
+    for rel, entry in sizes(folder).items():
         if _sha256(folder / rel) != entry["sha256"]:
             raise _damaged(folder, rel, "content changed (sha256 differs)")
 

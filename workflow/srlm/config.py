@@ -386,10 +386,6 @@ def table_runs(config: dict, table: str) -> list[tuple[str, str]]:
 
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ---- a job's params: values at their schema `default` are left out ------------------------------------------
 # config.yaml states every value and the schema requires every key; a key that came after jobs had finished
 # (a speed switch, an option) also has a schema `default`: the value that does what those jobs did. A job's
@@ -470,3 +466,6 @@ def job_params(text: str, kind: str) -> dict:
     """A job's --params (JSON) with the keys that `without_defaults` left out put back at their schema default."""
     return _apply(json.loads(text), kind, fill=True)
 
+
+if __name__ == "__main__":
+    main()

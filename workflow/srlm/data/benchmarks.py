@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from srlm.config import job_params
-from srlm.data.io import DataError, cli, read_jsonl_numbered, write_jsonl
+from srlm.data.io import PLAIN_NUMBER, DataError, cli, read_jsonl_numbered, write_jsonl
 
 _DOLLAR = re.compile(r"(?<!\\)\$")
 
@@ -92,14 +92,13 @@ def _gold(row: dict, fmt: str) -> str:
     return FORMATS[fmt].gold(row)
 
 
-_NUMERIC = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _NAN = re.compile(r"[+-]?nan", re.IGNORECASE)
 
 
 def ungradable(answer: str, fmt: str) -> str | None:
     """Why no response can ever match this gold, or None: a numeric benchmark's gold that is not a plain
     number, NaN, or digits other than 0-9 (full-width "１２": the grader's parsers read ASCII digits only)."""
-    if FORMATS[fmt].numeric and not _NUMERIC.fullmatch(answer):
+    if FORMATS[fmt].numeric and not PLAIN_NUMBER.fullmatch(answer):
         return "not a number"
     if _NAN.fullmatch(answer):
         return "NaN"

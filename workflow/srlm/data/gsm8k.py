@@ -5,8 +5,8 @@ Outputs, each at the path its flag names (srlm.layout's gsm8k files under the wo
 rows, with ids), --test (raw test rows), --sft, --rl (JSONL, fixed schemas, see .agents/CONTEXT.md) and
 --cleaning (JSON: what each step dropped; srlm.data.prep_report adds token-length statistics to it).
 
-Cleaning (params data.clean: config data.gsm8k.clean, each step off by its own value): exact/normalized dedup, n-gram decontamination
-against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
+Cleaning (params data.clean: config data.gsm8k.clean, each step off by its own value): exact/normalized dedup,
+n-gram decontamination against benchmark files (--bench, given exactly when clean.decontaminate is set; srlm.data.clean),
 malformed-row handling.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from srlm.config import job_params
 from srlm.data.clean import clean as clean_rows
 from srlm.data.io import (
+    PLAIN_NUMBER,
     DataError,
     cli,
     format_completion,
@@ -34,7 +35,6 @@ from srlm.data.io import (
 # What prepare() writes: the keys of its `out` argument and the CLI's flags.
 FILES = ("train", "test", "sft", "rl", "cleaning")
 _CALC = re.compile(r"<<[^<>]*>>")
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # ASCII digits: the grader cannot read "１２" (\d takes it)
 
 
 class MalformedRow(DataError):
@@ -46,7 +46,7 @@ def final_answer(answer_text: str) -> str:
     if "####" not in answer_text:
         raise ValueError(f"no '####' line in answer: {answer_text[-80:]!r}")
     ans = answer_text.rsplit("####", 1)[1].strip().replace(",", "")
-    if not _NUMBER.fullmatch(ans):
+    if not PLAIN_NUMBER.fullmatch(ans):
         raise ValueError(f"final answer {ans!r} is not a number")
     return ans
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -124,6 +125,9 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 # config prompt.training: how SFT, KD and RL rows ask (srlm.data.io.messages).
+# A gold that graders read as a number: ASCII digits only (\d would take "１２", which no grader parses).
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
 TRAINING_FORMS = ("r1", "paper")
 
 

@@ -19,7 +19,7 @@ exactly `Sampling`, as with vLLM's explicit SamplingParams.
 This package owns, for evaluation and GRPO's rollouts alike: the engine choice (`choose`, `rollout_engine`,
 `vllm_choice`), the sampling parameters (`Sampling`, the one type: srlm.speed.decode reads its temperature, top_p
 and top_k) and the batch sizing of the transformers engines (`eval_batch_size`). It imports nothing of srlm.train
-(tests/unit/test_imports.py).
+(tests/unit/test_speed_seam.py).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ config, and the facts about the machine they depend on (processes, CUDA, compile
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from srlm.train import speed
 

@@ -90,9 +90,8 @@ def run(trainer, args, stage_type: str, settings: dict) -> None:
         trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights; the main process writes
     if not main:
         return
-    if (
-        lora is not None
-    ):  # LoRA (never under DeepSpeed): the adapter kept in the work dir, merged weights for what follows
+    # LoRA (never under DeepSpeed): the adapter kept in the work dir, merged weights for what follows.
+    if lora is not None:
         model.save_pretrained(work / "adapter")
         model.merge_and_unload().save_pretrained(tmp)
         trainer.processing_class.save_pretrained(tmp)
