@@ -3,7 +3,8 @@
     lighteval accelerate "model_name=MODEL,dtype=bfloat16,max_length=32768,batch_size=64,override_chat_template=true,generation_parameters={temperature:0.6,top_p:0.95}" \
         "srlm_math500|0" --custom-tasks workflow/srlm/lighteval_tasks.py
 
-(lighteval 0.13's `lighteval vllm` requires vllm<0.10.2 and refuses the project's vLLM, 0.26 on the cluster and 0.31 in CI; README.md.)
+(lighteval 0.13's `lighteval vllm` requires vllm<0.10.2 and refuses the project's vLLM, 0.26 on the cluster and
+0.31 in CI; README.md.)
 
 The benchmarks are config.yaml's, with the overlays named in $SRLM_CONFIGFILES (space-separated, as given to
 `snakemake --configfile`; e.g. config/local-data.yaml). A hub benchmark is read from its hub id (as the paper's
