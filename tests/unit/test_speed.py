@@ -107,6 +107,8 @@ def _sft_losses(model_dir, data_path, out_dir, extra: dict, compiled: bool = Fal
     trainer = sft.make_trainer(model, args, 1024, compiled=compiled, train_dataset=data, processing_class=tok,
                                peft_config=arguments.lora_config(lora))  # fmt: skip
     assert trainer.compiled_layers == (model.config.num_hidden_layers if compiled else 0)
+    # Padding-free rows attend through srlm.speed.packed (proven on this CPU's libraries), padded ones through SDPA.
+    assert trainer.packed_attention == bool(extra.get("padding_free"))
     trainer.train()
     return [r["loss"] for r in trainer.state.log_history if "loss" in r]
 

@@ -133,3 +133,16 @@ def test_a_proven_table_of_ones_own_decides():
         assert speed.check({"torch": "3.0.2", "transformers": "6.1.0"}, "cpu", table) == "fast"
     with pytest.warns(UserWarning):
         assert speed.check({"torch": "2.13.0", "transformers": "5.17.0"}, "cpu", table) == "plain"
+
+
+@pytest.mark.parametrize(
+    "placed, cuda_available, judged",
+    [
+        ("cpu", True, "cuda"),  # a GPU job's model before the Trainer moves it: the GPU's versions decide
+        ("cpu", False, "cpu"),
+        ("cuda", True, "cuda"),
+        ("meta", False, "meta"),
+    ],
+)
+def test_the_layer_judges_the_device_a_model_computes_on(placed, cuda_available, judged):
+    assert speed.compute_device(placed, cuda_available) == judged

@@ -90,7 +90,7 @@ def choose(requested: str, *, model=None, has_cuda: bool | None = None) -> str:
         raise ValueError(f"generation engine must be one of {['auto', *ENGINES]}, got {requested!r}")
     if requested == "vllm" and not vllm_installed():
         raise EngineUnavailable("engine 'vllm' was asked for, but vLLM is not installed in this environment")
-    if requested == "srlm.decode" and model is not None and not speed.active(model.device.type):
+    if requested == "srlm.decode" and model is not None and not speed.active(speed.device_of(model)):
         return "transformers"  # srlm.speed warned: not proven on these library versions
     if requested != "auto":
         return requested

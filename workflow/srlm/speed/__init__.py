@@ -12,9 +12,9 @@ the installed ones once per process and device (`active`): on others it warns an
 plain path, the libraries' own (transformers' `model.generate` and SDPA with its masks, eager layers, torch's
 default attention kernels), which computes the same numbers more slowly.
 
-Interface: `active(device)`; training: `attention_backends()`, `compile_layers(model)`, `use_packed(model,
-backend)`, `use_shifted(*models)`; generation: `decode_unsupported(model, ...)`, `generate(model, prompts, ...)`,
-`distinct(keys)`.
+Interface: `active(device)`, `device_of(model)`; training: `attention_backends()`, `compile_layers(model)`,
+`use_packed(model, backend)`, `use_shifted(*models)`; generation: `decode_unsupported(model, ...)`,
+`generate(model, prompts, ...)`, `distinct(keys)`.
 """
 
 from __future__ import annotations
@@ -77,8 +77,20 @@ def active(device: str) -> bool:
     return check(installed(), device) == "fast"
 
 
-def _device(model) -> str:
-    return next(model.parameters()).device.type
+def compute_device(placed: str, cuda_available: bool) -> str:
+    """The device type a model computes on: where its weights are (`placed`), but "cuda" for weights still on the
+    CPU in a process with a GPU. The jobs switch the layer on before the Trainer moves the model to the GPU (SFT's
+    packed attention must be set before SFTTrainer reads the attention implementation; GRPO picks its rollout
+    engine before it builds the trainer); judged by the placement, a GPU job took the CPU's verdict and the plain
+    path (docs/real-weights.md, 2026-12-07: SFT 10x slower, rollouts by model.generate)."""
+    return "cuda" if placed == "cpu" and cuda_available else placed
+
+
+def device_of(model) -> str:
+    """compute_device of `model` in this process."""
+    import torch
+
+    return compute_device(next(model.parameters()).device.type, torch.cuda.is_available())
 
 
 # Training.
@@ -96,7 +108,7 @@ def attention_backends() -> None:
 
 def compile_layers(model) -> int:
     """Compile each decoder layer of `model` (layers.compile_layers); how many. Plain: none (eager)."""
-    if not active(_device(model)):
+    if not active(device_of(model)):
         return 0
     from srlm.speed import layers
 
@@ -106,7 +118,7 @@ def compile_layers(model) -> int:
 def use_packed(model, backend: str | None = None) -> bool:
     """Padding-free batches attend through packed.ATTENTION (`backend`: its kernel, None = by device); whether it
     was switched on. Plain: transformers' SDPA, which builds the block-diagonal mask of the flattened batch."""
-    if not active(_device(model)):
+    if not active(device_of(model)):
         return False
     from srlm.speed import packed
 
@@ -117,7 +129,7 @@ def use_packed(model, backend: str | None = None) -> bool:
 def use_shifted(*models) -> bool:
     """GRPO's policy and reference attend through packed.SHIFTED (no padding mask); whether they do. Plain:
     SDPA with the padding mask."""
-    if not models or not active(_device(models[0])):
+    if not models or not active(device_of(models[0])):
         return False
     from srlm.speed import packed
 
@@ -131,7 +143,7 @@ def use_shifted(*models) -> bool:
 def decode_unsupported(model, **settings) -> str | None:
     """None if `generate` can sample from this model with these settings (repetition_penalty, min_p), else why not
     (the caller takes transformers' `model.generate`)."""
-    if not active(_device(model)):
+    if not active(device_of(model)):
         return "srlm.speed is not proven on these library versions (warned above)"
     from srlm.speed import decode as sampler
 

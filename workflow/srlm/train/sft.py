@@ -47,7 +47,12 @@ def main(argv=None) -> None:
         model, kwargs, stage["max_length"], train_dataset=data, processing_class=tokenizer,
         peft_config=arguments.lora_config(stage["lora"]), compiled=compiled,
     )  # fmt: skip
-    settings = {**records.used_settings(trainer, kwargs), "compiled_layers": trainer.compiled_layers}
+    settings = {
+        **records.used_settings(trainer, kwargs),
+        "compiled_layers": trainer.compiled_layers,
+        # What ran: srlm.speed takes transformers' dense-mask SDPA where it is not proven on the installed libraries.
+        "packed_attention": trainer.packed_attention,
+    }
     job.run(trainer, args, "sft", settings)
 
 
@@ -57,16 +62,16 @@ def make_trainer(
     """SFTTrainer(model, SFTConfig(**kwargs), **trainer_kwargs), padding-free when kwargs say so: one flattened
     row per micro-batch, the model attending within each sequence through srlm.speed.packed (`attention`: its
     kernel, None = by device; "sdpa" = transformers' own with a dense mask, for comparison and where srlm.speed is
-    not proven), and the rows cut to
+    not proven; the trainer's `packed_attention` says whether srlm.speed.packed attends), and the rows cut to
     max_length, which TRL enforces only on padded rows; `compiled`: its decoder layers compiled
-    (srlm.speed.compile_layers; the trainer's `compiled_layers` says how many). The job, perf/bench.py and the tests
-    all build it here."""
+    (srlm.speed.compile_layers; the trainer's `compiled_layers` says how many). The job, perf/bench.py and the
+    tests all build it here."""
     from trl import SFTConfig, SFTTrainer
 
     padding_free = kwargs.get("padding_free")
-    if padding_free and attention != "sdpa":
-        srlm.speed.use_packed(model, attention)
+    packed = bool(padding_free) and attention != "sdpa" and srlm.speed.use_packed(model, attention)
     trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), **trainer_kwargs)
+    trainer.packed_attention = packed
     if padding_free:
         trainer.train_dataset = speed.truncate_rows(trainer.train_dataset, max_length)
     trainer.compiled_layers = srlm.speed.compile_layers(trainer.model) if compiled else 0
