@@ -4,7 +4,8 @@
         "srlm_math500|0" --custom-tasks workflow/srlm/lighteval_tasks.py
 
 (lighteval 0.13's `lighteval vllm` requires vllm<0.10.2 and refuses the project's vLLM, 0.26 on the cluster and
-0.31 in CI; README.md.)
+0.31 in CI; its `endpoint litellm` backend against `vllm serve` works: config/lighteval/vllm-serve.yaml,
+docs/vllm.md.)
 
 The benchmarks are config.yaml's, with the overlays named in $SRLM_CONFIGFILES (space-separated, as given to
 `snakemake --configfile`; e.g. config/local-data.yaml). A hub benchmark is read from its hub id (as the paper's
