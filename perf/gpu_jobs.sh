@@ -14,6 +14,7 @@
 # What comes back: snakemake.log, results.tgz (tables, cost, figures, evals, training summaries, metrics and health,
 # provenance, logs, timings) and answers.tar.xz (every answer's text and grading; in parts over 15 MiB).
 job_qwen25_coder() { grid config/qwen25-coder.yaml results/qwen25-coder; }
+job_qwen25_coder_vllm() { grid "config/qwen25-coder.yaml config/qwen25-coder-vllm.yaml" results/qwen25-coder-vllm; }
 job_smollm2() { grid config/smollm2.yaml results/smollm2; }
 
 # A command detached from the device calls: started once in its own process session (start_new_session: setsid),
@@ -54,7 +55,7 @@ wait_detached() {  # NAME PROGRESS
   fi
 }
 
-grid() {  # CONFIG RESULTS
+grid() {  # CONFIG (one overlay or several, space-separated) RESULTS
   local config=$1 R=$2
   export PYTHONPATH=$S/site:$S/work/workflow
   if startable snakemake; then

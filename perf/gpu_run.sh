@@ -8,12 +8,15 @@
 # reads the card and the versions once (/tmp/BUNDLE/card.txt). Then, in that call and every later one, the job runs
 # (perf/gpu_jobs.sh: one function each):
 #   qwen25-coder (bundle qc)  config/qwen25-coder.yaml's grid, snakemake detached (docs/real-weights.md)
+#   qwen25-coder-vllm (qcv)   the same grid with vLLM: evaluation engine vllm, GRPO use_vllm colocate (docs/vllm.md)
 #   smollm2      (bundle rw)  config/smollm2.yaml's grid, the same way
 #   bench        (bench)      perf/gpu_decode_check.py, perf/bench.py at 256 and 2,048 new tokens, profiles
 #   ab           (bench)      perf/bench.py cases of this tree against a baseline tree, interleaved
 #   vllm-check   (vllm)       vLLM 0.26 imports, and vllm.LLM generates on the Qwen2.5-0.5B shape (docs/vllm.md)
 #   vllm-bench   (vllm)       issue 34's same-call table: srlm.decode vs vLLM vs TRL's default (docs/vllm.md)
-# Knobs are named after the bundle (QC_, RW_, BENCH_, VLLM_): <B>_DIR (/tmp/BUNDLE), <B>_PYTHON (python3),
+# GPU_BUNDLE=NAME: carry and install NAME's bundle instead of the job's own (qcv serves every job of qc and vllm,
+# so one machine runs them all from one install); the knobs keep the job's own prefix.
+# Knobs are named after the job's bundle (QC_, QCV_, RW_, BENCH_, VLLM_): <B>_DIR (/tmp/BUNDLE), <B>_PYTHON (python3),
 # <B>_CARRIED_DEPS=0 (install only the weights: for a dry run with another interpreter's own packages; the carried
 # wheels are for the GPU image's Python 3.12), and the job's own (perf/gpu_jobs.sh). What comes back under $OUT:
 # run.log, status.txt, card.txt and the job's files. A dry run of the grid on a CPU box (docs/real-weights.md):
@@ -21,17 +24,19 @@
 #     bash perf/gpu_run.sh qwen25-coder
 set -uo pipefail
 T0=$(date +%s)
-JOB=${1:?usage: bash perf/gpu_run.sh qwen25-coder|smollm2|bench|ab|vllm-check|vllm-bench}
+JOB=${1:?usage: bash perf/gpu_run.sh qwen25-coder|qwen25-coder-vllm|smollm2|bench|ab|vllm-check|vllm-bench}
 # shellcheck source=perf/gpu_jobs.sh
 . "$(dirname "$0")/gpu_jobs.sh"
 case $JOB in
   qwen25-coder) BUNDLE=qc ;;
+  qwen25-coder-vllm) BUNDLE=qcv ;;
   smollm2) BUNDLE=rw ;;
   bench | ab) BUNDLE=bench ;;
   vllm-check | vllm-bench) BUNDLE=vllm ;;
   *) echo "unknown job $JOB"; exit 2 ;;
 esac
 PREFIX=$(echo "$BUNDLE" | tr '[:lower:]' '[:upper:]')
+BUNDLE=${GPU_BUNDLE:-$BUNDLE}
 knob() { local v="${PREFIX}_$1"; printf "%s\n" "${!v:-$2}"; }  # NAME DEFAULT: the bundle's knob <B>_NAME
 S=$(knob DIR "/tmp/$BUNDLE")
 OUT=${OUT:-$S/out}

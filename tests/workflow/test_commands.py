@@ -70,6 +70,8 @@ HOW = {
         "dry",
         "real data; the run itself: perf/gpu_run.sh qwen25-coder on one H100 (docs/real-weights.md)",
     ),
+    "snakemake --configfile config/qwen25-coder.yaml config/qwen25-coder-vllm.yaml --cores 16 --resources gpu=1 "
+    "--scheduler greedy": ("dry", "real data; the run itself: perf/gpu_run.sh qwen25-coder-vllm on one GPU (docs/vllm.md)"),
 }
 STARTS = ("snakemake ", "make ", "python -m srlm.config ", "time ", "source ", "tail ", "tensorboard ", "rm ",
           "mkdir ", "lighteval ", "SRLM_")  # fmt: skip
