@@ -194,3 +194,62 @@ $b --out '$S/bench/b2048' --gen-tokens 2048 --eval-prompts 1024 --grpo-steps 2 -
   done
   cp "$S/bench.log" "$OUT/"
 }
+
+# ---------------------------------------------------------------- lighteval 0.13 on vLLM 0.26 (issue 34)
+# docs/vllm.md's lighteval path on the GPU: `vllm serve` of a model folder (QCV_LE_MODEL; default the qwen25-coder
+# grid's converted base model, there once the grid's fetch_model has run) with docs/vllm.md's flags, a served name of
+# its own (caches are keyed by it) and --max-model-len 32768; then `lighteval endpoint litellm` with a copy of
+# config/lighteval/vllm-serve.yaml (base_url, model_name, cache_dir adjusted) on srlm_math500|0,srlm_gsm8k|0,
+# --max-samples QCV_LE_MAX_SAMPLES (100), --save-details, the carried data by an overlay as grid() gives it; then
+# perf/lighteval_agree.py: lighteval's extractive_match per sample against srlm.grade's paper grader. Within
+# QCV_LE_TIMEOUT (420) s for lighteval; QCV_LE_PORT (8011). $OUT/lighteval: agree.md (the table, lighteval's scores
+# and wall time), agree.json, server.log, lighteval.log, model.yaml, out/ (lighteval's results and details).
+job_lighteval_check() {
+  export PYTHONPATH=$S/site LITELLM_LOCAL_MODEL_COST_MAP=True HF_DATASETS_OFFLINE=1
+  local W=$S/lighteval R=$OUT/lighteval port served model pid rc t wall
+  port=$(knob LE_PORT 8011)
+  model=$(knob LE_MODEL "$S/work/results/qwen25-coder/models/qwen2.5-coder-0.5b-instruct/base/model")
+  [ -f "$model/config.json" ] || { status "no model at $model (run the qwen25-coder grid's fetch_model first)"; return 1; }
+  served=lighteval-check-$(date +%s)
+  rm -rf "$W" && mkdir -p "$W" "$R"
+  cp -r workflow config.yaml config "$W/"  # run from a copy's root: the task module checks relative paths there
+  { echo "benchmarks:"; for b in math500 gsm8k; do echo "  $b: {source: local, local_path: $S/data/$b/test.jsonl}"; done
+  } > "$W/device.yaml"
+  "$PY" - "$W" "$served" "$port" <<'PY'
+import sys, yaml
+w, served, port = sys.argv[1:]
+cfg = yaml.safe_load(open("config/lighteval/vllm-serve.yaml"))
+cfg["model_parameters"].update(model_name=f"openai/{served}", base_url=f"http://127.0.0.1:{port}/v1",
+                               cache_dir=f"{w}/cache")
+yaml.safe_dump(cfg, open(f"{w}/model.yaml", "w"))
+PY
+  cp "$W/model.yaml" "$R/"
+  local serve=("$PY" -m vllm.entrypoints.openai.api_server --model "$model")  # the tree unpack installs no script
+  command -v vllm >/dev/null && serve=(vllm serve "$model")
+  "${serve[@]}" --served-model-name "$served" --dtype bfloat16 --max-model-len 32768 --seed 0 \
+    --generation-config vllm --host 127.0.0.1 --port "$port" --enable-log-requests > "$R/server.log" 2>&1 &
+  pid=$!
+  t=$(date +%s)
+  until "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/models', timeout=5)" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null || [ $(( $(date +%s) - t )) -gt 300 ]; then
+      tail -30 "$R/server.log"; kill "$pid" 2>/dev/null; status "vllm serve did not come up"; return 1
+    fi
+    sleep 3
+  done
+  echo "vllm serve up in $(( $(date +%s) - t )) s ($served)"
+  t=$(date +%s)
+  (cd "$W" && SRLM_CONFIGFILES=$W/device.yaml HF_HOME=$W/hf timeout "$(knob LE_TIMEOUT 420)" "$PY" -m lighteval \
+    endpoint litellm "$W/model.yaml" "srlm_math500|0,srlm_gsm8k|0" --custom-tasks workflow/srlm/lighteval_tasks.py \
+    --max-samples "$(knob LE_MAX_SAMPLES 100)" --output-dir "$W/out" --save-details) > "$R/lighteval.log" 2>&1
+  rc=$? wall=$(( $(date +%s) - t ))
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  tail -25 "$R/lighteval.log"
+  echo "API call failures: $(grep -c 'API call failed' "$R/lighteval.log")"
+  cp -r "$W/out" "$R/" 2>/dev/null
+  [ "$rc" = 0 ] || { status "lighteval rc=$rc wall_s=$wall"; return 1; }
+  "$PY" perf/lighteval_agree.py "$W/out/details" --bench "math500=$S/data/math500/test.jsonl" \
+    --bench "gsm8k=$S/data/gsm8k/test.jsonl" --results "$W/out/results" --wall-s "$wall" --json "$R/agree.json" \
+    > "$R/agree.md" || { status "lighteval_agree failed"; return 1; }
+  cat "$R/agree.md"
+  status "lighteval rc=0 wall_s=$wall; agreement: lighteval/agree.md"
+}

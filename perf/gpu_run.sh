@@ -14,6 +14,8 @@
 #   ab           (bench)      perf/bench.py cases of this tree against a baseline tree, interleaved
 #   vllm-check   (vllm)       vLLM 0.26 imports, and vllm.LLM generates on the Qwen2.5-0.5B shape (docs/vllm.md)
 #   vllm-bench   (vllm)       issue 34's same-call table: srlm.decode vs vLLM vs TRL's default (docs/vllm.md)
+#   lighteval-check (qcv)     `vllm serve` of a grid model + `lighteval endpoint litellm` on math500 and gsm8k, its
+#                             verdicts per sample against srlm.grade's (perf/lighteval_agree.py; docs/vllm.md)
 # GPU_BUNDLE=NAME: carry and install NAME's bundle instead of the job's own (qcv serves every job of qc and vllm,
 # so one machine runs them all from one install); the knobs keep the job's own prefix.
 # Knobs are named after the job's bundle (QC_, QCV_, RW_, BENCH_, VLLM_): <B>_DIR (/tmp/BUNDLE), <B>_PYTHON (python3),
@@ -24,12 +26,12 @@
 #     bash perf/gpu_run.sh qwen25-coder
 set -uo pipefail
 T0=$(date +%s)
-JOB=${1:?usage: bash perf/gpu_run.sh qwen25-coder|qwen25-coder-vllm|smollm2|bench|ab|vllm-check|vllm-bench}
+JOB=${1:?usage: bash perf/gpu_run.sh qwen25-coder|qwen25-coder-vllm|smollm2|bench|ab|vllm-check|vllm-bench|lighteval-check}
 # shellcheck source=perf/gpu_jobs.sh
 . "$(dirname "$0")/gpu_jobs.sh"
 case $JOB in
   qwen25-coder) BUNDLE=qc ;;
-  qwen25-coder-vllm) BUNDLE=qcv ;;
+  qwen25-coder-vllm | lighteval-check) BUNDLE=qcv ;;
   smollm2) BUNDLE=rw ;;
   bench | ab) BUNDLE=bench ;;
   vllm-check | vllm-bench) BUNDLE=vllm ;;
