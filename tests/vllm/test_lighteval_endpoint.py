@@ -93,7 +93,9 @@ def test_lighteval_endpoint_on_vllm_serve(tmp_path):
     server_log = tmp_path / "server.log"
     try:
         with server_log.open("w") as log:
-            server.start(900, stdout=log, stderr=subprocess.STDOUT)
+            # INFO: importing TRL (an earlier test of the session) sets VLLM_LOGGING_LEVEL=ERROR in os.environ
+            # (trl/_compat.py), which the server would inherit and then log no request.
+            server.start(900, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_LOGGING_LEVEL": "INFO"})
             proc = subprocess.run(cmd, cwd=wf, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.stop()
