@@ -55,16 +55,20 @@ wait_detached() {  # NAME PROGRESS
   fi
 }
 
+# ../shared/data does not travel: an overlay that points GSM8K and the five benchmarks at the carried copy
+# (absolute paths; source local as the grids' own overlays say, and as config.yaml's hub sources need).
+device_yaml() {  # FILE
+  { echo "data: {gsm8k: {source: local, local_dir: $S/data/gsm8k}}"; echo "benchmarks:"
+    for b in olympiadbench math500 minerva amc23 gsm8k; do echo "  $b: {source: local, local_path: $S/data/$b/test.jsonl}"; done
+  } > "$1"
+}
 grid() {  # CONFIG (one overlay or several, space-separated) RESULTS
   local config=$1 R=$2
   export PYTHONPATH=$S/site:$S/work/workflow
   if startable snakemake; then
     mkdir -p "$S/work"
     for f in Snakefile config.yaml config workflow envs profiles; do rm -rf "${S:?}/work/$f" && cp -r "$f" "$S/work/"; done
-    # ../shared/data does not travel: the carried copy, by an overlay of absolute paths.
-    { echo "data: {gsm8k: {local_dir: $S/data/gsm8k}}"; echo "benchmarks:"
-      for b in olympiadbench math500 minerva amc23 gsm8k; do echo "  $b: {local_path: $S/data/$b/test.jsonl}"; done
-    } > "$S/work/device.yaml"
+    device_yaml "$S/work/device.yaml"
     # --scheduler greedy: pulp is not carried.
     start_detached snakemake "$S/work" "'$PY' -m snakemake $(knob TARGETS '') --configfile $config device.yaml \
 --cores 16 --resources gpu=$(knob GPU_JOBS 2) --scheduler greedy --keep-going --rerun-incomplete $(knob SNAKEMAKE_ARGS '')"
@@ -213,8 +217,7 @@ job_lighteval_check() {
   served=lighteval-check-$(date +%s)
   rm -rf "$W" && mkdir -p "$W" "$R"
   cp -r workflow config.yaml config "$W/"  # run from a copy's root: the task module checks relative paths there
-  { echo "benchmarks:"; for b in math500 gsm8k; do echo "  $b: {source: local, local_path: $S/data/$b/test.jsonl}"; done
-  } > "$W/device.yaml"
+  device_yaml "$W/device.yaml"
   "$PY" - "$W" "$served" "$port" <<'PY'
 import sys, yaml
 w, served, port = sys.argv[1:]
